@@ -1,0 +1,3 @@
+"""faultlens.analyzer: ingest OTLP into DuckDB and answer the incident questions."""
+
+__all__: list[str] = []

@@ -1,0 +1,102 @@
+"""The DuckDB store: tables that mirror the OpenTelemetry Collector's ClickHouse exporter.
+
+Column for column, ``otel_traces`` and ``otel_logs`` follow the exporter's DDL
+(Nested ``Events``/``Links`` become parallel list columns named ``Events.Name``
+and so on, as ClickHouse flattens them), so analysis SQL ports to ClickHouse.
+faultlens' own columns come after them, materialized at ingest:
+
+- ``ModelName`` / ``ModelVersion``: model identity resolved through the alias
+  list of DESIGN.md ("Model identity");
+- ``ServiceInstanceId``: ``service.instance.id``, scanned for restarts;
+- ``HttpRoute``: ``http.route``, the endpoint of entry spans;
+- ``Layout``: the ``faultlens.layout`` resource attribute, '' when absent.
+
+Timestamps are ``TIMESTAMP_NS``; ``epoch_ns(Timestamp)`` gives integer ns.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DDL", "SCHEMA_VERSION", "TABLES"]
+
+SCHEMA_VERSION = 1
+
+_ATTRS = "MAP(VARCHAR, VARCHAR)"
+
+OTEL_TRACES = f"""
+CREATE TABLE IF NOT EXISTS otel_traces (
+    Timestamp TIMESTAMP_NS NOT NULL,
+    TraceId VARCHAR NOT NULL,
+    SpanId VARCHAR NOT NULL,
+    ParentSpanId VARCHAR NOT NULL,
+    TraceState VARCHAR NOT NULL,
+    SpanName VARCHAR NOT NULL,
+    SpanKind VARCHAR NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    ResourceAttributes {_ATTRS} NOT NULL,
+    ScopeName VARCHAR NOT NULL,
+    ScopeVersion VARCHAR NOT NULL,
+    SpanAttributes {_ATTRS} NOT NULL,
+    Duration UBIGINT NOT NULL,
+    StatusCode VARCHAR NOT NULL,
+    StatusMessage VARCHAR NOT NULL,
+    "Events.Timestamp" TIMESTAMP_NS[] NOT NULL,
+    "Events.Name" VARCHAR[] NOT NULL,
+    "Events.Attributes" {_ATTRS}[] NOT NULL,
+    "Links.TraceId" VARCHAR[] NOT NULL,
+    "Links.SpanId" VARCHAR[] NOT NULL,
+    "Links.TraceState" VARCHAR[] NOT NULL,
+    "Links.Attributes" {_ATTRS}[] NOT NULL,
+    ModelName VARCHAR,
+    ModelVersion VARCHAR,
+    ServiceInstanceId VARCHAR NOT NULL,
+    HttpRoute VARCHAR NOT NULL,
+    Layout VARCHAR NOT NULL
+)
+"""
+
+OTEL_LOGS = f"""
+CREATE TABLE IF NOT EXISTS otel_logs (
+    Timestamp TIMESTAMP_NS NOT NULL,
+    TraceId VARCHAR NOT NULL,
+    SpanId VARCHAR NOT NULL,
+    TraceFlags UTINYINT NOT NULL,
+    SeverityText VARCHAR NOT NULL,
+    SeverityNumber UTINYINT NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    Body VARCHAR NOT NULL,
+    ResourceAttributes {_ATTRS} NOT NULL,
+    ScopeName VARCHAR NOT NULL,
+    ScopeVersion VARCHAR NOT NULL,
+    LogAttributes {_ATTRS} NOT NULL,
+    EventName VARCHAR NOT NULL,
+    ModelName VARCHAR,
+    ModelVersion VARCHAR,
+    ServiceInstanceId VARCHAR NOT NULL,
+    RecordId VARCHAR NOT NULL
+)
+"""
+
+INGEST_LEDGER = """
+CREATE TABLE IF NOT EXISTS faultlens_ingest_ledger (
+    Source VARCHAR NOT NULL,
+    Signal VARCHAR NOT NULL,
+    Read UBIGINT NOT NULL,
+    Stored UBIGINT NOT NULL,
+    Duplicates UBIGINT NOT NULL,
+    Quarantined UBIGINT NOT NULL,
+    FinishedAt TIMESTAMP NOT NULL
+)
+"""
+
+QUARANTINE = """
+CREATE TABLE IF NOT EXISTS faultlens_quarantine (
+    Source VARCHAR NOT NULL,
+    Position VARCHAR NOT NULL,
+    Reason VARCHAR NOT NULL,
+    Record VARCHAR NOT NULL,
+    QuarantinedAt TIMESTAMP NOT NULL
+)
+"""
+
+TABLES = ("otel_traces", "otel_logs", "faultlens_ingest_ledger", "faultlens_quarantine")
+DDL = (OTEL_TRACES, OTEL_LOGS, INGEST_LEDGER, QUARANTINE)

@@ -1,0 +1,56 @@
+"""The typer application and the flags every command shares."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="faultlens",
+    help="Which model broke, how long it took to see, how far the damage spread.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_DB = Path(".faultlens/faultlens.duckdb")
+
+# Shared flags, defined once (STYLE.md: CLI).
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        help="Store: a DuckDB file (default .faultlens/faultlens.duckdb), chdb:PATH or "
+        "clickhouse://user:pass@host:port/db.",
+        envvar="FAULTLENS_DB",
+    ),
+]
+FormatOption = Annotated[str, typer.Option("--format", help="Output format.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"faultlens {version('faultlens')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version_: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """faultlens: fault isolation for multi-model serving, from OpenTelemetry data.
+
+    Example: faultlens ingest sample_traces/data --db .faultlens/faultlens.duckdb
+    """
+
+
+# Command modules register themselves on `app` when imported.
+from faultlens.cli import _commands  # noqa: E402,F401
