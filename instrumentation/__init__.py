@@ -1,6 +1,117 @@
 """faultlens.instrumentation: model identity on every span and log record.
 
-(The manual arrives with the instrumentation issue.)
+Every span and log record produced while a model runs carries ``ml.model.name``,
+``ml.model.version``, ``ml.model.framework`` and ``ml.model.framework.version``, so
+that even a server running many models in one process can be debugged model by model.
+Only OpenTelemetry is imported. No model input or output is ever recorded.
+
+Usage
+-----
+
+.. code:: python
+
+    import logging
+
+    from faultlens.instrumentation import configure, model, shutdown
+
+    configure("scoring", layout="monolith", file_dir="telemetry")
+
+    @model("fraud", version="1.4.2", framework="sklearn", framework_version="1.6.1")
+    def score_fraud(features: list[float]) -> float:
+        logging.getLogger("scoring").warning("low confidence")  # tagged ml.model.name=fraud
+        return sum(features) / len(features)
+
+    with model("churn", version="2.0.0"):  # a context manager as well as a decorator
+        churn = 0.1
+
+    score_fraud([0.2, 0.4])
+    shutdown()  # flush on exit
+
+For FastAPI call ``instrument_app(app)`` after ``configure``: server spans, the
+``faultlens.models`` list on each server span, and W3C trace context on outgoing httpx
+calls. Without code changes, run the service under ``opentelemetry-instrument``: the
+``opentelemetry_pre_instrument`` entry point ``faultlens`` adds the identity processors
+to the providers in place (or configures them from the ``OTEL_*`` variables).
+
+model(name, *, version, framework, framework_version)
+-----------------------------------------------------
+Opens an INTERNAL span ``predict {name}`` and puts the identity into the OTel context:
+every span and log record started inside carries it, however deep, including spans of
+other instrumentations (httpx, databases). Works as ``with``, ``async with`` and as a
+decorator of sync and async functions. Scopes nest; the innermost wins. An exception
+escaping the scope is recorded on the model span, sets status ERROR and is re-raised
+unchanged.
+
+Threads
+-------
+The identity is a contextvar. ``asyncio`` tasks and ``asyncio.to_thread`` copy the
+context, and so does Starlette's thread pool for sync endpoints: the identity follows.
+``loop.run_in_executor`` and ``ThreadPoolExecutor.submit`` do not copy it: the work runs
+without identity unless you hand the context over yourself::
+
+    ctx = contextvars.copy_context()
+    pool.submit(ctx.run, predict, features)
+
+ModelIdentitySpanProcessor, ModelIdentityLogProcessor
+-----------------------------------------------------
+The SDK processors that do the stamping, for a setup you build yourself:
+``provider.add_span_processor(ModelIdentitySpanProcessor())``. They read the identity
+from the context given at span start and log emit, never overwrite attributes the
+caller set, never raise and do no I/O. Put the log processor before exporting ones.
+
+service_name — ``OTEL_SERVICE_NAME``
+    The resource's ``service.name``. ``OTEL_RESOURCE_ATTRIBUTES`` is merged as well; a
+    ``service.instance.id`` is generated per process start unless given there.
+
+layout — ``FAULTLENS_LAYOUT``
+    ``monolith`` or ``per-model``, written to the resource as ``faultlens.layout``.
+
+default_model — ``FAULTLENS_DEFAULT_MODEL``
+    ``"fraud"``, ``"fraud@1.4.2"`` or a ``model(...)``: the identity of spans and logs
+    outside any scope, for a service that runs one model. ``instrument_app`` takes one
+    too, applied to that app's requests only.
+
+service_version — ``OTEL_RESOURCE_ATTRIBUTES=service.version=...``
+    The resource's ``service.version``.
+
+endpoint — ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    Base URL of the OTLP/HTTP receiver (default ``http://localhost:4318``), e.g.
+    ``faultlens collect``. ``/v1/traces`` and ``/v1/logs`` are appended.
+
+exporter — ``OTEL_TRACES_EXPORTER``, ``OTEL_LOGS_EXPORTER``
+    Comma-separated: ``otlp`` (OTLP/HTTP protobuf, the default), ``otlp_json_file``,
+    ``console``, ``none``. The argument applies to both signals.
+
+file_dir — ``FAULTLENS_FILE_DIR``
+    Where ``otlp_json_file`` writes OTLP JSON Lines: ``traces-{service}-{pid}.jsonl`` and
+    ``logs-{service}-{pid}.jsonl`` (one file per process). Giving it makes
+    ``otlp_json_file`` the default exporter.
+
+log_level — ``FAULTLENS_LOG_LEVEL``
+    Python ``logging`` records reach the logger provider through a handler on the root
+    logger, with trace context and identity; this sets the root logger's level.
+
+Existing providers and repeated calls
+-------------------------------------
+When a tracer provider already exists (a platform, ``opentelemetry-instrument``),
+``configure`` adds the processors to it and keeps its resource and exporters. A second
+``configure`` warns and returns; after the zero-code hook it only sets ``default_model``.
+``shutdown()`` flushes, and closes the providers ``configure`` created.
 """
 
-__all__: list[str] = []
+from faultlens.instrumentation._configure import configure, shutdown
+from faultlens.instrumentation._fastapi import instrument_app
+from faultlens.instrumentation._identity import model
+from faultlens.instrumentation._processors import (
+    ModelIdentityLogProcessor,
+    ModelIdentitySpanProcessor,
+)
+
+__all__ = [
+    "ModelIdentityLogProcessor",
+    "ModelIdentitySpanProcessor",
+    "configure",
+    "instrument_app",
+    "model",
+    "shutdown",
+]
