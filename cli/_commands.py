@@ -1,3 +1,6 @@
 """Imports every command module so that each registers itself on the app."""
 
-from faultlens.cli import _demo  # noqa: F401
+from faultlens.cli import (
+    _dashboard,  # noqa: F401
+    _demo,  # noqa: F401
+)

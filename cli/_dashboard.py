@@ -1,0 +1,85 @@
+"""`faultlens dashboard`: the Streamlit app over one store, on loopback by default."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from faultlens.cli._app import DEFAULT_DB, DbOption, app
+
+HostOption = Annotated[
+    str, typer.Option("--host", help="Address to bind; loopback unless you mean to share it.")
+]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")]
+
+
+def free_port(host: str, preferred: int) -> int:
+    """``preferred`` when nothing listens there, else a port the OS picks as free."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise typer.BadParameter(f"no free port on {host}")
+
+
+def _is_server(db: str) -> bool:
+    """A ClickHouse store (``chdb:PATH``, ``clickhouse://…``) rather than a DuckDB file."""
+    return db.startswith("chdb:") or "://" in db
+
+
+def serve(db: str, *, host: str, port: int) -> None:
+    """Replace this process with ``streamlit run`` on the dashboard entrypoint.
+
+    The store reaches the app through ``FAULTLENS_DB``. Exec (not a child
+    process) so that stopping this process stops the server.
+    """
+    from faultlens.dashboards import ENTRYPOINT
+
+    store = db if _is_server(db) else str(Path(db).resolve())
+    env = dict(os.environ, FAULTLENS_DB=store)
+    argv = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ENTRYPOINT),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--browser.serverAddress",
+        host,
+    ]
+    typer.echo(f"faultlens dashboard: http://{host}:{port}  (store {db}; Ctrl-C stops it)")
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
+
+
+@app.command()
+def dashboard(
+    db: DbOption = str(DEFAULT_DB),
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8501,
+) -> None:
+    """Serve the on-call dashboard (Streamlit) over a store, read-only.
+
+    Example: faultlens dashboard --db .faultlens/faultlens.duckdb --port 8501
+    """
+    if not _is_server(db) and not Path(db).is_file():
+        typer.echo(f"faultlens dashboard: {db}: no such store; run `faultlens ingest` first.")
+        raise typer.Exit(2)
+    serve(db, host=host, port=port)

@@ -1,0 +1,96 @@
+"""The Streamlit entrypoint: navigation, the shared filters, then the chosen page.
+
+Run it with ``faultlens dashboard [--db FILE]`` (which sets ``FAULTLENS_DB``
+and calls ``streamlit run`` on this file). Each page is one file under
+``pages/`` whose ``render(con, filters)`` calls the analyzer and draws; when
+Streamlit executes the page file it calls ``render(*page_context())``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import streamlit as st
+
+from faultlens.dashboards._data import Connection, Filters, connection, db_path, db_version, query
+
+PAGES_DIR = Path(__file__).with_name("pages")
+# (file, title, url path, icon); the first is the default page.
+PAGES = (
+    ("overview.py", "Overview", "overview", ":material/monitoring:"),
+    ("incident.py", "Incident", "incident", ":material/crisis_alert:"),
+    ("contrast.py", "Layout contrast", "contrast", ":material/compare:"),
+    ("traces.py", "Traces", "traces", ":material/account_tree:"),
+    ("logs.py", "Logs", "logs", ":material/receipt_long:"),
+)
+BUCKETS_S = (1, 2, 5, 10, 30, 60)
+_CONTEXT = "faultlens.page_context"
+
+
+def page_context() -> tuple[Connection, Filters]:
+    """The connection and filters the entrypoint prepared for this run's page."""
+    return st.session_state[_CONTEXT]
+
+
+def _ns_to_dt(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).replace(tzinfo=None)
+
+
+def _dt_to_ns(value: dt.datetime) -> int:
+    return int(value.replace(tzinfo=dt.UTC).timestamp() * 1_000_000) * 1_000
+
+
+def _sidebar(db: str) -> tuple[Connection, Filters]:
+    """Draw the shared filters; stop the run with a clear message when there is no data."""
+    version = db_version(db)
+    st.sidebar.caption(f"Store: {db}")
+    if not version:
+        st.error(f"No faultlens store at {db}. Load traces first: faultlens ingest PATH --db {db}")
+        st.stop()
+    store = connection(db, version, None)
+    runs = query(store, Filters(db, version, None), "runs")
+    if runs.empty:
+        st.info(f"The store {db} holds no spans yet. Load traces: faultlens ingest PATH --db {db}")
+        st.stop()
+    names = list(runs["run"])
+    run = st.sidebar.selectbox("Run (scenario / layout)", names, key="run")
+    row = runs.loc[runs["run"] == run].iloc[0]
+    first, last = _ns_to_dt(int(row["start_ns"])), _ns_to_dt(int(row["end_ns"]) + 1_000_000)
+    start, end = st.sidebar.slider(
+        "Time range (UTC)",
+        min_value=first,
+        max_value=last,
+        value=(first, last),
+        step=dt.timedelta(seconds=1),
+        format="HH:mm:ss",
+        key=f"time_range:{run}",
+    )
+    bucket_s = st.sidebar.selectbox(
+        "Bucket (seconds)", BUCKETS_S, index=BUCKETS_S.index(5), key="bucket_s"
+    )
+    filters = Filters(
+        db=db,
+        version=version,
+        run=run,
+        start_ns=_dt_to_ns(start),
+        end_ns=_dt_to_ns(end),
+        bucket_s=int(bucket_s),
+    )
+    return connection(db, version, run), filters
+
+
+def main() -> None:
+    """Build the navigation, draw the shared filters, run the chosen page."""
+    st.set_page_config(page_title="faultlens", page_icon=":material/troubleshoot:", layout="wide")
+    pages = [
+        st.Page(PAGES_DIR / file, title=title, url_path=url, icon=icon, default=i == 0)
+        for i, (file, title, url, icon) in enumerate(PAGES)
+    ]
+    page = st.navigation(pages)
+    st.session_state[_CONTEXT] = _sidebar(db_path())
+    page.run()
+
+
+if __name__ == "__main__":
+    main()

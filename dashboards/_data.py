@@ -1,0 +1,121 @@
+"""The dashboard's one way to reach the analyzer: a cached connection, cached results.
+
+The connection (a read-only ``faultlens.analyzer.Analysis``) comes from
+``st.cache_resource``; every result comes from ``st.cache_data`` keyed on the
+database (path and file version), the run and the call's arguments. The
+connection is passed as ``_con`` so Streamlit does not hash it.
+
+Pages never build SQL: they name an analyzer method and its arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+__all__ = [
+    "DEFAULT_DB",
+    "Connection",
+    "Filters",
+    "as_text",
+    "connection",
+    "db_path",
+    "db_version",
+    "query",
+]
+
+DEFAULT_DB = ".faultlens/faultlens.duckdb"
+
+
+def db_path() -> str:
+    """The store the dashboard reads: ``FAULTLENS_DB``, else the default file."""
+    return os.environ.get("FAULTLENS_DB") or DEFAULT_DB
+
+
+def db_version(db: str) -> int:
+    """The file's modification time (ns): part of every cache key, so a re-ingest shows."""
+    if db.startswith("chdb:") or "://" in db:
+        return 1  # a server store: no file to watch
+    try:
+        return Path(db).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the sidebar chose; every cached result is keyed on it."""
+
+    db: str
+    version: int
+    run: str | None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    bucket_s: int = 5
+
+    @property
+    def key(self) -> tuple[str, int, str | None]:
+        """The part of the filters that names the data (not the view of it)."""
+        return (self.db, self.version, self.run)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An analyzer handle and the lock that serialises its use across sessions.
+
+    Streamlit serves every browser session from its own thread; one DuckDB
+    connection must not run two queries at once.
+    """
+
+    analysis: Any
+    lock: threading.Lock
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def connection(db: str, version: int, run: str | None) -> Connection:
+    """A read-only analyzer over ``db`` restricted to ``run`` (None: the whole store)."""
+    from faultlens import analyzer
+
+    del version  # only part of the cache key
+    return Connection(analyzer.open(db, read_only=True, run=run), threading.Lock())
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _cached(_con: Connection, key: tuple, method: str, args: tuple, kwargs: dict) -> Any:
+    del key  # only part of the cache key
+    with _con.lock:
+        return getattr(_con.analysis, method)(*args, **kwargs)
+
+
+def query(con: Connection, filters: Filters, method: str, /, *args: Any, **kwargs: Any) -> Any:
+    """``con.analysis.<method>(*args, **kwargs)``, cached on the database, run and arguments."""
+    return _cached(con, filters.key, method, args, kwargs)
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose non-scalar cells (maps, lists, dicts) are plain text.
+
+    Attribute values are data, never markup: the dataframe widget shows text.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(_cell_text)
+    return out
+
+
+def _cell_text(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple) or hasattr(value, "tolist"):
+        items = value.tolist() if hasattr(value, "tolist") else value
+        return "; ".join(str(v) for v in items)
+    return str(value)

@@ -1,0 +1,1 @@
+"""The dashboard pages: one file each, with `render(con, filters)`."""
