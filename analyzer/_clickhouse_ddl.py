@@ -1,0 +1,212 @@
+"""The OpenTelemetry Collector ClickHouse exporter's tables, and faultlens' optional columns.
+
+``otel_traces`` and ``otel_logs`` below are the exporter's own DDL
+(opentelemetry-collector-contrib, ``exporter/clickhouseexporter/internal/
+sqltemplates/traces_table.sql`` and ``logs_table.sql``): the same column names,
+types, codecs, skip indexes, ``MergeTree`` engine, daily partitions and sort
+keys. faultlens reads these tables as the exporter writes them; it creates
+them only for tests and for the documented setup (docs/scale-out.md), which
+is what the exporter itself does with ``create_schema: true``.
+
+``model_columns_statements`` is the optional DDL of docs/scale-out.md: it adds
+``ModelName`` / ``ModelVersion`` as MATERIALIZED columns that resolve model
+identity through DESIGN.md's alias list at insert time, so the analysis scans
+two low-cardinality columns instead of two maps. Without them the analysis
+evaluates the very same expressions (``model_name_sql`` /
+``model_version_sql``) inline.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "create_statements",
+    "model_columns_statements",
+    "model_name_sql",
+    "model_version_sql",
+    "quote_identifier",
+]
+
+DEFAULT_DATABASE = "otel"
+
+# The exporter's traces table (create_schema: true, ttl: 0).
+_TRACES = """
+CREATE TABLE IF NOT EXISTS {table} (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1
+) ENGINE = MergeTree()
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
+"""
+
+# The exporter's logs table (create_schema: true, ttl: 0), EventName included
+# as in current exporter releases.
+_LOGS = """
+CREATE TABLE IF NOT EXISTS {table} (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)),
+    SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    LogAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    EventName String CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
+) ENGINE = MergeTree()
+PARTITION BY toDate(TimestampTime)
+PRIMARY KEY (ServiceName, TimestampTime)
+ORDER BY (ServiceName, TimestampTime, Timestamp)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
+"""
+
+# DESIGN.md "Model identity": the name a call asked for first, then the
+# OpenInference invocation parameters (the only place the model appears on a
+# failed call), then the names a hosted API served.
+_REQUESTED_KEYS = ("ml.model.name", "gen_ai.request.model")
+_INVOCATION_PARAMETER_KEYS = ("llm.invocation_parameters", "embedding.invocation_parameters")
+_SERVED_KEYS = (
+    "gen_ai.response.model",
+    "llm.model_name",
+    "embedding.model_name",
+    "llm.request.model_name",
+    "llm.response.model_name",
+)
+_VERSION_KEY = "ml.model.version"
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a ClickHouse identifier (back-quoted, back-quotes and backslashes escaped)."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _candidates(attrs: str) -> list[str]:
+    """The alias list as ClickHouse String expressions over the map column ``attrs``."""
+    out = [f"{attrs}[{_literal(key)}]" for key in _REQUESTED_KEYS]
+    out += [
+        f"JSONExtractString({attrs}[{_literal(key)}], 'model')"
+        for key in _INVOCATION_PARAMETER_KEYS
+    ]
+    out += [f"{attrs}[{_literal(key)}]" for key in _SERVED_KEYS]
+    return out
+
+
+def _first_non_empty(expressions: list[str]) -> str:
+    # A missing map key reads as '' in ClickHouse, so "absent" and "empty" are one case.
+    arms = ", ".join(f"{e} != '', {e}" for e in expressions)
+    return f"multiIf({arms}, NULL)"
+
+
+def model_name_sql(attrs: str = "SpanAttributes") -> str:
+    """ClickHouse expression: the model name resolved through the alias list, NULL when none."""
+    return _first_non_empty(_candidates(attrs))
+
+
+def model_version_sql(attrs: str = "SpanAttributes") -> str:
+    """ClickHouse expression: ``ml.model.version``, else the served name when it differs."""
+    version = f"{attrs}[{_literal(_VERSION_KEY)}]"
+    served = _first_non_empty([f"{attrs}[{_literal(key)}]" for key in _SERVED_KEYS])
+    name = model_name_sql(attrs)
+    return (
+        f"multiIf({version} != '', {version}, "
+        f"{served} IS NOT NULL AND {served} != {name}, {served}, NULL)"
+    )
+
+
+def _table(database: str, table: str) -> str:
+    return f"{quote_identifier(database)}.{quote_identifier(table)}"
+
+
+def create_statements(
+    database: str = DEFAULT_DATABASE,
+    *,
+    traces_table: str = "otel_traces",
+    logs_table: str = "otel_logs",
+) -> list[str]:
+    """The exporter's ``CREATE DATABASE`` / ``CREATE TABLE`` statements, in order."""
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}",
+        _TRACES.format(table=_table(database, traces_table)).strip(),
+        _LOGS.format(table=_table(database, logs_table)).strip(),
+    ]
+
+
+def model_columns_statements(
+    database: str = DEFAULT_DATABASE,
+    *,
+    traces_table: str = "otel_traces",
+    logs_table: str = "otel_logs",
+    materialize_existing: bool = True,
+) -> list[str]:
+    """The optional DDL: materialized ``ModelName`` / ``ModelVersion`` on both tables.
+
+    New rows get the columns at insert; ``materialize_existing`` also rewrites
+    the parts already on disk (``MATERIALIZE COLUMN``, a background mutation
+    on a server; chDB runs it synchronously with ``mutations_sync``).
+    """
+    statements = []
+    for table, attrs in ((traces_table, "SpanAttributes"), (logs_table, "LogAttributes")):
+        target = _table(database, table)
+        statements.append(
+            f"ALTER TABLE {target}"
+            f" ADD COLUMN IF NOT EXISTS ModelName LowCardinality(Nullable(String))"
+            f" MATERIALIZED {model_name_sql(attrs)},"
+            f" ADD COLUMN IF NOT EXISTS ModelVersion LowCardinality(Nullable(String))"
+            f" MATERIALIZED {model_version_sql(attrs)}"
+        )
+        if materialize_existing:
+            for column in ("ModelName", "ModelVersion"):
+                statements.append(
+                    f"ALTER TABLE {target} MATERIALIZE COLUMN {column} SETTINGS mutations_sync = 2"
+                )
+    return statements

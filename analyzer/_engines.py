@@ -1,0 +1,378 @@
+"""Where the store lives: ``--db`` parsed into an engine with one query interface.
+
+Three forms of ``--db``:
+
+- a DuckDB file path (the embedded default, written by ``faultlens ingest``);
+- ``chdb:PATH[?database=NAME]``: chDB, ClickHouse's engine embedded in Python,
+  over the tables the OpenTelemetry Collector's ClickHouse exporter writes;
+- ``clickhouse://user:pass@host:port/database[?database=NAME&secure=1]``: a
+  ClickHouse server through clickhouse-connect (HTTP interface, port 8123, or
+  8443 with ``secure=1`` / ``clickhouses://``).
+
+ClickHouse tables are looked up in database ``otel`` (the exporter's default)
+unless the URL names another, by path or ``?database=``.
+
+Every engine answers ``query(sql, params) -> DataFrame`` with the SQL written
+in its own ``dialect`` (``duckdb`` or ``clickhouse``): DuckDB binds ``$name``,
+ClickHouse binds ``{name:Type}``. What differs between the two dialects lives
+in ``_dialect.py``, not here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pandas as pd
+
+from faultlens.analyzer._clickhouse_ddl import DEFAULT_DATABASE, quote_identifier
+
+__all__ = [
+    "DbTargetError",
+    "Engine",
+    "Target",
+    "open_engine",
+    "parse_db",
+]
+
+EngineKind = Literal["duckdb", "chdb", "clickhouse"]
+MODEL_COLUMNS = ("ModelName", "ModelVersion")
+
+
+class DbTargetError(ValueError):
+    """A ``--db`` value that cannot be parsed or opened (a user error, one line)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed ``--db``: which engine, where, and which database holds the tables."""
+
+    kind: EngineKind
+    path: str = ""  # DuckDB file or chDB directory
+    database: str | None = None  # ClickHouse database; None for DuckDB
+    host: str = ""
+    port: int = 0
+    username: str = "default"
+    password: str = ""
+    secure: bool = False
+
+    @property
+    def dialect(self) -> Literal["duckdb", "clickhouse"]:
+        return "duckdb" if self.kind == "duckdb" else "clickhouse"
+
+    def __str__(self) -> str:  # never shows the password
+        if self.kind == "duckdb":
+            return self.path
+        if self.kind == "chdb":
+            return f"chdb:{self.path}?database={self.database}"
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+
+
+def _query_database(query: str, db: str) -> str | None:
+    values = parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(values) - {"database", "secure"})
+    if unknown:
+        raise DbTargetError(f"--db {db!r}: unknown option {unknown[0]!r} (known: database, secure)")
+    names = values.get("database")
+    if names is not None and not names[-1]:
+        raise DbTargetError(f"--db {db!r}: ?database= needs a name")
+    return names[-1] if names else None
+
+
+def parse_db(db: str | Path) -> Target:
+    """Parse a ``--db`` value; raises ``DbTargetError`` naming the value when it is malformed."""
+    text = str(db)
+    if text.startswith("chdb:"):
+        rest = text[len("chdb:") :]
+        path, _, query = rest.partition("?")
+        if not path:
+            raise DbTargetError(f"--db {text!r}: chdb: needs a directory, e.g. chdb:.faultlens/ch")
+        database = _query_database(query, text) or DEFAULT_DATABASE
+        return Target(kind="chdb", path=path, database=database)
+    if text.startswith(("clickhouse://", "clickhouses://")):
+        parts = urlsplit(text)
+        values = parse_qs(parts.query)
+        secure = parts.scheme == "clickhouses" or values.get("secure", ["0"])[-1].lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+        if not parts.hostname:
+            raise DbTargetError(f"--db {text!r}: no host, e.g. clickhouse://default@localhost:8123")
+        try:
+            port = parts.port or (8443 if secure else 8123)
+        except ValueError:
+            raise DbTargetError(f"--db {text!r}: the port is not a number") from None
+        path_db = unquote(parts.path.strip("/")) or None
+        database = _query_database(parts.query, text) or path_db or DEFAULT_DATABASE
+        return Target(
+            kind="clickhouse",
+            database=database,
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else "default",
+            password=unquote(parts.password) if parts.password else "",
+            secure=secure,
+        )
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise DbTargetError(
+            f"--db {text!r}: unknown scheme {scheme!r} (a DuckDB file, chdb:PATH or clickhouse://)"
+        )
+    return Target(kind="duckdb", path=text)
+
+
+def _arrow_to_frame(table: Any, converter: Any) -> pd.DataFrame:
+    """An Arrow result as the DataFrame DuckDB would have returned for it.
+
+    Both engines then hand the analysis the same pandas types (missing text,
+    nullable integers, maps as dicts, naive ns timestamps in UTC).
+    """
+    import pyarrow as pa
+
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            column = column.cast(pa.timestamp(field.type.unit))
+        columns.append(column)
+    naive = pa.table(columns, names=table.column_names)
+    return converter.from_arrow(naive).df()
+
+
+def _converter() -> Any:
+    import duckdb
+
+    return duckdb.connect()
+
+
+class Engine:
+    """One store behind one interface; subclasses bind parameters their own way."""
+
+    target: Target
+
+    @property
+    def dialect(self) -> Literal["duckdb", "clickhouse"]:
+        return self.target.dialect
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one statement in this engine's dialect with bound ``params``; rows as a frame."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one statement for its effect (DDL, inserts)."""
+        self.query(sql, params)
+
+    def table(self, name: str) -> str:
+        """``name`` qualified and quoted for this engine."""
+        if self.target.database is None:
+            return '"' + name.replace('"', '""') + '"'
+        return f"{quote_identifier(self.target.database)}.{quote_identifier(name)}"
+
+    def columns(self, table: str) -> frozenset[str]:
+        """Column names of ``table``; empty when the table does not exist."""
+        raise NotImplementedError
+
+    @property
+    def has_model_columns(self) -> bool:
+        """True when ``otel_traces`` and ``otel_logs`` both carry ModelName and ModelVersion."""
+        return all(
+            set(MODEL_COLUMNS) <= self.columns(table) for table in ("otel_traces", "otel_logs")
+        )
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.target}>"
+
+
+class DuckDBEngine(Engine):
+    """A DuckDB connection; ``$name`` parameters."""
+
+    def __init__(self, target: Target, connection: Any) -> None:
+        self.target = target
+        self.connection = connection
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        return self.connection.execute(sql, dict(params or {})).df()
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.connection.execute(sql, dict(params or {}))
+
+    def columns(self, table: str) -> frozenset[str]:
+        rows = self.connection.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = $t AND table_schema = current_schema()",
+            {"t": table},
+        ).fetchall()
+        return frozenset(name for (name,) in rows)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def clickhouse_param_text(value: Any) -> str:
+    """``value`` in the text form ClickHouse parses a ``{name:Type}`` query parameter from."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        # Top-level parameters use the escaped (TSV) format.
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return _clickhouse_inner(value)
+
+
+def _clickhouse_inner(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, datetime):
+        return "'" + value.isoformat(sep=" ") + "'"
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value) if isinstance(value, set | frozenset) else value
+        return "[" + ",".join(_clickhouse_inner(v) for v in items) + "]"
+    raise TypeError(f"cannot bind {type(value).__name__} as a ClickHouse parameter")
+
+
+# chDB runs one embedded server per process, on one directory at a time; sessions
+# on that directory share it. Count them so the last close frees the directory.
+_chdb_lock = threading.Lock()
+_chdb_open: dict[str, int] = {}
+
+
+class ChDBEngine(Engine):
+    """chDB on a directory; ``{name:Type}`` parameters, bound as ClickHouse text."""
+
+    def __init__(self, target: Target) -> None:
+        from chdb import session
+
+        self.target = target
+        path = str(Path(target.path).resolve()) if target.path != ":memory:" else target.path
+        with _chdb_lock:
+            others = [p for p, n in _chdb_open.items() if n and p != path]
+            if others:
+                raise DbTargetError(
+                    f"--db chdb:{target.path}: chDB already has {others[0]} open in this "
+                    "process (one chDB directory per process)"
+                )
+            self._session = session.Session(path)
+            self._converter = _converter()
+            _chdb_open[path] = _chdb_open.get(path, 0) + 1
+        self._path = path
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        bound = {k: clickhouse_param_text(v) for k, v in (params or {}).items()}
+        table = self._session.query(sql, "ArrowTable", params=bound or None)
+        return _arrow_to_frame(table, self._converter)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        bound = {k: clickhouse_param_text(v) for k, v in (params or {}).items()}
+        self._session.query(sql, "CSV", params=bound or None)
+
+    def columns(self, table: str) -> frozenset[str]:
+        frame = self.query(
+            "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+            {"d": self.target.database, "t": table},
+        )
+        return frozenset(frame["name"]) if len(frame) else frozenset()
+
+    def close(self) -> None:
+        if self._session is None:
+            return
+        self._session.close()
+        self._session = None
+        self._converter.close()
+        with _chdb_lock:
+            _chdb_open[self._path] -= 1
+
+
+def _short(exc: BaseException) -> str:
+    """The operative part of a driver error (urllib3 nests the errno deep inside)."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
+    if errno:
+        return errno.group(0)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:200]
+
+
+class ClickHouseEngine(Engine):
+    """A ClickHouse server through clickhouse-connect; ``{name:Type}`` bound server-side."""
+
+    def __init__(self, target: Target, *, read_only: bool) -> None:
+        import clickhouse_connect
+
+        self.target = target
+        self._converter = _converter()
+        settings = {"readonly": 2} if read_only else {}
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=target.host,
+                port=target.port,
+                username=target.username,
+                password=target.password,
+                database=target.database,
+                secure=target.secure,
+                settings=settings,
+            )
+        except Exception as exc:  # connection refused, auth, unknown database
+            raise DbTargetError(f"--db {target}: cannot connect: {_short(exc)}") from None
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        table = self._client.query_arrow(sql, parameters=dict(params or {}))
+        return _arrow_to_frame(table, self._converter)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._client.command(sql, parameters=dict(params or {}))
+
+    def columns(self, table: str) -> frozenset[str]:
+        frame = self.query(
+            "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+            {"d": self.target.database, "t": table},
+        )
+        return frozenset(frame["name"]) if len(frame) else frozenset()
+
+    def close(self) -> None:
+        self._client.close()
+        self._converter.close()
+
+
+def open_engine(db: str | Path | Target, *, read_only: bool = True) -> Engine:
+    """Open the store ``db`` names (see the module docstring for the three forms).
+
+    ``read_only`` opens DuckDB read-only and sets ``readonly=2`` on a ClickHouse
+    server session. chDB opens its directory as is: it is the caller's own
+    embedded store, and the analysis issues only SELECTs.
+    """
+    target = db if isinstance(db, Target) else parse_db(db)
+    if target.kind == "duckdb":
+        import duckdb
+
+        path = Path(target.path)
+        if read_only and not path.exists():
+            raise DbTargetError(f"--db {target.path}: no such DuckDB file")
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise DbTargetError(f"--db {target.path}: {str(exc).splitlines()[0]}") from None
+        return DuckDBEngine(target, connection)
+    if target.kind == "chdb":
+        return ChDBEngine(target)
+    return ClickHouseEngine(target, read_only=read_only)

@@ -1,0 +1,157 @@
+"""``--db`` parsing and the engines' one query interface (DuckDB, chDB, a ClickHouse server)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from faultlens.analyzer._clickhouse_ddl import create_statements, model_columns_statements
+from faultlens.analyzer._engines import DbTargetError, Target, open_engine, parse_db
+
+
+@pytest.mark.parametrize(
+    ("db", "expected"),
+    [
+        (".faultlens/faultlens.duckdb", Target(kind="duckdb", path=".faultlens/faultlens.duckdb")),
+        ("chdb:/data/ch", Target(kind="chdb", path="/data/ch", database="otel")),
+        ("chdb:ch?database=traces", Target(kind="chdb", path="ch", database="traces")),
+        (
+            "clickhouse://alice:s%40cret@ch.example:9440/prod",
+            Target(
+                kind="clickhouse",
+                database="prod",
+                host="ch.example",
+                port=9440,
+                username="alice",
+                password="s@cret",
+            ),
+        ),
+        (
+            "clickhouse://ch.example?database=otel2",
+            Target(kind="clickhouse", database="otel2", host="ch.example", port=8123),
+        ),
+        (
+            "clickhouses://bob@ch.example/x?database=y",
+            Target(
+                kind="clickhouse",
+                database="y",
+                host="ch.example",
+                port=8443,
+                username="bob",
+                secure=True,
+            ),
+        ),
+    ],
+)
+def test_parse_db(db: str, expected: Target) -> None:
+    assert parse_db(db) == expected
+
+
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        ("chdb:", "--db 'chdb:': chdb: needs a directory, e.g. chdb:.faultlens/ch"),
+        ("chdb:x?db=y", "--db 'chdb:x?db=y': unknown option 'db' (known: database, secure)"),
+        ("chdb:x?database=", "--db 'chdb:x?database=': ?database= needs a name"),
+        (
+            "clickhouse:///otel",
+            "--db 'clickhouse:///otel': no host, e.g. clickhouse://default@localhost:8123",
+        ),
+        ("clickhouse://h:port/otel", "--db 'clickhouse://h:port/otel': the port is not a number"),
+        (
+            "postgres://h/db",
+            "--db 'postgres://h/db': unknown scheme 'postgres' (a DuckDB file, chdb:PATH or clickhouse://)",
+        ),
+    ],
+)
+def test_parse_db_rejects(db: str, message: str) -> None:
+    with pytest.raises(DbTargetError) as caught:
+        parse_db(db)
+    assert str(caught.value) == message
+
+
+def test_target_text_hides_the_password() -> None:
+    assert str(parse_db("clickhouse://alice:pw@h:1/d")) == "clickhouse://alice@h:1/d"
+
+
+def test_duckdb_binds_dollar_parameters(tmp_path) -> None:
+    import duckdb
+
+    path = tmp_path / "s.duckdb"
+    duckdb.connect(str(path)).close()
+    with open_engine(path) as engine:
+        frame = engine.query("SELECT $a AS a, $b AS b", {"a": "x'y", "b": 3})
+        assert engine.dialect == "duckdb"
+        assert frame.to_dict("records") == [{"a": "x'y", "b": 3}]
+        assert engine.columns("otel_traces") == frozenset()
+
+
+def test_missing_duckdb_file_is_a_user_error(tmp_path) -> None:
+    with pytest.raises(DbTargetError, match=r"no such DuckDB file"):
+        open_engine(tmp_path / "none.duckdb")
+
+
+TRICKY = ["plain", "it's", "back\\slash", "tab\tand\nnewline", "", "ünï {x:String}"]
+
+
+def test_chdb_binds_clickhouse_parameters_exactly(tmp_path) -> None:
+    with open_engine(f"chdb:{tmp_path / 'ch'}") as engine:
+        assert engine.dialect == "clickhouse"
+        for text in TRICKY:
+            frame = engine.query(
+                "SELECT {s:String} AS s, {a:Array(String)} AS a, {n:Nullable(String)} AS n,"
+                " {i:Int64} AS i",
+                {"s": text, "a": [text, "b"], "n": None, "i": -7},
+            )
+            row = frame.to_dict("records")[0]
+            assert (row["s"], list(row["a"]), pd.isna(row["n"]), row["i"]) == (
+                text,
+                [text, "b"],
+                True,
+                -7,
+            )
+
+
+def test_chdb_frames_have_duckdbs_types(tmp_path) -> None:
+    sql = (
+        "SELECT toDateTime64('2024-05-01 10:00:00.123456789', 9, 'UTC') AS t,"
+        " map('k', 'v') AS m, CAST(NULL AS Nullable(String)) AS s, toUInt64(5) AS u"
+    )
+    with open_engine(f"chdb:{tmp_path / 'ch'}") as engine:
+        frame = engine.query(sql)
+    assert frame.to_dict("records") == [
+        {
+            "t": pd.Timestamp("2024-05-01 10:00:00.123456789"),
+            "m": {"k": "v"},
+            "s": frame["s"][0],
+            "u": 5,
+        }
+    ]
+    assert pd.isna(frame["s"][0])
+    assert str(frame["t"].dtype) == "datetime64[ns]"
+
+
+def test_model_columns_are_detected_after_the_optional_ddl(tmp_path) -> None:
+    with open_engine(f"chdb:{tmp_path / 'ch'}?database=otel_x") as engine:
+        for statement in create_statements("otel_x"):
+            engine.execute(statement)
+        before = engine.has_model_columns
+        for statement in model_columns_statements("otel_x"):
+            engine.execute(statement)
+        assert (before, engine.has_model_columns) == (False, True)
+        assert engine.table("otel_traces") == "`otel_x`.`otel_traces`"
+
+
+def test_one_chdb_directory_per_process(tmp_path) -> None:
+    with open_engine(f"chdb:{tmp_path / 'a'}"), pytest.raises(DbTargetError, match="one chDB"):
+        open_engine(f"chdb:{tmp_path / 'b'}")
+    with open_engine(f"chdb:{tmp_path / 'b'}") as engine:  # freed by the close
+        assert engine.query("SELECT 1 AS one").to_dict("records") == [{"one": 1}]
+
+
+def test_unreachable_server_is_one_line() -> None:
+    with pytest.raises(DbTargetError) as caught:
+        open_engine("clickhouse://u:secret@127.0.0.1:1/otel")
+    message = str(caught.value)
+    assert message.startswith("--db clickhouse://u@127.0.0.1:1/otel: cannot connect: ")
+    assert "\n" not in message and "secret" not in message
