@@ -54,7 +54,15 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
         st.info(f"The store {db} holds no spans yet. Load traces: faultlens ingest PATH --db {db}")
         st.stop()
     names = list(runs["run"])
-    run = st.sidebar.selectbox("Run (scenario / layout)", names, key="run")
+    # ?run=<scenario>/<layout> opens a run directly: a link on-call can share.
+    wanted = st.query_params.get("run")
+    run = st.sidebar.selectbox(
+        "Run (scenario / layout)",
+        names,
+        index=names.index(wanted) if wanted in names else 0,
+        key="run",
+    )
+    st.query_params["run"] = run
     row = runs.loc[runs["run"] == run].iloc[0]
     first, last = _ns_to_dt(int(row["start_ns"])), _ns_to_dt(int(row["end_ns"]) + 1_000_000)
     start, end = st.sidebar.slider(

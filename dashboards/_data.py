@@ -25,9 +25,11 @@ __all__ = [
     "Filters",
     "as_text",
     "connection",
+    "contrast",
     "db_path",
     "db_version",
     "query",
+    "sibling_run",
 ]
 
 DEFAULT_DB = ".faultlens/faultlens.duckdb"
@@ -67,14 +69,19 @@ class Filters:
 
 @dataclass(frozen=True)
 class Connection:
-    """An analyzer handle and the lock that serialises its use across sessions.
+    """An analyzer handle and the lock that serialises use of its store across sessions.
 
-    Streamlit serves every browser session from its own thread; one DuckDB
+    Streamlit serves every browser session from its own thread; a DuckDB
     connection must not run two queries at once.
     """
 
     analysis: Any
     lock: threading.Lock
+
+
+@st.cache_resource(show_spinner=False)
+def _store_lock(db: str) -> threading.Lock:
+    return threading.Lock()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -83,7 +90,7 @@ def connection(db: str, version: int, run: str | None) -> Connection:
     from faultlens import analyzer
 
     del version  # only part of the cache key
-    return Connection(analyzer.open(db, read_only=True, run=run), threading.Lock())
+    return Connection(analyzer.open(db, read_only=True, run=run), _store_lock(db))
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
@@ -96,6 +103,33 @@ def _cached(_con: Connection, key: tuple, method: str, args: tuple, kwargs: dict
 def query(con: Connection, filters: Filters, method: str, /, *args: Any, **kwargs: Any) -> Any:
     """``con.analysis.<method>(*args, **kwargs)``, cached on the database, run and arguments."""
     return _cached(con, filters.key, method, args, kwargs)
+
+
+def sibling_run(filters: Filters) -> str | None:
+    """The other layout's run of the chosen run's scenario, when the store holds one."""
+    store = Filters(filters.db, filters.version, None)
+    runs = query(connection(filters.db, filters.version, None), store, "runs")
+    scenario = (filters.run or "").partition("/")[0]
+    others = [r for r in runs["run"] if r != filters.run and r.partition("/")[0] == scenario]
+    return others[0] if others else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _contrast(_con: Connection, _other: Connection | None, key: tuple, other: str | None) -> Any:
+    del key, other  # only part of the cache key
+    with _con.lock:
+        return _con.analysis.contrast(None if _other is None else _other.analysis)
+
+
+def contrast(con: Connection, filters: Filters) -> pd.DataFrame:
+    """Monolith against per-model for the chosen run's scenario, both sides labelled.
+
+    The other layout's actual run when the store holds it, else the analyzer's
+    counterfactual projection.
+    """
+    other = sibling_run(filters)
+    other_con = None if other is None else connection(filters.db, filters.version, other)
+    return _contrast(con, other_con, filters.key, other)
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
