@@ -68,13 +68,28 @@ class _RequestModelsMiddleware:
             if self.default is not None:
                 ctx = otel_context.set_value(IDENTITY_KEY, self.default, ctx)
                 _stamp(server_span, self.default)
+
+        async def send_recording_models(message: MutableMapping[str, Any]) -> None:
+            # The ASGI instrumentation ends the server span as soon as the last body
+            # chunk is sent, before this middleware returns: record the models first.
+            if _is_last(message) and server_span.is_recording():
+                server_span.set_attribute(REQUEST_MODELS, sorted(seen))
+            await send(message)
+
         token = otel_context.attach(ctx)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_recording_models)
         finally:
             otel_context.detach(token)
-            if server_span.is_recording():
+            if server_span.is_recording():  # no response sent (an error), or a websocket
                 server_span.set_attribute(REQUEST_MODELS, sorted(seen))
+
+
+def _is_last(message: MutableMapping[str, Any]) -> bool:
+    kind = message.get("type")
+    if kind == "http.response.body":
+        return not message.get("more_body", False)
+    return kind == "http.response.trailers" and not message.get("more_trailers", False)
 
 
 def _stamp(span: trace.Span, identity: ModelIdentity) -> None:
