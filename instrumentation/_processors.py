@@ -12,7 +12,13 @@ from opentelemetry.context import Context, get_value
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from faultlens.instrumentation._identity import IDENTITY_KEY, ModelIdentity, model, resolve_model
+from faultlens.instrumentation._identity import (
+    IDENTITY_KEY,
+    MODEL_NAME,
+    ModelIdentity,
+    model,
+    resolve_model,
+)
 
 _logger = logging.getLogger("faultlens.instrumentation")
 
@@ -38,14 +44,7 @@ class ModelIdentitySpanProcessor(SpanProcessor):
             if present:
                 for key in identity.keys:  # type: ignore[union-attr]
                     if key in present:
-                        # the caller named a model itself: keep theirs, fill only the gaps
-                        missing = {
-                            k: v
-                            for k, v in identity.attributes.items()  # type: ignore[union-attr]
-                            if k not in present
-                        }
-                        if missing:
-                            span.set_attributes(missing)
+                        _fill_gaps(span, identity, present)  # type: ignore[arg-type]
                         return
             span.set_attributes(identity.attributes)  # type: ignore[union-attr]
         except Exception:  # never break the host
@@ -59,6 +58,16 @@ class ModelIdentitySpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+def _fill_gaps(span: Span, identity: ModelIdentity, present) -> None:
+    """The caller set some identity keys: keep theirs. When they named the model, the rest
+    of the scope's identity (its version) is not theirs to inherit."""
+    if MODEL_NAME in present:
+        return
+    missing = {k: v for k, v in identity.attributes.items() if k not in present}
+    if missing:
+        span.set_attributes(missing)
 
 
 class ModelIdentityLogProcessor(LogRecordProcessor):
@@ -80,6 +89,8 @@ class ModelIdentityLogProcessor(LogRecordProcessor):
             attributes = record.attributes
             if attributes is None:
                 record.attributes = dict(identity.attributes)  # type: ignore[union-attr]
+                return
+            if MODEL_NAME in attributes:  # the caller named a model: keep theirs
                 return
             for key, value in identity.attributes.items():  # type: ignore[union-attr]
                 if key not in attributes:

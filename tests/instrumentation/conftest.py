@@ -90,3 +90,8 @@ def serve(app: object) -> Iterator[str]:
 @pytest.fixture(name="serve", scope="session")
 def serve_fixture() -> Callable[[object], contextlib.AbstractContextManager[str]]:
     return serve
+
+
+@pytest.fixture(name="free_port", scope="session")
+def free_port_fixture() -> Callable[[], int]:
+    return free_port
