@@ -50,9 +50,11 @@ def test_scopes_nest_and_the_innermost_wins(telemetry) -> None:
     with model("fraud", version="1.4.2"):
         with tracer.start_as_current_span("a"):
             pass
-        with model("churn", version="2.0.0", framework="xgboost"):
-            with tracer.start_as_current_span("b"):
-                pass
+        with (
+            model("churn", version="2.0.0", framework="xgboost"),
+            tracer.start_as_current_span("b"),
+        ):
+            pass
         with tracer.start_as_current_span("c"):
             pass
     with tracer.start_as_current_span("d"):
