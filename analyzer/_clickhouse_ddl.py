@@ -108,7 +108,8 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
 
 # DESIGN.md "Model identity": the name a call asked for first, then the
 # OpenInference invocation parameters (the only place the model appears on a
-# failed call), then the names a hosted API served.
+# failed call), then the names a hosted API served. The same list, in the same
+# order, as the ingest decoder's ``resolve_model`` (a test holds them equal).
 _REQUESTED_KEYS = ("ml.model.name", "gen_ai.request.model")
 _INVOCATION_PARAMETER_KEYS = ("llm.invocation_parameters", "embedding.invocation_parameters")
 _SERVED_KEYS = (
@@ -118,6 +119,8 @@ _SERVED_KEYS = (
     "llm.request.model_name",
     "llm.response.model_name",
 )
+# The keys that report what a hosted API served: the version when they differ.
+_SERVED_ONLY_KEYS = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
 _VERSION_KEY = "ml.model.version"
 
 
@@ -130,37 +133,47 @@ def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _candidates(attrs: str) -> list[str]:
-    """The alias list as ClickHouse String expressions over the map column ``attrs``."""
-    out = [f"{attrs}[{_literal(key)}]" for key in _REQUESTED_KEYS]
-    out += [
-        f"JSONExtractString({attrs}[{_literal(key)}], 'model')"
+def _get(attrs: str, key: str) -> str:
+    # A missing map key reads as '' in ClickHouse, so "absent" and "empty" are one case.
+    return f"{attrs}[{_literal(key)}]"
+
+
+def _own_name(attrs: str) -> str:
+    """The alias list over one map; NULL when no key names a model."""
+    candidates = [_get(attrs, key) for key in _REQUESTED_KEYS]
+    candidates += [
+        # Only a JSON string counts ({"model": 7} names no model, as at ingest).
+        f"if(JSONType({_get(attrs, key)}, 'model') = 'String', "
+        f"JSONExtractString({_get(attrs, key)}, 'model'), '')"
         for key in _INVOCATION_PARAMETER_KEYS
     ]
-    out += [f"{attrs}[{_literal(key)}]" for key in _SERVED_KEYS]
-    return out
-
-
-def _first_non_empty(expressions: list[str]) -> str:
-    # A missing map key reads as '' in ClickHouse, so "absent" and "empty" are one case.
-    arms = ", ".join(f"{e} != '', {e}" for e in expressions)
+    candidates += [_get(attrs, key) for key in _SERVED_KEYS]
+    arms = ", ".join(f"{e} != '', {e}" for e in candidates)
     return f"multiIf({arms}, NULL)"
 
 
-def model_name_sql(attrs: str = "SpanAttributes") -> str:
-    """ClickHouse expression: the model name resolved through the alias list, NULL when none."""
-    return _first_non_empty(_candidates(attrs))
+def _own_version(attrs: str) -> str:
+    """``ml.model.version``, else the first served name that differs from the resolved name."""
+    name = _own_name(attrs)
+    arms = [f"{_get(attrs, _VERSION_KEY)} != '', {_get(attrs, _VERSION_KEY)}"]
+    for key in _SERVED_ONLY_KEYS:
+        served = _get(attrs, key)
+        arms.append(f"{served} != '' AND {served} != {name}, {served}")
+    return f"multiIf({', '.join(arms)}, NULL)"
 
 
-def model_version_sql(attrs: str = "SpanAttributes") -> str:
-    """ClickHouse expression: ``ml.model.version``, else the served name when it differs."""
-    version = f"{attrs}[{_literal(_VERSION_KEY)}]"
-    served = _first_non_empty([f"{attrs}[{_literal(key)}]" for key in _SERVED_KEYS])
-    name = model_name_sql(attrs)
-    return (
-        f"multiIf({version} != '', {version}, "
-        f"{served} IS NOT NULL AND {served} != {name}, {served}, NULL)"
-    )
+def model_name_sql(attrs: str = "SpanAttributes", resource: str = "ResourceAttributes") -> str:
+    """ClickHouse expression: the model name through the alias list, NULL when none.
+
+    The record's own attributes first; when they name no model, the resource's
+    (a process that serves one model may say so once, on its resource).
+    """
+    return f"coalesce({_own_name(attrs)}, {_own_name(resource)})"
+
+
+def model_version_sql(attrs: str = "SpanAttributes", resource: str = "ResourceAttributes") -> str:
+    """ClickHouse expression: the version, from wherever ``model_name_sql`` took the name."""
+    return f"if({_own_name(attrs)} IS NOT NULL, {_own_version(attrs)}, {_own_version(resource)})"
 
 
 def _table(database: str, table: str) -> str:
