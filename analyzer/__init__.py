@@ -1,3 +1,6 @@
 """faultlens.analyzer: ingest OTLP into DuckDB and answer the incident questions."""
 
-__all__: list[str] = []
+from faultlens.analyzer._ingest import IngestReport, ingest
+from faultlens.analyzer._store import StoreError, connect
+
+__all__: list[str] = ["IngestReport", "StoreError", "connect", "ingest"]

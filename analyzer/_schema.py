@@ -9,7 +9,14 @@ faultlens' own columns come after them, materialized at ingest:
   list of DESIGN.md ("Model identity");
 - ``ServiceInstanceId``: ``service.instance.id``, scanned for restarts;
 - ``HttpRoute``: ``http.route``, the endpoint of entry spans;
-- ``Layout``: the ``faultlens.layout`` resource attribute, '' when absent.
+- ``Layout``: the ``faultlens.layout`` resource attribute, '' when absent;
+- ``ScopeAttributes`` on ``otel_traces`` (the exporter keeps them for logs only);
+- ``RecordId`` on ``otel_logs``: a hash of the record's identity (resource,
+  scope, times, ids, severity, body, attributes, event name), the dedupe key.
+
+The ledger holds one row per committed batch (``RunId`` names the ingest run or
+the receiver), written in the same transaction as the rows it counts, so it
+reconciles at every commit: Read = Stored + Duplicates + Quarantined.
 
 Timestamps are ``TIMESTAMP_NS``; ``epoch_ns(Timestamp)`` gives integer ns.
 """
@@ -50,7 +57,8 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     ModelVersion VARCHAR,
     ServiceInstanceId VARCHAR NOT NULL,
     HttpRoute VARCHAR NOT NULL,
-    Layout VARCHAR NOT NULL
+    Layout VARCHAR NOT NULL,
+    ScopeAttributes {_ATTRS} NOT NULL
 )
 """
 
@@ -64,9 +72,12 @@ CREATE TABLE IF NOT EXISTS otel_logs (
     SeverityNumber UTINYINT NOT NULL,
     ServiceName VARCHAR NOT NULL,
     Body VARCHAR NOT NULL,
+    ResourceSchemaUrl VARCHAR NOT NULL,
     ResourceAttributes {_ATTRS} NOT NULL,
+    ScopeSchemaUrl VARCHAR NOT NULL,
     ScopeName VARCHAR NOT NULL,
     ScopeVersion VARCHAR NOT NULL,
+    ScopeAttributes {_ATTRS} NOT NULL,
     LogAttributes {_ATTRS} NOT NULL,
     EventName VARCHAR NOT NULL,
     ModelName VARCHAR,
@@ -78,6 +89,7 @@ CREATE TABLE IF NOT EXISTS otel_logs (
 
 INGEST_LEDGER = """
 CREATE TABLE IF NOT EXISTS faultlens_ingest_ledger (
+    RunId VARCHAR NOT NULL,
     Source VARCHAR NOT NULL,
     Signal VARCHAR NOT NULL,
     Read UBIGINT NOT NULL,

@@ -3,4 +3,6 @@
 from faultlens.cli import (
     _dashboard,  # noqa: F401
     _demo,  # noqa: F401
+    _ingest,  # noqa: F401
+    _scenarios,  # noqa: F401
 )

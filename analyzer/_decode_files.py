@@ -1,0 +1,253 @@
+"""Files into decodable chunks: compression, framing and format, detected from content.
+
+- gzip and zstd are recognised by their magic bytes (whole-file compression);
+- text starting with ``{``: OTLP JSON Lines when the first line is a JSON value
+  on its own, otherwise one whole JSON document;
+- a first byte of 0 with a plausible big-endian length: the Collector file
+  exporter's length-prefixed records (each may itself be zstd-compressed, as the
+  exporter writes them with ``compression: zstd``), JSON or protobuf;
+- anything else: one bare protobuf message (TracesData, LogsData, or an
+  Export*ServiceRequest).
+
+Chunks are plain data so that worker processes can decode them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pyarrow as pa
+import zstandard
+
+from faultlens.analyzer._decode import Reject
+from faultlens.analyzer._decode_json import Decoded, decode_document, decode_json_lines
+from faultlens.analyzer._decode_proto import decode_protobuf
+
+__all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "expand_paths"]
+
+CHUNK_BYTES = 24 << 20
+_GZIP = b"\x1f\x8b"
+_ZSTD = b"\x28\xb5\x2f\xfd"
+_SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".proto", ".protobuf", ".otlp", ".bin"}
+_COMPRESSED = {".gz", ".zst", ".zstd"}
+_MAX_FRAME = 1 << 30
+
+
+@dataclass
+class Chunk:
+    """A piece of one source that decodes on its own."""
+
+    source: str
+    kind: str  # "jsonl" | "json" | "frames" | "proto" | "error"
+    data: Any
+    first_line: int = 1
+    consumed: int = 0  # bytes of the file on disk this chunk accounts for (progress)
+
+
+@dataclass
+class DecodedChunk:
+    """A decoded chunk: tables of valid rows, rejects by signal, records read by signal."""
+
+    source: str
+    traces: pa.Table | None
+    logs: pa.Table | None
+    rejects: list[tuple[str, Reject]] = field(default_factory=list)
+    read: dict[str, int] = field(default_factory=dict)
+
+
+def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Files to read (directories recursively, OTLP-looking names only) and path errors."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.is_file() and not found.name.startswith(".") and _otlp_name(found):
+                    files.append(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or directory")
+    return files, errors
+
+
+def _otlp_name(path: Path) -> bool:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in _SUFFIXES
+
+
+class _Counting(io.RawIOBase):
+    """Counts the bytes read from the file on disk, for progress through compression."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)
+        self.count += n or 0
+        return n or 0
+
+
+def _open(path: Path) -> tuple[IO[bytes], _Counting]:
+    raw = open(path, "rb")  # noqa: SIM115 (closed by the caller through the stream)
+    head = raw.read(4)
+    raw.seek(0)
+    counting = _Counting(raw)
+    buffered = io.BufferedReader(counting, 1 << 20)
+    if head[:2] == _GZIP:
+        return gzip.GzipFile(fileobj=buffered), counting
+    if head == _ZSTD:
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_size=1 << 20), counting
+    return buffered, counting
+
+
+def chunks(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """The decodable chunks of one file, read as a stream (memory stays bounded)."""
+    source = str(path)
+    stream, counting = _open(path)
+    with stream, counting.raw:
+        try:
+            yield from _chunks(source, stream, counting, chunk_bytes)
+        except (OSError, EOFError, zstandard.ZstdError) as exc:
+            yield Chunk(source, "error", f"cannot read: {exc}", consumed=0)
+
+
+def _chunks(source: str, stream: IO[bytes], counting: _Counting, size: int) -> Iterator[Chunk]:
+    head = stream.read(size)
+    if not head:
+        return
+    first = head.lstrip()[:1]
+    done = 0
+
+    def consumed() -> int:
+        nonlocal done
+        step, done = counting.count - done, counting.count
+        return step
+
+    if first in (b"{", b"["):
+        first_line = head.split(b"\n", 1)[0]
+        try:
+            orjson.loads(first_line)
+            is_lines = True
+        except orjson.JSONDecodeError:
+            is_lines = False
+        if not is_lines:
+            yield Chunk(source, "json", head + stream.read(), consumed=consumed())
+            return
+        line = 1
+        buffer = head
+        while True:
+            more = stream.read(size)
+            if more:
+                buffer += more
+            cut = buffer.rfind(b"\n") + 1 if more else len(buffer)
+            if cut == 0 and more:
+                continue
+            piece, buffer = buffer[:cut], buffer[cut:]
+            yield Chunk(source, "jsonl", piece, first_line=line, consumed=consumed())
+            line += piece.count(b"\n")
+            if not more:
+                return
+    if head[0] == 0 and len(head) >= 4 and int.from_bytes(head[:4], "big") < _MAX_FRAME:
+        yield from _frames(source, head, stream, size, consumed)
+        return
+    yield Chunk(source, "proto", head + stream.read(), consumed=consumed())
+
+
+def _frames(source: str, head: bytes, stream: IO[bytes], size: int, consumed: Any) -> Iterator:
+    buffer = head
+    offset = 0
+    frames: list[tuple[int, bytes]] = []
+    batch = 0
+    while True:
+        while len(buffer) < 4 or len(buffer) < 4 + int.from_bytes(buffer[:4], "big"):
+            more = stream.read(size)
+            if not more:
+                break
+            buffer += more
+        if not buffer:
+            break
+        length = int.from_bytes(buffer[:4], "big")
+        if len(buffer) < 4 or len(buffer) < 4 + length:
+            frames.append((offset, b"\xfftruncated"))
+            break
+        frames.append((offset, buffer[4 : 4 + length]))
+        batch += length
+        offset += 4 + length
+        buffer = buffer[4 + length :]
+        if batch >= size:
+            yield Chunk(source, "frames", frames, consumed=consumed())
+            frames, batch = [], 0
+    if frames:
+        yield Chunk(source, "frames", frames, consumed=consumed())
+
+
+def _decode_frame(data: bytes, label: str, out: Decoded) -> None:
+    if data == b"\xfftruncated":
+        out.reject(label, "truncated record (the file ends inside it)", b"")
+        return
+    if data[:4] == _ZSTD:
+        try:
+            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_FRAME)
+        except zstandard.ZstdError as exc:
+            out.reject(label, f"record is not valid zstd ({exc})", data[:4096])
+            return
+    if data.lstrip()[:1] == b"{":
+        try:
+            decode_document(orjson.loads(data), label, out)
+        except orjson.JSONDecodeError as exc:
+            out.reject(label, f"not valid JSON ({exc.msg})", data)
+        return
+    decode_protobuf(data, label, out)
+
+
+def decode_chunk(chunk: Chunk) -> DecodedChunk:
+    """Decode one chunk into tables and rejects (runs in a worker process when parallel)."""
+    out = Decoded()
+    if chunk.kind == "jsonl":
+        decode_json_lines(chunk.data, chunk.source, chunk.first_line, out)
+    elif chunk.kind == "json":
+        try:
+            doc = orjson.loads(chunk.data)
+        except orjson.JSONDecodeError as exc:
+            out.reject(
+                f"{chunk.source}:{exc.lineno}:{exc.colno}", f"not valid JSON ({exc.msg})", b""
+            )
+        else:
+            docs = doc if isinstance(doc, list) else [doc]
+            for i, one in enumerate(docs):
+                label = chunk.source if len(docs) == 1 else f"{chunk.source}[{i}]"
+                decode_document(one, label, out)
+    elif chunk.kind == "frames":
+        for offset, data in chunk.data:
+            _decode_frame(data, f"{chunk.source}@byte {offset}", out)
+    elif chunk.kind == "proto":
+        decode_protobuf(chunk.data, f"{chunk.source}@byte 0", out)
+    else:
+        out.reject(chunk.source, chunk.data, b"")
+    traces = out.traces.to_arrow()
+    logs = out.logs.to_arrow()
+    rejects = [("unknown", r) for r in out.rejects]
+    rejects += [("traces", r) for r in out.traces.rejects]
+    rejects += [("logs", r) for r in out.logs.rejects]
+    read = {"traces": out.traces.read, "logs": out.logs.read, "unknown": out.read}
+    return DecodedChunk(chunk.source, traces, logs, rejects, read)
+
+
+def file_size(path: Path) -> int:
+    """Bytes on disk (what progress counts)."""
+    return os.path.getsize(path)

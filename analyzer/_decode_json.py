@@ -1,0 +1,453 @@
+"""OTLP/JSON (the spec's "JSON Protobuf Encoding") into store columns.
+
+Accepts what the encoding allows: hex ids in either case, 64-bit integers as
+strings or numbers, enums as integers or names, omitted defaults, unknown
+fields (ignored), ``bytesValue`` in base64 (standard or URL-safe), and the
+legacy ``instrumentationLibrarySpans`` / ``instrumentationLibraryLogs``.
+Each span loop is written out inline: it runs once per span and is the
+hottest code of an ingest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from faultlens.analyzer._decode import (
+    KIND_NAMES,
+    MODEL_KEYS,
+    STATUS_NAMES,
+    LogColumns,
+    Reject,
+    TraceColumns,
+    double_text,
+    json_text,
+    resolve_model,
+)
+
+__all__ = ["Decoded", "decode_document", "decode_json_lines", "value_text"]
+
+_SEVERITY: dict[Any, int] = {"SEVERITY_NUMBER_UNSPECIFIED": 0}
+for _base, _name in ((1, "TRACE"), (5, "DEBUG"), (9, "INFO"), (13, "WARN"), (17, "ERROR")):
+    for _k in range(4):
+        _SEVERITY[f"SEVERITY_NUMBER_{_name}{_k + 1 if _k else ''}"] = _base + _k
+for _k in range(4):
+    _SEVERITY[f"SEVERITY_NUMBER_FATAL{_k + 1 if _k else ''}"] = 21 + _k
+
+
+class BadValue(ValueError):
+    """A value the OTLP/JSON encoding does not allow."""
+
+
+class Decoded:
+    """What one unit of input (a chunk of lines, a document, a protobuf message) held."""
+
+    def __init__(self) -> None:
+        self.traces = TraceColumns()
+        self.logs = LogColumns()
+        self.rejects: list[Reject] = []  # units that are neither traces nor logs
+        self.read = 0
+
+    def reject(self, position: str, reason: str, record: Any) -> None:
+        self.read += 1
+        self.rejects.append(Reject(position, reason, _text(record)))
+
+
+def _text(record: Any) -> str:
+    if isinstance(record, bytes | bytearray):
+        return bytes(record[:65536]).decode("utf-8", "replace")
+    return str(record)[:65536]
+
+
+def _int(value: Any) -> int:
+    if value is None:
+        return 0
+    if type(value) is bool or not isinstance(value, int | str):
+        raise BadValue(f"{value!r} is not an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadValue(f"{value!r} is not an integer") from None
+    if number < 0 or number >= 1 << 64:
+        raise BadValue(f"{value!r} is out of range")
+    return number
+
+
+def _bytes_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadValue("bytesValue is not a base64 string")
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadValue("bytesValue is not valid base64") from None
+    return base64.b64encode(raw).decode()
+
+
+def _raw(value: Any) -> Any:
+    """An AnyValue as Go's AsRaw(), for JSON text of arrays and maps."""
+    if not value:
+        return None
+    if not isinstance(value, dict):
+        raise BadValue("an AnyValue is not an object")
+    if "stringValue" in value:
+        text = value["stringValue"]
+        if not isinstance(text, str):
+            raise BadValue("stringValue is not a string")
+        return text
+    if "boolValue" in value:
+        flag = value["boolValue"]
+        if not isinstance(flag, bool):
+            raise BadValue("boolValue is not a boolean")
+        return flag
+    if "intValue" in value:
+        number = value["intValue"]
+        if type(number) is bool or not isinstance(number, int | str):
+            raise BadValue("intValue is not an integer")
+        try:
+            number = int(number)
+        except ValueError:
+            raise BadValue(f"intValue {number!r} is not an integer") from None
+        if not -(1 << 63) <= number < 1 << 63:
+            raise BadValue("intValue is out of range")
+        return number
+    if "doubleValue" in value:
+        number = value["doubleValue"]
+        if type(number) is bool or not isinstance(number, int | float | str):
+            raise BadValue("doubleValue is not a number")
+        try:
+            return float(number)
+        except ValueError:
+            raise BadValue(f"doubleValue {number!r} is not a number") from None
+    if "bytesValue" in value:
+        return _bytes_text(value["bytesValue"])
+    if "arrayValue" in value:
+        values = (value["arrayValue"] or {}).get("values") or []
+        if not isinstance(values, list):
+            raise BadValue("arrayValue.values is not a list")
+        return [_raw(v) for v in values]
+    if "kvlistValue" in value:
+        values = (value["kvlistValue"] or {}).get("values") or []
+        if not isinstance(values, list):
+            raise BadValue("kvlistValue.values is not a list")
+        out = {}
+        for kv in values:
+            key = kv.get("key", "")
+            if not isinstance(key, str):
+                raise BadValue("a key is not a string")
+            out[key] = _raw(kv.get("value"))
+        return out
+    return None
+
+
+def value_text(value: Any) -> str:
+    """An OTLP/JSON AnyValue as the ClickHouse exporter stores it (pcommon AsString)."""
+    if not value:
+        return ""
+    if not isinstance(value, dict):
+        raise BadValue("an AnyValue is not an object")
+    raw = _raw(value)
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, float):
+        return double_text(raw)
+    return json_text(raw)
+
+
+def _attributes(kvs: Any) -> dict[str, str]:
+    """Attributes as a dict (a repeated key keeps its last value, as the exporter's map)."""
+    out: dict[str, str] = {}
+    if not kvs:
+        return out
+    for kv in kvs:
+        key = kv.get("key", "")
+        if type(key) is not str:
+            raise BadValue("an attribute key is not a string")
+        value = kv.get("value")
+        if value:
+            text = value.get("stringValue")
+            out[key] = text if type(text) is str else value_text(value)
+        else:
+            out[key] = ""
+    return out
+
+
+def _str(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadValue(f"{what} is not a string")
+    return value
+
+
+def _add_resource(cols: TraceColumns | LogColumns, container: dict) -> int:
+    resource = container.get("resource") or {}
+    attrs = _attributes(resource.get("attributes"))
+    return cols.scopes.add_resource(
+        list(attrs), list(attrs.values()), _str(container.get("schemaUrl"), "schemaUrl")
+    )
+
+
+def _add_scope(cols: TraceColumns | LogColumns, resource: int, container: dict) -> int:
+    scope = container.get("scope") or container.get("instrumentationLibrary") or {}
+    attrs = _attributes(scope.get("attributes"))
+    return cols.scopes.add_scope(
+        resource,
+        _str(scope.get("name"), "scope.name"),
+        _str(scope.get("version"), "scope.version"),
+        list(attrs),
+        list(attrs.values()),
+        _str(container.get("schemaUrl"), "schemaUrl"),
+    )
+
+
+def _spans(cols: TraceColumns, spans: list, scope: int, label: str) -> None:
+    # Locals for speed: this loop runs once per span.
+    scope_res_model = cols.scopes.scope_model[scope]
+    kinds = KIND_NAMES
+    statuses = STATUS_NAMES
+    model_keys = MODEL_KEYS
+    a_scope, a_unit, a_raw = cols.scope_idx.append, cols.unit.append, cols.raw.append
+    a_tid, a_sid, a_pid = cols.trace_id.append, cols.span_id.append, cols.parent_id.append
+    a_state, a_name, a_kind = cols.trace_state.append, cols.name.append, cols.kind.append
+    a_start, a_end = cols.start.append, cols.end.append
+    a_code, a_msg = cols.status_code.append, cols.status_message.append
+    a_off, keys, vals = cols.attr_off.append, cols.attr_keys, cols.attr_vals
+    a_mname, a_mver, a_route = cols.model_name.append, cols.model_version.append, cols.route.append
+    a_evoff, a_lnoff = cols.ev_off.append, cols.ln_off.append
+    unit = len(cols.units) - 1
+    for span in spans:
+        cols.read += 1
+        try:
+            attrs = _attributes(span.get("attributes"))
+            start = _int(span.get("startTimeUnixNano"))
+            end = _int(span.get("endTimeUnixNano"))
+            kind = kinds.get(span.get("kind", 0), "")
+            status = span.get("status")
+            if status:
+                code = statuses.get(status.get("code", 0), "Unset")
+                message = status.get("message", "")
+            else:
+                code, message = "Unset", ""
+            events = span.get("events")
+            links = span.get("links")
+            if events or links:
+                _events_links(cols, events, links)
+            if model_keys.isdisjoint(attrs):
+                name, version = scope_res_model
+                route = ""
+            else:
+                name, version = resolve_model(attrs)
+                if name is None:
+                    name, version = scope_res_model
+                route = attrs.get("http.route", "")
+        except (BadValue, KeyError, TypeError, AttributeError, ValueError) as exc:
+            cols.read -= 1
+            position = f"{label} record {len(cols.scope_idx) - cols.units[unit][1] + 1}"
+            cols.reject(position, _reason(exc), span)
+            # Keep the row numbering of the spans after this one.
+            cols.units[unit] = (cols.units[unit][0], cols.units[unit][1] - 1)
+            continue
+        a_scope(scope)
+        a_unit(unit)
+        a_raw(span)
+        a_tid(span.get("traceId", ""))
+        a_sid(span.get("spanId", ""))
+        a_pid(span.get("parentSpanId", ""))
+        a_state(span.get("traceState", ""))
+        a_name(span.get("name", ""))
+        a_kind(kind)
+        a_start(start)
+        a_end(end)
+        a_code(code)
+        a_msg(message)
+        keys += attrs
+        vals += attrs.values()
+        a_off(len(keys))
+        a_mname(name)
+        a_mver(version)
+        a_route(route)
+        if not (events or links):
+            a_evoff(len(cols.ev_name))
+            a_lnoff(len(cols.ln_tid))
+
+
+def _events_links(cols: TraceColumns, events: Any, links: Any) -> None:
+    # Decode fully before appending, so a bad event leaves no partial row behind.
+    ev = []
+    for event in events or ():
+        attrs = _attributes(event.get("attributes"))
+        ev.append((_int(event.get("timeUnixNano")), _str(event.get("name"), "event name"), attrs))
+    ln = []
+    for link in links or ():
+        attrs = _attributes(link.get("attributes"))
+        ln.append(
+            (
+                link.get("traceId", ""),
+                link.get("spanId", ""),
+                _str(link.get("traceState"), "link traceState"),
+                attrs,
+            )
+        )
+    for ts, name, attrs in ev:
+        cols.ev_ts.append(ts)
+        cols.ev_name.append(name)
+        cols.ev_keys.extend(attrs)
+        cols.ev_vals.extend(attrs.values())
+        cols.ev_attr_off.append(len(cols.ev_keys))
+    for tid, sid, state, attrs in ln:
+        cols.ln_tid.append(tid)
+        cols.ln_sid.append(sid)
+        cols.ln_state.append(state)
+        cols.ln_keys.extend(attrs)
+        cols.ln_vals.extend(attrs.values())
+        cols.ln_attr_off.append(len(cols.ln_keys))
+    cols.ev_off.append(len(cols.ev_name))
+    cols.ln_off.append(len(cols.ln_tid))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, BadValue):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return f"malformed record ({exc})"
+
+
+def _logs(cols: LogColumns, records: list, scope: int, label: str) -> None:
+    scope_res_model = cols.scopes.scope_model[scope]
+    unit = len(cols.units) - 1
+    for record in records:
+        cols.read += 1
+        try:
+            attrs = _attributes(record.get("attributes"))
+            time = _int(record.get("timeUnixNano"))
+            observed = _int(record.get("observedTimeUnixNano"))
+            flags = _int(record.get("flags")) & 0xFF
+            severity = record.get("severityNumber", 0)
+            if isinstance(severity, str):
+                if severity not in _SEVERITY:
+                    raise BadValue(f"unknown severityNumber {severity!r}")
+                severity = _SEVERITY[severity]
+            else:
+                severity = _int(severity)
+            if severity > 255:
+                raise BadValue(f"severityNumber {severity} is out of range")
+            body = value_text(record.get("body"))
+            event_name = record.get("eventName", "")
+            text = record.get("severityText", "")
+            name, version = resolve_model(attrs)
+            if name is None:
+                name, version = scope_res_model
+            identity = orjson.dumps(
+                [time, observed, flags, text, severity, body, event_name, list(attrs.items())],
+                default=str,
+            )
+        except (BadValue, KeyError, TypeError, AttributeError, ValueError) as exc:
+            cols.read -= 1
+            position = f"{label} record {len(cols.scope_idx) - cols.units[unit][1] + 1}"
+            cols.reject(position, _reason(exc), record)
+            cols.units[unit] = (cols.units[unit][0], cols.units[unit][1] - 1)
+            continue
+        cols.scope_idx.append(scope)
+        cols.unit.append(unit)
+        cols.raw.append(record)
+        cols.time.append(time or observed)
+        cols.trace_id.append(record.get("traceId", ""))
+        cols.span_id.append(record.get("spanId", ""))
+        cols.flags.append(flags)
+        cols.severity_text.append(text)
+        cols.severity_number.append(severity)
+        cols.body.append(body)
+        cols.attr_keys.extend(attrs)
+        cols.attr_vals.extend(attrs.values())
+        cols.attr_off.append(len(cols.attr_keys))
+        cols.event_name.append(event_name)
+        cols.model_name.append(name)
+        cols.model_version.append(version)
+        cols.identity.append(identity)
+
+
+def _signal(
+    out: Decoded, doc: dict, label: str, key: str, legacy: str, items: str, cols: Any, add: Any
+) -> None:
+    resources = doc.get(key)
+    if not resources:
+        return
+    if not isinstance(resources, list):
+        out.reject(label, f"{key} is not a list", doc)
+        return
+    cols.begin_unit(label)
+    for r, container in enumerate(resources):
+        where = f"{key}[{r}]"
+        try:
+            resource = _add_resource(cols, container)
+            scopes = container.get(legacy.replace("instrumentationLibrary", "scope")) or (
+                container.get(legacy) or []
+            )
+            for s, scope_container in enumerate(scopes):
+                where = f"{key}[{r}].scopes[{s}]"
+                scope = _add_scope(cols, resource, scope_container)
+                records = scope_container.get(items) or []
+                if not isinstance(records, list):
+                    raise BadValue(f"{items} is not a list")
+                add(cols, records, scope, label)
+        except (BadValue, KeyError, TypeError, AttributeError, ValueError) as exc:
+            out.reject(label, f"{where}: {_reason(exc)}", container)
+
+
+def decode_document(doc: Any, label: str, out: Decoded) -> None:
+    """One TracesData/LogsData (or Export*ServiceRequest) object, already parsed."""
+    if not isinstance(doc, dict):
+        out.reject(label, "not an OTLP JSON object", orjson.dumps(doc, default=str))
+        return
+    if "resourceSpans" in doc:
+        _signal(
+            out,
+            doc,
+            label,
+            "resourceSpans",
+            "instrumentationLibrarySpans",
+            "spans",
+            out.traces,
+            _spans,
+        )
+    if "resourceLogs" in doc:
+        _signal(
+            out,
+            doc,
+            label,
+            "resourceLogs",
+            "instrumentationLibraryLogs",
+            "logRecords",
+            out.logs,
+            _logs,
+        )
+    for other in ("resourceMetrics", "resourceProfiles"):
+        if doc.get(other):
+            out.reject(label, f"{other}: only traces and logs are stored", b"")
+
+
+def decode_json_lines(data: bytes, source: str, first_line: int, out: Decoded) -> None:
+    """OTLP JSON Lines: one object per line; a line that is not JSON is quarantined."""
+    line_no = first_line - 1
+    for line in data.split(b"\n"):
+        line_no += 1
+        if not line.strip():
+            continue
+        label = f"{source}:{line_no}"
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            out.reject(label, f"not valid JSON ({exc.msg})", line)
+            continue
+        decode_document(doc, label, out)

@@ -1,0 +1,220 @@
+"""OTLP protobuf (TracesData / LogsData, or the Export*ServiceRequest with the same
+wire layout) into store columns, through opentelemetry-proto's generated classes."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from faultlens.analyzer._decode import (
+    KIND_NAMES,
+    MODEL_KEYS,
+    STATUS_NAMES,
+    LogColumns,
+    TraceColumns,
+    double_text,
+    json_text,
+    resolve_model,
+)
+from faultlens.analyzer._decode_json import Decoded
+
+__all__ = ["decode_protobuf", "detect_protobuf_signal"]
+
+
+def _raw(value: Any) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    if which == "array_value":
+        return [_raw(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, which)
+
+
+def _value_text(value: Any) -> str:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which is None:
+        return ""
+    if which == "bool_value":
+        return "true" if value.bool_value else "false"
+    if which == "int_value":
+        return str(value.int_value)
+    if which == "double_value":
+        return double_text(value.double_value)
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return json_text(_raw(value))
+
+
+def _attributes(kvs: Any) -> dict[str, str]:
+    return {kv.key: _value_text(kv.value) for kv in kvs}
+
+
+def _scopes(cols: TraceColumns | LogColumns, container: Any, scope_container: Any, res: int) -> int:
+    scope = scope_container.scope
+    attrs = _attributes(scope.attributes)
+    return cols.scopes.add_scope(
+        res,
+        scope.name,
+        scope.version,
+        list(attrs),
+        list(attrs.values()),
+        scope_container.schema_url,
+    )
+
+
+def _resource(cols: TraceColumns | LogColumns, container: Any) -> int:
+    attrs = _attributes(container.resource.attributes)
+    return cols.scopes.add_resource(list(attrs), list(attrs.values()), container.schema_url)
+
+
+def _traces(msg: TracesData, label: str, cols: TraceColumns) -> None:
+    cols.begin_unit(label)
+    unit = len(cols.units) - 1
+    for rs in msg.resource_spans:
+        res = _resource(cols, rs)
+        for ss in rs.scope_spans:
+            scope = _scopes(cols, rs, ss, res)
+            default_model = cols.scopes.scope_model[scope]
+            for span in ss.spans:
+                cols.read += 1
+                attrs = _attributes(span.attributes)
+                if MODEL_KEYS.isdisjoint(attrs):
+                    name, version = default_model
+                else:
+                    name, version = resolve_model(attrs)
+                    if name is None:
+                        name, version = default_model
+                cols.scope_idx.append(scope)
+                cols.unit.append(unit)
+                cols.raw.append(span)
+                cols.trace_id.append(span.trace_id.hex())
+                cols.span_id.append(span.span_id.hex())
+                cols.parent_id.append(span.parent_span_id.hex())
+                cols.trace_state.append(span.trace_state)
+                cols.name.append(span.name)
+                cols.kind.append(KIND_NAMES.get(span.kind, ""))
+                cols.start.append(span.start_time_unix_nano)
+                cols.end.append(span.end_time_unix_nano)
+                cols.status_code.append(STATUS_NAMES.get(span.status.code, "Unset"))
+                cols.status_message.append(span.status.message)
+                cols.attr_keys.extend(attrs)
+                cols.attr_vals.extend(attrs.values())
+                cols.attr_off.append(len(cols.attr_keys))
+                cols.model_name.append(name)
+                cols.model_version.append(version)
+                cols.route.append(attrs.get("http.route", ""))
+                for event in span.events:
+                    ev_attrs = _attributes(event.attributes)
+                    cols.ev_ts.append(event.time_unix_nano)
+                    cols.ev_name.append(event.name)
+                    cols.ev_keys.extend(ev_attrs)
+                    cols.ev_vals.extend(ev_attrs.values())
+                    cols.ev_attr_off.append(len(cols.ev_keys))
+                cols.ev_off.append(len(cols.ev_name))
+                for link in span.links:
+                    ln_attrs = _attributes(link.attributes)
+                    cols.ln_tid.append(link.trace_id.hex())
+                    cols.ln_sid.append(link.span_id.hex())
+                    cols.ln_state.append(link.trace_state)
+                    cols.ln_keys.extend(ln_attrs)
+                    cols.ln_vals.extend(ln_attrs.values())
+                    cols.ln_attr_off.append(len(cols.ln_keys))
+                cols.ln_off.append(len(cols.ln_tid))
+
+
+def _logs(msg: LogsData, label: str, cols: LogColumns) -> None:
+    cols.begin_unit(label)
+    unit = len(cols.units) - 1
+    for rl in msg.resource_logs:
+        res = _resource(cols, rl)
+        for sl in rl.scope_logs:
+            scope = _scopes(cols, rl, sl, res)
+            default_model = cols.scopes.scope_model[scope]
+            for record in sl.log_records:
+                cols.read += 1
+                attrs = _attributes(record.attributes)
+                name, version = resolve_model(attrs)
+                if name is None:
+                    name, version = default_model
+                time = record.time_unix_nano
+                observed = record.observed_time_unix_nano
+                flags = record.flags & 0xFF
+                body = _value_text(record.body)
+                severity = record.severity_number
+                cols.scope_idx.append(scope)
+                cols.unit.append(unit)
+                cols.raw.append(record)
+                cols.time.append(time or observed)
+                cols.trace_id.append(record.trace_id.hex())
+                cols.span_id.append(record.span_id.hex())
+                cols.flags.append(flags)
+                cols.severity_text.append(record.severity_text)
+                cols.severity_number.append(severity if 0 <= severity <= 255 else 0)
+                cols.body.append(body)
+                cols.attr_keys.extend(attrs)
+                cols.attr_vals.extend(attrs.values())
+                cols.attr_off.append(len(cols.attr_keys))
+                cols.event_name.append(record.event_name)
+                cols.model_name.append(name)
+                cols.model_version.append(version)
+                cols.identity.append(
+                    orjson.dumps(
+                        [
+                            time,
+                            observed,
+                            flags,
+                            record.severity_text,
+                            severity,
+                            body,
+                            record.event_name,
+                            list(attrs.items()),
+                        ]
+                    )
+                )
+
+
+def detect_protobuf_signal(data: bytes) -> str | None:
+    """'traces' or 'logs' from the bytes of a bare message; None when neither parses."""
+    try:
+        traces = TracesData.FromString(data)
+    except DecodeError:
+        traces = None
+    if traces is not None and traces.resource_spans:
+        for rs in traces.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    return "traces" if len(span.trace_id) == 16 else "logs"
+    try:
+        logs = LogsData.FromString(data)
+    except DecodeError:
+        return "traces" if traces is not None else None
+    for rl in logs.resource_logs:
+        for sl in rl.scope_logs:
+            if sl.log_records:
+                return "logs"
+    return "traces" if traces is not None else "logs"
+
+
+def decode_protobuf(data: bytes, label: str, out: Decoded, *, signal: str | None = None) -> None:
+    """One protobuf message; an undecodable one is quarantined as a whole."""
+    signal = signal or detect_protobuf_signal(data)
+    try:
+        if signal == "traces":
+            _traces(TracesData.FromString(data), label, out.traces)
+        elif signal == "logs":
+            _logs(LogsData.FromString(data), label, out.logs)
+        else:
+            out.reject(label, "not an OTLP protobuf message", data[:4096])
+    except DecodeError as exc:
+        out.reject(label, f"not an OTLP protobuf message ({exc})", data[:4096])

@@ -1,0 +1,157 @@
+"""`ingest`: OTLP files into the store, streaming, deduplicated, accounted for.
+
+Files are cut into chunks (``_decode_files``); each chunk is decoded (in worker
+processes when the input is large, since decoding is CPU-bound Python and the
+machine may have more than one core) and written in order by this process, one
+transaction per chunk (``_store.write_batch``). A bounded window of chunks in
+flight keeps memory flat however large the input.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from faultlens.analyzer._decode_files import (
+    Chunk,
+    DecodedChunk,
+    chunks,
+    decode_chunk,
+    expand_paths,
+    file_size,
+)
+from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
+
+__all__ = ["IngestReport", "ingest"]
+
+Progress = Callable[[int, int], None]
+_PARALLEL_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
+_MAX_ERRORS = 1000
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest read and did with it; ``read == stored + duplicates + quarantined``.
+
+    ``errors`` holds one line per problem (``FILE:LINE record N: reason``), the
+    first 1000; ``errors_omitted`` counts the rest.
+    """
+
+    files: int
+    read: int
+    stored: int
+    duplicates: int
+    quarantined: int
+    spans: int
+    log_records: int
+    errors: tuple[str, ...]
+    errors_omitted: int
+    seconds: float
+
+
+def _windowed(
+    items: Iterator[Chunk], pool: ProcessPoolExecutor | None, window: int
+) -> Iterator[tuple[Chunk, DecodedChunk]]:
+    if pool is None:
+        for chunk in items:
+            yield chunk, decode_chunk(chunk)
+        return
+    pending: deque[tuple[Chunk, Future[DecodedChunk]]] = deque()
+    for chunk in items:
+        pending.append((chunk, pool.submit(decode_chunk, chunk)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
+def _all_chunks(files: list[Path]) -> Iterator[Chunk]:
+    for path in files:
+        yield from chunks(path)
+
+
+def ingest(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    db: str | Path | duckdb.DuckDBPyConnection = DEFAULT_DB,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> IngestReport:
+    """Load OTLP files (JSON Lines, JSON, protobuf; gzip/zstd; directories) into the store.
+
+    ``progress(done_bytes, total_bytes)`` is called after each committed batch.
+    ``workers`` decoding processes (default: one per core when the input is large).
+
+    Example: ``ingest(["traces.jsonl.gz"], db=".faultlens/faultlens.duckdb")``
+    """
+    started = time.perf_counter()
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files, errors = expand_paths(list(paths))
+    total = sum(file_size(f) for f in files)
+    con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
+    run_id = uuid.uuid4().hex
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if total >= _PARALLEL_BYTES else 0
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    sums = dict.fromkeys(("read", "stored", "duplicates", "quarantined", "spans", "logs"), 0)
+    lines: list[str] = list(errors)
+    omitted = 0
+    done = 0
+    try:
+        for chunk, decoded in _windowed(_all_chunks(files), pool, window=max(2, workers + 1)):
+            counts = write_batch(
+                con,
+                run_id=run_id,
+                source=chunk.source,
+                traces=decoded.traces,
+                logs=decoded.logs,
+                rejects=decoded.rejects,
+                read=decoded.read,
+            )
+            sums["read"] += sum(counts.read.values())
+            sums["stored"] += sum(counts.stored.values())
+            sums["duplicates"] += sum(counts.duplicates.values())
+            sums["quarantined"] += sum(counts.quarantined.values())
+            sums["spans"] += counts.stored["traces"]
+            sums["logs"] += counts.stored["logs"]
+            for _, reject in decoded.rejects:
+                if len(lines) < _MAX_ERRORS:
+                    lines.append(f"{reject.position}: {reject.reason}")
+                else:
+                    omitted += 1
+            done += chunk.consumed
+            if progress is not None:
+                progress(min(done, total), total)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if con is not db:
+            con.close()
+    if progress is not None:
+        progress(total, total)
+    return IngestReport(
+        files=len(files),
+        read=sums["read"],
+        stored=sums["stored"],
+        duplicates=sums["duplicates"],
+        quarantined=sums["quarantined"],
+        spans=sums["spans"],
+        log_records=sums["logs"],
+        errors=tuple(lines),
+        errors_omitted=omitted,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,61 @@
+"""`faultlens ingest`: OTLP files into the store, with a progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from faultlens.cli._app import DEFAULT_DB, DbOption, app
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="OTLP files or directories (JSON Lines, JSON, protobuf).")
+    ],
+    db: DbOption = str(DEFAULT_DB),
+) -> None:
+    """Load OTLP traces and logs: JSON Lines or JSON, protobuf, directories, .gz/.zst.
+
+    Re-ingesting adds nothing; bad records are quarantined and named one per line.
+
+    Example: faultlens ingest sample_traces/data --db .faultlens/faultlens.duckdb
+    """
+    from faultlens.analyzer import StoreError
+    from faultlens.analyzer import ingest as run_ingest
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            report = run_ingest(paths, db=db, progress=progress)
+        except StoreError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+    for line in report.errors:
+        err.print(f"error: {line}", markup=False)
+    if report.errors_omitted:
+        err.print(f"error: … and {report.errors_omitted} more (see faultlens_quarantine)")
+    typer.echo(
+        f"{report.files} files: read {report.read}, stored {report.stored} "
+        f"({report.spans} spans, {report.log_records} log records), "
+        f"duplicates {report.duplicates}, quarantined {report.quarantined} "
+        f"in {report.seconds:.1f} s -> {db}"
+    )
+    if report.errors:
+        raise typer.Exit(1)
