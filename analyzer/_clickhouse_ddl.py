@@ -141,12 +141,14 @@ def _get(attrs: str, key: str) -> str:
 def _own_name(attrs: str) -> str:
     """The alias list over one map; NULL when no key names a model."""
     candidates = [_get(attrs, key) for key in _REQUESTED_KEYS]
-    candidates += [
-        # Only a JSON string counts ({"model": 7} names no model, as at ingest).
-        f"if(JSONType({_get(attrs, key)}, 'model') = 'String', "
-        f"JSONExtractString({_get(attrs, key)}, 'model'), '')"
+    # The first invocation-parameters text whose "model" is a JSON string decides,
+    # even when that string is empty ({"model": 7} names no model), as at ingest.
+    arms = [
+        f"JSONType({_get(attrs, key)}, 'model') = 'String', "
+        f"JSONExtractString({_get(attrs, key)}, 'model')"
         for key in _INVOCATION_PARAMETER_KEYS
     ]
+    candidates.append(f"multiIf({', '.join(arms)}, '')")
     candidates += [_get(attrs, key) for key in _SERVED_KEYS]
     arms = ", ".join(f"{e} != '', {e}" for e in candidates)
     return f"multiIf({arms}, NULL)"
