@@ -18,9 +18,21 @@ evaluates the very same expressions (``model_name_sql`` /
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from faultlens.analyzer._engines import Engine
+
 __all__ = [
     "DEFAULT_DATABASE",
+    "LOG_COLUMNS",
+    "TRACE_COLUMNS",
     "create_statements",
+    "exporter_rows",
+    "load_from_duckdb",
     "model_columns_statements",
     "model_name_sql",
     "model_version_sql",
@@ -225,3 +237,90 @@ def model_columns_statements(
                     f"ALTER TABLE {target} MATERIALIZE COLUMN {column} SETTINGS mutations_sync = 2"
                 )
     return statements
+
+
+# The columns the exporter writes, in its INSERT order (TimestampTime is a DEFAULT).
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+TRACE_COLUMNS = tuple(
+    _words(
+        "Timestamp TraceId SpanId ParentSpanId TraceState SpanName SpanKind ServiceName "
+        "ResourceAttributes ScopeName ScopeVersion SpanAttributes Duration StatusCode "
+        "StatusMessage Events.Timestamp Events.Name Events.Attributes Links.TraceId "
+        "Links.SpanId Links.TraceState Links.Attributes"
+    )
+)
+LOG_COLUMNS = tuple(
+    _words(
+        "Timestamp TraceId SpanId TraceFlags SeverityText SeverityNumber ServiceName Body "
+        "ResourceSchemaUrl ResourceAttributes ScopeSchemaUrl ScopeName ScopeVersion "
+        "ScopeAttributes LogAttributes EventName"
+    )
+)
+
+
+def exporter_rows(
+    con: Any, table: str, *, legacy_enums: bool = False, where: str = "TRUE"
+) -> pa.Table:
+    """Rows of a faultlens DuckDB table as the Collector's exporter writes them.
+
+    faultlens' own columns (ModelName, HttpRoute, ...) are left out: the
+    exporter does not write them. ``legacy_enums`` spells SpanKind and
+    StatusCode as older exporter releases did (``SPAN_KIND_SERVER``,
+    ``STATUS_CODE_ERROR``).
+    """
+    wanted = TRACE_COLUMNS if table == "otel_traces" else LOG_COLUMNS
+    present = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $t",
+            {"t": table},
+        ).fetchall()
+    }
+    select = []
+    for column in wanted:
+        quoted = '"' + column + '"'
+        if column not in present:
+            continue
+        if legacy_enums and column == "SpanKind":
+            quoted = "'SPAN_KIND_' || upper(SpanKind)"
+        elif legacy_enums and column == "StatusCode":
+            quoted = "'STATUS_CODE_' || upper(StatusCode)"
+        select.append(f'{quoted} AS "{column}"')
+    sql = f"SELECT {', '.join(select)} FROM {table} WHERE {where} ORDER BY Timestamp"
+    return con.sql(sql).to_arrow_table()
+
+
+def load_from_duckdb(
+    source: str | Path,
+    engine: Engine,
+    *,
+    legacy_enums: bool = False,
+    model_columns: bool = False,
+) -> dict[str, int]:
+    """Copy a faultlens DuckDB store into the exporter's tables on ``engine``.
+
+    What the Collector would have written for the same telemetry: the
+    exporter's DDL (created when missing), its columns, its enum spelling,
+    attribute values as strings. ``model_columns`` first applies the optional
+    DDL, so the materialized ModelName / ModelVersion are computed at insert.
+    Returns the rows copied per table. Used by tests and the benchmark, and by
+    anyone who wants to try the ClickHouse path on a DuckDB store.
+    """
+    import duckdb
+
+    database = engine.target.database or DEFAULT_DATABASE
+    for statement in create_statements(database):
+        engine.execute(statement)
+    if model_columns:
+        for statement in model_columns_statements(database, materialize_existing=False):
+            engine.execute(statement)
+    copied = {}
+    with duckdb.connect(str(source), read_only=True) as con:
+        for table in ("otel_traces", "otel_logs"):
+            rows = exporter_rows(con, table, legacy_enums=legacy_enums)
+            engine.insert_arrow(table, rows)
+            copied[table] = rows.num_rows
+    return copied

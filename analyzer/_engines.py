@@ -169,6 +169,10 @@ class Engine:
         """Run one statement for its effect (DDL, inserts)."""
         self.query(sql, params)
 
+    def insert_arrow(self, table: str, rows: Any) -> None:
+        """Append an Arrow table's rows to ``table`` (columns matched by name)."""
+        raise NotImplementedError
+
     def table(self, name: str) -> str:
         """``name`` qualified and quoted for this engine."""
         if self.target.database is None:
@@ -211,6 +215,15 @@ class DuckDBEngine(Engine):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self.connection.execute(sql, dict(params or {}))
+
+    def insert_arrow(self, table: str, rows: Any) -> None:
+        self.connection.register("fl_insert_rows", rows)
+        try:
+            self.connection.execute(
+                f"INSERT INTO {self.table(table)} BY NAME SELECT * FROM fl_insert_rows"
+            )
+        finally:
+            self.connection.unregister("fl_insert_rows")
 
     def columns(self, table: str) -> frozenset[str]:
         rows = self.connection.execute(
@@ -286,6 +299,25 @@ class ChDBEngine(Engine):
         bound = {k: clickhouse_param_text(v) for k, v in (params or {}).items()}
         self._session.query(sql, "CSV", params=bound or None)
 
+    def insert_arrow(self, table: str, rows: Any) -> None:
+        # Through a Parquet file: chDB reads it natively, Nested columns by their
+        # flattened names ("Events.Name"), maps and ns timestamps unchanged.
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        if rows.num_rows == 0:
+            return
+        with tempfile.TemporaryDirectory(prefix="faultlens-chdb-") as scratch:
+            path = Path(scratch) / "rows.parquet"
+            pq.write_table(rows, path)
+            columns = ", ".join(quote_identifier(c) for c in rows.column_names)
+            self.execute(
+                f"INSERT INTO {self.table(table)} ({columns}) "
+                f"SELECT {columns} FROM file({{path:String}}, Parquet)",
+                {"path": str(path)},
+            )
+
     def columns(self, table: str) -> frozenset[str]:
         frame = self.query(
             "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
@@ -341,6 +373,9 @@ class ClickHouseEngine(Engine):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._client.command(sql, parameters=dict(params or {}))
+
+    def insert_arrow(self, table: str, rows: Any) -> None:
+        self._client.insert_arrow(table, rows, database=self.target.database)
 
     def columns(self, table: str) -> frozenset[str]:
         frame = self.query(
