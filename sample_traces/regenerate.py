@@ -1,0 +1,70 @@
+"""Regenerate the committed sample runs: ``python -m faultlens.sample_traces.regenerate``.
+
+Runs every scenario (or those named) in both layouts, 40 s at 12 requests/s
+(15 s baseline, 15 s fault, 10 s recovery), into
+``sample_traces/data/<scenario>/<layout>/``, then rewrites the table in
+``sample_traces/data/README.md`` from the truth files.
+
+Example: python -m faultlens.sample_traces.regenerate crash error-burst
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from faultlens.sample_traces._catalogue import SCENARIOS
+from faultlens.sample_traces._runner import LAYOUTS, run_scenario
+
+DATA_DIR = Path(__file__).parent / "data"
+SECONDS = 40.0
+RATE = 12.0
+
+
+def summarize(truth: dict) -> str:
+    """One table row cell: failed requests during the run, by endpoint, and restarts."""
+    failed = Counter(r["endpoint"] for r in truth["requests"] if r["outcome"] == "error")
+    by_endpoint = ", ".join(f"{e} {n}" for e, n in sorted(failed.items())) or "none"
+    return f"{sum(failed.values())}/{len(truth['requests'])} failed ({by_endpoint}); " + (
+        f"{len(truth['restarts'])} restarts"
+    )
+
+
+def write_readme() -> None:
+    rows = []
+    for name, scenario in SCENARIOS.items():
+        cells = []
+        for layout in LAYOUTS:
+            path = DATA_DIR / name / layout / "truth.json"
+            cells.append(summarize(json.loads(path.read_text())) if path.exists() else "not run")
+        rows.append(f"| `{name}` | {scenario.target} | {scenario.shows} | {' | '.join(cells)} |")
+    (DATA_DIR / "README.md").write_text(
+        "# Committed sample runs\n\n"
+        "Each `<scenario>/<layout>/` holds `traces.jsonl.gz` and `logs.jsonl.gz` (OTLP JSON "
+        "Lines, as the exporters wrote them) and `truth.json` (the ground truth: fault, "
+        "culprit, onset/end, every request, every restart). Regenerate with "
+        "`python -m faultlens.sample_traces.regenerate`.\n\n"
+        f"Each run: {SECONDS:g} s at {RATE:g} requests/s (15 s baseline, 15 s fault, "
+        "10 s recovery).\n\n"
+        "| scenario | culprit | what it shows | monolith | per-model |\n"
+        "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--layout", choices=LAYOUTS, action="append")
+    args = parser.parse_args()
+    for name in args.scenarios:
+        for layout in args.layout or LAYOUTS:
+            out = DATA_DIR / name / layout
+            truth = run_scenario(name, layout=layout, seconds=SECONDS, rate=RATE, out=out)
+            print(f"{name}/{layout}: {summarize(truth)}", flush=True)
+    write_readme()
+
+
+if __name__ == "__main__":
+    main()
