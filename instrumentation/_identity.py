@@ -38,7 +38,16 @@ class ModelIdentity:
     """Who a span belongs to. Built once per scope; the attribute dict is prebuilt so the
     processors stamp a span with one call and no allocation."""
 
-    __slots__ = ("name", "version", "framework", "framework_version", "attributes", "keys")
+    __slots__ = (
+        "name",
+        "version",
+        "framework",
+        "framework_version",
+        "attributes",
+        "keys",
+        "stamp",
+        "longest",
+    )
 
     def __init__(
         self,
@@ -63,6 +72,10 @@ class ModelIdentity:
         attributes = {key: str(value) for key, value in pairs if value is not None}
         self.attributes: Mapping[str, str] = MappingProxyType(attributes)
         self.keys: tuple[str, ...] = tuple(attributes)
+        # for the span processor's fast path: a plain dict (never mutated) and the longest
+        # value, checked against the span's attribute value limit
+        self.stamp: dict[str, str] = attributes
+        self.longest = max(len(value) for value in attributes.values())
 
     @classmethod
     def parse(cls, text: str) -> ModelIdentity:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.trace import StatusCode
 
 import faultlens.instrumentation as instrumentation
@@ -217,3 +218,26 @@ def test_a_second_configure_warns_and_returns(telemetry) -> None:
     with pytest.warns(RuntimeWarning, match="already called"):
         configure("another")
     assert trace.get_tracer_provider() is before
+
+
+def test_span_limits_apply_to_the_identity_as_to_any_attribute() -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=3))
+    provider.add_span_processor(ModelIdentitySpanProcessor())
+    with model("fraud", version="1.4.2"):
+        span = provider.get_tracer("t").start_span("limited")
+        span.end()
+    assert _identity(span) == {"ml.model.name": "fra", "ml.model.version": "1.4"}
+
+
+def test_a_span_of_another_sdk_is_stamped_through_the_public_api() -> None:
+    class OtherSpan:
+        def __init__(self) -> None:
+            self.attributes: dict[str, str] = {"ml.model.framework": "onnx"}
+
+        def set_attributes(self, attributes) -> None:
+            self.attributes.update(attributes)
+
+    span = OtherSpan()
+    with model("fraud", version="1.4.2"):
+        ModelIdentitySpanProcessor().on_start(span, parent_context=None)  # type: ignore[arg-type]
+    assert span.attributes == {**FRAUD, "ml.model.framework": "onnx"}
