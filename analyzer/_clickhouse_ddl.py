@@ -324,3 +324,27 @@ def load_from_duckdb(
             engine.insert_arrow(table, rows)
             copied[table] = rows.num_rows
     return copied
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the DDL: ``python -m faultlens.analyzer._clickhouse_ddl [--tables] [--database NAME]``.
+
+    Without ``--tables`` it prints the optional model columns (docs/scale-out.md).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m faultlens.analyzer._clickhouse_ddl")
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument(
+        "--tables", action="store_true", help="the exporter's CREATE TABLE statements instead"
+    )
+    args = parser.parse_args(argv)
+    if args.tables:
+        statements = create_statements(args.database)
+    else:
+        statements = model_columns_statements(args.database)
+    print(";\n\n".join(statements) + ";")
+
+
+if __name__ == "__main__":
+    main()
