@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from faultlens.analyzer._decode_files import (
     Chunk,
@@ -36,6 +37,7 @@ __all__ = ["IngestReport", "ingest"]
 Progress = Callable[[int, int], None]
 _PARALLEL_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
 _MAX_ERRORS = 1000
+_BATCH_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,48 @@ def _windowed(
         yield done, future.result()
 
 
+def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
+    present = [t for t in tables if t is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else pa.concat_tables(present, promote_options="none")
+
+
+def _grouped(
+    stream: Iterator[tuple[Chunk, DecodedChunk]],
+) -> Iterator[tuple[str, int, DecodedChunk]]:
+    """Decoded chunks of one source merged up to _BATCH_ROWS: each commit costs a fixed
+    amount per column, so fewer, larger transactions load faster."""
+    group: list[tuple[Chunk, DecodedChunk]] = []
+
+    def flush() -> tuple[str, int, DecodedChunk]:
+        read: dict[str, int] = {}
+        for _, d in group:
+            for signal, n in d.read.items():
+                read[signal] = read.get(signal, 0) + n
+        merged = DecodedChunk(
+            group[0][0].source,
+            _concat([d.traces for _, d in group]),
+            _concat([d.logs for _, d in group]),
+            [r for _, d in group for r in d.rejects],
+            read,
+        )
+        return group[0][0].source, sum(c.consumed for c, _ in group), merged
+
+    rows = 0
+    for chunk, decoded in stream:
+        if group and chunk.source != group[0][0].source:
+            yield flush()
+            group, rows = [], 0
+        group.append((chunk, decoded))
+        rows += sum(t.num_rows for t in (decoded.traces, decoded.logs) if t is not None)
+        if rows >= _BATCH_ROWS:
+            yield flush()
+            group, rows = [], 0
+    if group:
+        yield flush()
+
+
 def _all_chunks(files: list[Path]) -> Iterator[Chunk]:
     for path in files:
         yield from chunks(path)
@@ -112,11 +156,12 @@ def ingest(
     omitted = 0
     done = 0
     try:
-        for chunk, decoded in _windowed(_all_chunks(files), pool, window=max(2, workers + 1)):
+        stream = _windowed(_all_chunks(files), pool, window=max(2, workers + 1))
+        for source, consumed, decoded in _grouped(stream):
             counts = write_batch(
                 con,
                 run_id=run_id,
-                source=chunk.source,
+                source=source,
                 traces=decoded.traces,
                 logs=decoded.logs,
                 rejects=decoded.rejects,
@@ -133,7 +178,7 @@ def ingest(
                     lines.append(f"{reject.position}: {reject.reason}")
                 else:
                     omitted += 1
-            done += chunk.consumed
+            done += consumed
             if progress is not None:
                 progress(min(done, total), total)
     finally:

@@ -1,0 +1,225 @@
+"""Ingest speed: `faultlens ingest` against the parse-only floor and the naive DuckDB path.
+
+Generates an N-span OTLP JSON Lines file (as the Python OTLP JSON file exporter
+writes it: one TracesData per line, spans grouped by resource and scope), then
+times, in one run and on the same file:
+
+1. ``faultlens ingest FILE --db fresh.duckdb`` (a subprocess, start-up included);
+2. the parse-only floor: ``orjson.loads`` of every line, single process;
+3. the naive path a user would write: DuckDB ``read_json`` + ``unnest`` into a table.
+
+and prints both ratios (targets: ingest <= 1.5x the floor, >= 5x faster than naive).
+With ``--receiver`` it also measures the OTLP/HTTP receiver's persisted spans/s with
+the real OpenTelemetry exporter sending protobuf (BatchSpanProcessor, several threads).
+
+    python benchmarks/ingest.py --spans 1000000 --receiver-spans 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+
+MODELS = [("tokenize", "1.2.0"), ("embed", "1.0.3"), ("fraud", "1.4.2"), ("rank", "3.0.1")]
+
+
+def _attr(key: str, value: str) -> dict:
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def generate(path: Path, spans: int, *, per_line: int = 100, seed: int = 7) -> int:
+    """Write `spans` spans as OTLP JSON Lines; returns the file size in bytes."""
+    rng = random.Random(seed)
+    t0 = 1_700_000_000_000_000_000
+    resource = {
+        "attributes": [
+            _attr("service.name", "monolith"),
+            _attr("service.instance.id", "host-1:4711"),
+            _attr("service.version", "2.3.0"),
+            _attr("faultlens.layout", "monolith"),
+            _attr("telemetry.sdk.language", "python"),
+        ]
+    }
+    scope = {"name": "faultlens.instrumentation", "version": "0.1.0"}
+    written = 0
+    with open(path, "wb") as out:
+        while written < spans:
+            batch = []
+            for _ in range(min(per_line, spans - written)):
+                i = written + len(batch)
+                model, version = MODELS[i % len(MODELS)]
+                start = t0 + i * 1_000_000
+                span = {
+                    "traceId": f"{rng.getrandbits(128):032x}",
+                    "spanId": f"{rng.getrandbits(64):016x}",
+                    "parentSpanId": f"{rng.getrandbits(64):016x}",
+                    "flags": 1,
+                    "name": f"{model}.predict",
+                    "kind": 1,
+                    "startTimeUnixNano": str(start),
+                    "endTimeUnixNano": str(start + rng.randrange(1_000_000, 90_000_000)),
+                    "attributes": [
+                        _attr("ml.model.name", model),
+                        _attr("ml.model.version", version),
+                        _attr("ml.model.framework", "numpy"),
+                    ],
+                    "status": {"code": 2, "message": "boom"} if i % 97 == 0 else {},
+                }
+                batch.append(span)
+            doc = {
+                "resourceSpans": [
+                    {"resource": resource, "scopeSpans": [{"scope": scope, "spans": batch}]}
+                ]
+            }
+            out.write(orjson.dumps(doc) + b"\n")
+            written += len(batch)
+    return path.stat().st_size
+
+
+def floor(path: Path) -> float:
+    started = time.perf_counter()
+    with open(path, "rb") as f:
+        for line in f:
+            orjson.loads(line)
+    return time.perf_counter() - started
+
+
+def naive(path: Path, db: Path) -> float:
+    started = time.perf_counter()
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE spans AS SELECT unnest(ss.spans, recursive := true) FROM ("
+        " SELECT unnest(rs.scopeSpans) AS ss FROM ("
+        "  SELECT unnest(resourceSpans) AS rs FROM read_json(?, format = 'newline_delimited',"
+        "   maximum_object_size = 1000000000)))",
+        [str(path)],
+    )
+    con.close()
+    return time.perf_counter() - started
+
+
+def faultlens_ingest(path: Path, db: Path) -> tuple[float, str]:
+    exe = Path(sys.executable).with_name("faultlens")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(exe), "ingest", str(path), "--db", str(db)], capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"faultlens ingest failed: {done.stderr}")
+    return elapsed, done.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def receiver(spans: int, workdir: Path, threads: int = 4) -> tuple[float, int]:
+    """Persisted spans/s: the real OTLP/HTTP exporter (protobuf) into `faultlens collect`."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    port = _free_port()
+    db = workdir / "receiver.duckdb"
+    exe = Path(sys.executable).with_name("faultlens")
+    server = subprocess.Popen(
+        [str(exe), "collect", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, max_queue_size=spans, max_export_batch_size=512)
+        )
+        tracer = provider.get_tracer("bench")
+        started = time.perf_counter()
+
+        def work(n: int, offset: int) -> None:
+            for i in range(n):
+                model, version = MODELS[(offset + i) % len(MODELS)]
+                with tracer.start_as_current_span(
+                    f"{model}.predict",
+                    attributes={"ml.model.name": model, "ml.model.version": version},
+                ):
+                    pass
+
+        per = spans // threads
+        pool = [threading.Thread(target=work, args=(per, k * per)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        provider.force_flush(timeout_millis=600_000)
+        elapsed = time.perf_counter() - started
+        provider.shutdown()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    con = duckdb.connect(str(db), read_only=True)
+    stored = con.execute("SELECT count(*) FROM otel_traces").fetchone()[0]
+    con.close()
+    return elapsed, stored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--receiver-spans", type=int, default=50_000)
+    parser.add_argument("--no-receiver", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="faultlens-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "spans.jsonl"
+    size = generate(path, args.spans)
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"input:   {path} ({args.spans:,} spans, {size / 1e6:.0f} MB OTLP JSON Lines)")
+    ingest_s, summary = faultlens_ingest(path, workdir / "faultlens.duckdb")
+    print(f"faultlens ingest:            {ingest_s:6.2f} s   ({summary})")
+    floor_s = floor(path)
+    print(f"parse-only floor (orjson):   {floor_s:6.2f} s")
+    naive_s = naive(path, workdir / "naive.duckdb")
+    print(f"naive (read_json + unnest):  {naive_s:6.2f} s")
+    print(f"ingest / floor = {ingest_s / floor_s:.2f}x  (target <= 1.5x)")
+    print(f"naive / ingest = {naive_s / ingest_s:.2f}x  (target >= 5x)")
+    if not args.no_receiver:
+        elapsed, stored = receiver(args.receiver_spans, workdir)
+        rate = stored / elapsed
+        print(
+            f"receiver: {stored:,}/{args.receiver_spans:,} spans persisted in {elapsed:.1f} s "
+            f"= {rate:,.0f} spans/s (real OTLP/HTTP protobuf exporter, 4 threads); "
+            f"{rate / 127:.0f}x Phoenix's 127 spans/s"
+        )
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
