@@ -27,11 +27,10 @@ Usage
     score_fraud([0.2, 0.4])
     shutdown()  # flush on exit
 
-For FastAPI call ``instrument_app(app)`` after ``configure``: server spans, the
-``faultlens.models`` list on each server span, and W3C trace context on outgoing httpx
-calls. Without code changes, run the service under ``opentelemetry-instrument``: the
-``opentelemetry_pre_instrument`` entry point ``faultlens`` adds the identity processors
-to the providers in place (or configures them from the ``OTEL_*`` variables).
+For FastAPI call ``instrument_app(app)`` after ``configure``. Without code changes,
+run the service under ``opentelemetry-instrument``: the ``opentelemetry_pre_instrument``
+entry point ``faultlens`` adds the identity processors to the providers in place (or
+configures them from the ``OTEL_*`` variables).
 
 model(name, *, version, framework, framework_version)
 -----------------------------------------------------
@@ -51,6 +50,14 @@ without identity unless you hand the context over yourself::
 
     ctx = contextvars.copy_context()
     pool.submit(ctx.run, predict, features)
+
+instrument_app(app, *, default_model)
+-------------------------------------
+Instruments a FastAPI app with opentelemetry-instrumentation-fastapi unless that is
+done already, and httpx clients so outgoing calls carry W3C trace context. Each server
+span gets ``faultlens.models``: the sorted names of the models that ran under the
+request (set just before the last response chunk is sent; models run by background
+tasks after the response are not counted). ``default_model`` tags that app's requests.
 
 ModelIdentitySpanProcessor, ModelIdentityLogProcessor
 -----------------------------------------------------

@@ -150,7 +150,8 @@ def _configure_again(state: _State, *, default_model: str | model | None, implic
         return
     if not implicit:
         warnings.warn(
-            "faultlens.instrumentation.configure() was already called; this call is ignored",
+            "faultlens.instrumentation is already configured (by configure() or "
+            "opentelemetry-instrument); this configure() call is ignored",
             RuntimeWarning,
             stacklevel=4,
         )

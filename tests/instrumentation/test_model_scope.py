@@ -215,7 +215,7 @@ def test_python_logging_outside_a_scope_is_not_tagged(telemetry) -> None:
 
 def test_a_second_configure_warns_and_returns(telemetry) -> None:
     before = trace.get_tracer_provider()
-    with pytest.warns(RuntimeWarning, match="already called"):
+    with pytest.warns(RuntimeWarning, match="already configured"):
         configure("another")
     assert trace.get_tracer_provider() is before
 
