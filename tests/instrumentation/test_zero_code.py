@@ -96,3 +96,26 @@ def test_the_usage_snippet_in_the_manual_runs(tmp_path: Path) -> None:
     assert [(r["body"]["stringValue"], _attributes(r)["ml.model.name"]) for r in logs] == [
         ("low confidence", "fraud")
     ]
+
+
+def test_the_apps_own_configure_still_names_its_model_under_zero_code(tmp_path: Path) -> None:
+    script = tmp_path / "svc.py"
+    script.write_text(
+        "from opentelemetry import trace\n"
+        "from faultlens.instrumentation import configure\n"
+        "configure('fraud-svc', default_model='fraud@1.4.2')\n"
+        "trace.get_tracer('svc').start_span('work').end()\n"
+    )
+    out = tmp_path / "telemetry"
+    _run(
+        [str(BIN / "opentelemetry-instrument"), sys.executable, str(script)],
+        tmp_path,
+        OTEL_TRACES_EXPORTER="otlp_json_file",
+        OTEL_LOGS_EXPORTER="none",
+        FAULTLENS_FILE_DIR=str(out),
+    )
+    spans = [
+        (s["name"], _attributes(s))
+        for s in _records(out, "traces", "resourceSpans", "scopeSpans", "spans")
+    ]
+    assert spans == [("work", {"ml.model.name": "fraud", "ml.model.version": "1.4.2"})]
