@@ -1,0 +1,297 @@
+"""`faultlens collect`: an OTLP/HTTP receiver that writes into the DuckDB store.
+
+POST /v1/traces and /v1/logs, protobuf or JSON, optionally gzip-encoded.
+
+- 401 without the bearer token when one is set; 413 when the body is over the
+  limit, before or after decompression (gzip is inflated incrementally with a
+  cap, so a gzip bomb costs no memory); 400 when the body does not decode;
+  429 with Retry-After when the write queue is full.
+- Records that decode but are invalid (malformed ids, ...) are quarantined and
+  counted in the response's ``partialSuccess``; the good ones beside them are stored.
+- One writer thread drains the queue and commits everything waiting in one
+  transaction (group commit). A request is answered 200 only after its rows are
+  committed, so an acknowledged export survives a SIGKILL. Shutdown drains the
+  queue before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from faultlens.analyzer._decode import Reject
+from faultlens.analyzer._decode_json import Decoded, decode_document
+from faultlens.analyzer._decode_proto import decode_protobuf
+from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
+
+__all__ = ["Receiver", "collect", "receiver_app"]
+
+MAX_BODY = 32 << 20  # bytes, compressed and decompressed
+QUEUE_ITEMS = 256  # requests waiting for the writer before 429
+_GROUP = 64  # requests committed together at most
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Busy(Exception):
+    pass
+
+
+@dataclass
+class _Job:
+    source: str
+    signal: str
+    table: pa.Table | None
+    rejects: list[tuple[str, Reject]]
+    read: int
+    done: Callable[[BaseException | None], None] = field(repr=False)
+
+
+class Receiver:
+    """The write side: a bounded queue and the single writer thread that drains it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, queue_items: int = QUEUE_ITEMS):
+        self.con = con
+        self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_items)
+        self.run_id = f"collect-{uuid.uuid4().hex[:12]}"
+        self.requests = itertools.count(1)
+        self.thread = threading.Thread(target=self._run, name="faultlens-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: _Job) -> None:
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            raise _Busy() from None
+
+    def close(self) -> None:
+        """Flush everything queued, then stop the writer."""
+        self.jobs.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self.jobs.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < _GROUP:
+                try:
+                    more = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                group.append(more)
+            self._commit(group)
+
+    def _commit(self, group: list[_Job]) -> None:
+        traces = [j.table for j in group if j.signal == "traces" and j.table is not None]
+        logs = [j.table for j in group if j.signal == "logs" and j.table is not None]
+        read = {
+            "traces": sum(j.read for j in group if j.signal == "traces"),
+            "logs": sum(j.read for j in group if j.signal == "logs"),
+        }
+        error: BaseException | None = None
+        try:
+            write_batch(
+                self.con,
+                run_id=self.run_id,
+                source=group[0].source,
+                traces=pa.concat_tables(traces) if traces else None,
+                logs=pa.concat_tables(logs) if logs else None,
+                rejects=[r for j in group for r in j.rejects],
+                read=read,
+            )
+        except Exception as exc:  # reported to every waiting request as a 503
+            error = exc
+        for job in group:
+            job.done(error)
+
+
+def _read_limited(chunks: list[bytes], encoding: str, limit: int) -> bytes:
+    """The request body, inflated when gzip, never holding more than `limit` bytes."""
+    if encoding in ("", "identity"):
+        return b"".join(chunks)
+    if encoding not in ("gzip", "x-gzip"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    for chunk in chunks:
+        data = chunk
+        while data:
+            out += inflater.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise _TooLarge()
+            data = inflater.unconsumed_tail
+    if not inflater.eof:
+        raise ValueError("truncated gzip body")
+    return bytes(out)
+
+
+def _decode(body: bytes, signal: str, is_json: bool, label: str) -> Decoded:
+    out = Decoded()
+    if is_json:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"body is not valid JSON ({exc.msg})") from None
+        if not isinstance(doc, dict):
+            raise ValueError("body is not an OTLP JSON object")
+        key = "resourceSpans" if signal == "traces" else "resourceLogs"
+        decode_document({key: doc.get(key) or []}, label, out)
+    else:
+        try:
+            (TracesData if signal == "traces" else LogsData).FromString(body)
+        except DecodeError as exc:
+            raise ValueError(f"body is not an OTLP protobuf message ({exc})") from None
+        decode_protobuf(body, label, out, signal=signal)
+    return out
+
+
+def _response(signal: str, is_json: bool, rejected: int, message: str) -> Response:
+    name = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
+    if is_json:
+        payload: dict[str, Any] = {}
+        if rejected:
+            payload["partialSuccess"] = {name: str(rejected), "errorMessage": message}
+        return Response(orjson.dumps(payload), 200, media_type="application/json")
+    msg: Any = ExportTraceServiceResponse() if signal == "traces" else ExportLogsServiceResponse()
+    if rejected:
+        if signal == "traces":
+            msg.partial_success.rejected_spans = rejected
+        else:
+            msg.partial_success.rejected_log_records = rejected
+        msg.partial_success.error_message = message
+    return Response(msg.SerializeToString(), 200, media_type="application/x-protobuf")
+
+
+def _status(code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(message + "\n", code, headers=headers, media_type="text/plain")
+
+
+def receiver_app(
+    db: str | Path | duckdb.DuckDBPyConnection = DEFAULT_DB,
+    *,
+    token: str | None = None,
+    max_body: int = MAX_BODY,
+    queue_items: int = QUEUE_ITEMS,
+) -> Starlette:
+    """The ASGI app of the receiver (``faultlens collect`` serves it with uvicorn)."""
+    state: dict[str, Any] = {}
+
+    async def export(request: Request) -> Response:
+        signal = "traces" if request.url.path.endswith("/traces") else "logs"
+        if token is not None and request.headers.get("authorization") != f"Bearer {token}":
+            return _status(401, "missing or wrong bearer token")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body:
+            return _status(413, f"body over {max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                return _status(413, f"body over {max_body} bytes")
+            chunks.append(chunk)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_json = content_type == "application/json"
+        if not is_json and content_type not in ("application/x-protobuf", "application/protobuf"):
+            return _status(415, f"unsupported Content-Type {content_type!r}")
+        receiver: Receiver = state["receiver"]
+        label = f"{request.url.path} request {next(receiver.requests)}"
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        try:
+            body = _read_limited(chunks, encoding, max_body)
+            decoded = await run_in_threadpool(_decode, body, signal, is_json, label)
+            cols = decoded.traces if signal == "traces" else decoded.logs
+            table = await run_in_threadpool(cols.to_arrow)
+        except _TooLarge:
+            return _status(413, f"decompressed body over {max_body} bytes")
+        except (ValueError, zlib.error) as exc:
+            return _status(400, str(exc))
+        rejects = [(signal, r) for r in cols.rejects + decoded.rejects]
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(committed.set_result, error)
+
+        job = _Job(
+            "otlp-http",
+            signal,
+            table,
+            rejects,
+            cols.read + decoded.read,
+            done,
+        )
+        try:
+            receiver.submit(job)
+        except _Busy:
+            return _status(429, "write queue full, retry later", {"Retry-After": "1"})
+        error = await committed
+        if error is not None:
+            return _status(503, f"store write failed: {error}", {"Retry-After": "1"})
+        message = "; ".join(f"{r.position}: {r.reason}" for _, r in rejects[:5])
+        return _response(signal, is_json, len(rejects), message)
+
+    async def lifespan(app: Starlette) -> Any:
+        con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
+        state["receiver"] = Receiver(con, queue_items=queue_items)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state["receiver"].close)
+            if con is not db:
+                con.close()
+
+    routes = [
+        Route("/v1/traces", export, methods=["POST"]),
+        Route("/v1/logs", export, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def collect(
+    *,
+    db: str | Path = DEFAULT_DB,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    token: str | None = None,
+    max_body: int = MAX_BODY,
+) -> None:
+    """Serve the OTLP/HTTP receiver until interrupted (SIGINT/SIGTERM flush and stop).
+
+    Example: ``collect(db=".faultlens/faultlens.duckdb", port=4318)``
+    """
+    import uvicorn
+
+    connect(db).close()  # fail fast, as a user error, on a store that cannot be opened
+    app = receiver_app(db, token=token, max_body=max_body)
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
