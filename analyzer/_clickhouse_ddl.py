@@ -32,6 +32,7 @@ __all__ = [
     "TRACE_COLUMNS",
     "create_statements",
     "exporter_rows",
+    "faultlens_columns_sql",
     "load_from_duckdb",
     "model_columns_statements",
     "model_name_sql",
@@ -188,6 +189,30 @@ def model_name_sql(attrs: str = "SpanAttributes", resource: str = "ResourceAttri
 def model_version_sql(attrs: str = "SpanAttributes", resource: str = "ResourceAttributes") -> str:
     """ClickHouse expression: the version, from wherever ``model_name_sql`` took the name."""
     return f"if({_own_name(attrs)} IS NOT NULL, {_own_version(attrs)}, {_own_version(resource)})"
+
+
+def faultlens_columns_sql(
+    database: str = DEFAULT_DATABASE, *, table: str, model_columns: bool
+) -> str:
+    """The exporter's ``table`` with the columns faultlens' own store materializes at ingest.
+
+    ``ModelName`` / ``ModelVersion`` (the optional materialized columns when
+    present, else the alias list inline), ``ServiceInstanceId``, ``HttpRoute``
+    and ``Layout`` (``_schema.py``), computed as ingest computes them, so the
+    analysis SQL reads the same column names on both engines.
+    """
+    attrs = "SpanAttributes" if table == "otel_traces" else "LogAttributes"
+    if model_columns:  # MATERIALIZED columns are not part of SELECT *
+        model = "ModelName, ModelVersion"
+    else:
+        model = f"{model_name_sql(attrs)} AS ModelName, {model_version_sql(attrs)} AS ModelVersion"
+    extra = ["ResourceAttributes['service.instance.id'] AS ServiceInstanceId"]
+    if table == "otel_traces":
+        extra += [
+            "SpanAttributes['http.route'] AS HttpRoute",
+            "ResourceAttributes['faultlens.layout'] AS Layout",
+        ]
+    return f"SELECT *, {model}, {', '.join(extra)} FROM {_table(database, table)}"
 
 
 def _table(database: str, table: str) -> str:

@@ -36,6 +36,8 @@ from faultlens.analyzer._clickhouse_ddl import DEFAULT_DATABASE, quote_identifie
 __all__ = [
     "DbTargetError",
     "Engine",
+    "EngineConnection",
+    "QueryResult",
     "Target",
     "open_engine",
     "parse_db",
@@ -264,6 +266,16 @@ def _clickhouse_inner(value: Any) -> str:
     raise TypeError(f"cannot bind {type(value).__name__} as a ClickHouse parameter")
 
 
+# Standard-SQL behaviour the shared analysis SQL assumes (DuckDB's): unmatched
+# LEFT JOIN columns are NULL, not 0/''; an aggregate over no rows is NULL;
+# CAST keeps NULL; a bare UNION removes duplicates.
+CLICKHOUSE_SETTINGS = {
+    "join_use_nulls": 1,
+    "aggregate_functions_null_for_empty": 1,
+    "cast_keep_nullable": 1,
+    "union_default_mode": "DISTINCT",
+}
+
 # chDB runs one embedded server per process, on one directory at a time; sessions
 # on that directory share it. Count them so the last close frees the directory.
 _chdb_lock = threading.Lock()
@@ -287,6 +299,8 @@ class ChDBEngine(Engine):
                 )
             self._session = session.Session(path)
             self._converter = _converter()
+            for name, value in CLICKHOUSE_SETTINGS.items():
+                self._session.query(f"SET {name} = {_clickhouse_inner(value)}")
             _chdb_open[path] = _chdb_open.get(path, 0) + 1
         self._path = path
 
@@ -353,7 +367,9 @@ class ClickHouseEngine(Engine):
 
         self.target = target
         self._converter = _converter()
-        settings = {"readonly": 2} if read_only else {}
+        settings: dict[str, Any] = dict(CLICKHOUSE_SETTINGS)
+        if read_only:
+            settings["readonly"] = 2
         try:
             self._client = clickhouse_connect.get_client(
                 host=target.host,
@@ -387,6 +403,51 @@ class ClickHouseEngine(Engine):
     def close(self) -> None:
         self._client.close()
         self._converter.close()
+
+
+class QueryResult:
+    """What ``EngineConnection.execute`` returns: the DuckDB result methods the analysis uses."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+
+    def df(self) -> pd.DataFrame:
+        return self._frame
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._frame.itertuples(index=False, name=None))
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+
+_NO_RESULT = re.compile(r"^\s*(CREATE|DROP|SET|INSERT|ALTER)\b", re.IGNORECASE)
+
+
+class EngineConnection:
+    """An engine shaped like a DuckDB connection: ``execute(sql, params).df()``.
+
+    The analysis writes its SQL once, with ``_dialect`` fragments; on ClickHouse
+    ``prepare`` (``Dialect.prepare``) turns each statement into what runs there.
+    """
+
+    def __init__(self, engine: Engine, prepare: Any = None) -> None:
+        self.engine = engine
+        self._prepare = prepare
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        statements = self._prepare(sql) if self._prepare else [sql]
+        frame = pd.DataFrame()
+        for statement in statements:
+            if _NO_RESULT.match(statement):
+                self.engine.execute(statement, params)
+            else:
+                frame = self.engine.query(statement, params)
+        return QueryResult(frame)
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 def open_engine(db: str | Path | Target, *, read_only: bool = True) -> Engine:
