@@ -9,11 +9,7 @@ import pandas as pd
 import pytest
 
 from faultlens.analyzer import ingest
-from faultlens.analyzer._clickhouse_ddl import (
-    load_from_duckdb,
-    model_name_sql,
-    model_version_sql,
-)
+from faultlens.analyzer._clickhouse_ddl import faultlens_columns_sql, load_from_duckdb
 from faultlens.analyzer._engines import open_engine
 
 SAMPLE = Path(__file__).parents[2] / "sample_traces" / "data" / "error-burst" / "monolith"
@@ -34,21 +30,23 @@ def _duckdb_spans(store: Path, *, legacy: bool) -> pd.DataFrame:
         SELECT TraceId, SpanId, ParentSpanId, epoch_ns(Timestamp) AS ns, Duration,
                SpanName, {kind} AS kind, {code} AS code, ServiceName,
                SpanAttributes AS attrs, ResourceAttributes AS res, "Events.Name" AS events,
-               ModelName AS model, ModelVersion AS version
+               ModelName AS model, ModelVersion AS version, ServiceInstanceId, HttpRoute, Layout
         FROM otel_traces ORDER BY TraceId, SpanId"""
     with duckdb.connect(str(store), read_only=True) as con:
         return con.sql(sql).df()
 
 
 def _chdb_spans(engine, *, materialized: bool) -> pd.DataFrame:
-    model = "ModelName" if materialized else model_name_sql()
-    version = "ModelVersion" if materialized else model_version_sql()
+    """The exporter's rows with faultlens' columns computed over them, as the analysis sees them."""
+    source = faultlens_columns_sql(
+        engine.target.database, table="otel_traces", model_columns=materialized
+    )
     sql = f"""
         SELECT TraceId, SpanId, ParentSpanId, toUnixTimestamp64Nano(Timestamp) AS ns, Duration,
                SpanName, SpanKind AS kind, StatusCode AS code, ServiceName,
                SpanAttributes AS attrs, ResourceAttributes AS res, Events.Name AS events,
-               {model} AS model, {version} AS version
-        FROM {engine.table("otel_traces")} ORDER BY TraceId, SpanId"""
+               ModelName AS model, ModelVersion AS version, ServiceInstanceId, HttpRoute, Layout
+        FROM ({source}) ORDER BY TraceId, SpanId"""
     return engine.query(sql)
 
 

@@ -155,3 +155,30 @@ def test_unreachable_server_is_one_line() -> None:
     message = str(caught.value)
     assert message.startswith("--db clickhouse://u@127.0.0.1:1/otel: cannot connect: ")
     assert "\n" not in message and "secret" not in message
+
+
+def test_printed_ddl_runs_on_clickhouse(tmp_path, capsys) -> None:
+    from faultlens.analyzer._clickhouse_ddl import main
+
+    main(["--tables", "--database", "otel_p"])
+    main(["--database", "otel_p"])
+    statements = [s.strip() for s in capsys.readouterr().out.split(";\n") if s.strip(" ;\n")]
+    with open_engine(f"chdb:{tmp_path / 'ch'}?database=otel_p", read_only=False) as engine:
+        for statement in statements:
+            engine.execute(statement.rstrip(";"))
+        assert engine.has_model_columns
+        assert {"Timestamp", "Events.Name", "Links.TraceId", "SpanAttributes"} <= engine.columns(
+            "otel_traces"
+        )
+
+
+def test_engine_connection_answers_like_duckdb(tmp_path) -> None:
+    from faultlens.analyzer._engines import EngineConnection
+
+    with open_engine(f"chdb:{tmp_path / 'ch'}") as engine:
+        con = EngineConnection(engine)
+        con.execute(
+            "CREATE TEMPORARY TABLE fl_t ENGINE = Memory AS SELECT number AS n FROM numbers(3)"
+        )
+        result = con.execute("SELECT n FROM fl_t WHERE n >= {lo:UInt64} ORDER BY n", {"lo": 1})
+        assert (result.fetchall(), result.fetchone()) == ([(1,), (2,)], (1,))
