@@ -310,6 +310,7 @@ class _Rows:
         self.unit: list[int] = []  # row -> index into self.units
         self.units: list[tuple[str, int]] = []  # (position label, first row)
         self.raw: list[Any] = []  # row -> the decoded record, for the quarantine
+        self.skipped: dict[int, list[int]] = {}
 
     def begin_unit(self, position: str) -> None:
         self.units.append((position, len(self.scope_idx)))
@@ -319,8 +320,22 @@ class _Rows:
         self.rejects.append(Reject(position, reason, _record_text(record)))
 
     def row_position(self, row: int) -> str:
-        label, first = self.units[self.unit[row]]
-        return f"{label} record {row - first + 1}"
+        unit = self.unit[row]
+        label, first = self.units[unit]
+        number = row - first + 1
+        for skipped in self.skipped.get(unit, ()):  # records rejected before they got a row
+            if skipped <= number:
+                number += 1
+        return f"{label} record {number}"
+
+    def reject_record(self, reason: str, record: Any) -> None:
+        """Reject the record being decoded (of the last unit) before it gets a row."""
+        unit = len(self.units) - 1
+        label, first = self.units[unit]
+        skipped = self.skipped.setdefault(unit, [])
+        number = len(self.scope_idx) - first + 1 + len(skipped)
+        skipped.append(number)
+        self.reject(f"{label} record {number}", reason, record)
 
     def _drop_rejected(
         self, table: pa.Table, reasons: list[tuple[pa.Array, str]]

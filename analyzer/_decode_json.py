@@ -252,10 +252,7 @@ def _spans(cols: TraceColumns, spans: list, scope: int, label: str) -> None:
                 route = attrs.get("http.route", "")
         except (BadValue, KeyError, TypeError, AttributeError, ValueError) as exc:
             cols.read -= 1
-            position = f"{label} record {len(cols.scope_idx) - cols.units[unit][1] + 1}"
-            cols.reject(position, _reason(exc), span)
-            # Keep the row numbering of the spans after this one.
-            cols.units[unit] = (cols.units[unit][0], cols.units[unit][1] - 1)
+            cols.reject_record(_reason(exc), span)
             continue
         a_scope(scope)
         a_unit(unit)
@@ -354,9 +351,7 @@ def _logs(cols: LogColumns, records: list, scope: int, label: str) -> None:
             )
         except (BadValue, KeyError, TypeError, AttributeError, ValueError) as exc:
             cols.read -= 1
-            position = f"{label} record {len(cols.scope_idx) - cols.units[unit][1] + 1}"
-            cols.reject(position, _reason(exc), record)
-            cols.units[unit] = (cols.units[unit][0], cols.units[unit][1] - 1)
+            cols.reject_record(_reason(exc), record)
             continue
         cols.scope_idx.append(scope)
         cols.unit.append(unit)
@@ -448,6 +443,6 @@ def decode_json_lines(data: bytes, source: str, first_line: int, out: Decoded) -
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            out.reject(label, f"not valid JSON ({exc.msg})", line)
+            out.reject(label, f"not valid JSON at column {exc.colno} ({exc.msg})", line)
             continue
         decode_document(doc, label, out)

@@ -1,0 +1,366 @@
+"""OTLP/JSON and protobuf decoding: the protocol's own examples field by field,
+each encoding trap, the model alias list, and a fuzz that every input is accounted for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faultlens.analyzer import connect, ingest
+from faultlens.analyzer._decode import resolve_model
+from faultlens.analyzer._decode_json import Decoded, decode_json_lines
+
+FIXTURES = Path("/work/shared/fixtures/otlp-examples")
+T0 = dt.datetime(2018, 12, 13, 14, 51)
+
+
+def _rows(con, sql: str) -> list[dict]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _load(tmp_path: Path, name: str, payload: object) -> object:
+    path = tmp_path / name
+    path.write_bytes(payload if isinstance(payload, bytes) else orjson.dumps(payload) + b"\n")
+    con = connect(":memory:")
+    report = ingest(path, db=con)
+    return con, report
+
+
+def test_trace_example_field_by_field() -> None:
+    con = connect(":memory:")
+    report = ingest(FIXTURES / "trace.json", db=con)
+    assert (report.read, report.stored, report.quarantined) == (1, 1, 0)
+    assert _rows(con, "SELECT * FROM otel_traces") == [
+        {
+            "Timestamp": T0,
+            "TraceId": "5b8efff798038103d269b633813fc60c",
+            "SpanId": "eee19b7ec3c1b174",
+            "ParentSpanId": "eee19b7ec3c1b173",
+            "TraceState": "",
+            "SpanName": "I'm a server span",
+            "SpanKind": "Server",
+            "ServiceName": "my.service",
+            "ResourceAttributes": {"service.name": "my.service"},
+            "ScopeName": "my.library",
+            "ScopeVersion": "1.0.0",
+            "SpanAttributes": {"my.span.attr": "some value"},
+            "Duration": 1_000_000_000,
+            "StatusCode": "Unset",
+            "StatusMessage": "",
+            "Events.Timestamp": [],
+            "Events.Name": [],
+            "Events.Attributes": [],
+            "Links.TraceId": [],
+            "Links.SpanId": [],
+            "Links.TraceState": [],
+            "Links.Attributes": [],
+            "ModelName": None,
+            "ModelVersion": None,
+            "ServiceInstanceId": "",
+            "HttpRoute": "",
+            "Layout": "",
+            "ScopeAttributes": {"my.scope.attribute": "some scope attribute"},
+        }
+    ]
+
+
+def _log_row(**fields: object) -> dict:
+    row = {
+        "Timestamp": T0 + dt.timedelta(milliseconds=300),
+        "TraceId": "",
+        "SpanId": "",
+        "TraceFlags": 0,
+        "ServiceName": "my.service",
+        "ResourceSchemaUrl": "",
+        "ResourceAttributes": {"service.name": "my.service"},
+        "ScopeSchemaUrl": "",
+        "ScopeName": "my.library",
+        "ScopeVersion": "1.0.0",
+        "ScopeAttributes": {"my.scope.attribute": "some scope attribute"},
+        "EventName": "",
+        "ModelName": None,
+        "ModelVersion": None,
+        "ServiceInstanceId": "",
+    }
+    row.update(fields)
+    return row
+
+
+def test_logs_example_field_by_field() -> None:
+    con = connect(":memory:")
+    ingest(FIXTURES / "logs.json", db=con)
+    rows = _rows(con, "SELECT * EXCLUDE (RecordId) FROM otel_logs")
+    assert rows == [
+        _log_row(
+            TraceId="5b8efff798038103d269b633813fc60c",
+            SpanId="eee19b7ec3c1b174",
+            SeverityText="Information",
+            SeverityNumber=10,
+            Body="Example log record",
+            LogAttributes={
+                "string.attribute": "some string",
+                "boolean.attribute": "true",
+                "int.attribute": "10",
+                "double.attribute": "637.704",
+                "array.attribute": '["many","values"]',
+                "map.attribute": '{"some.map.key":"some value"}',
+            },
+        )
+    ]
+    (record_id,) = con.execute("SELECT RecordId FROM otel_logs").fetchone()
+    assert len(record_id) == 32 and int(record_id, 16) >= 0
+
+
+def test_events_example_field_by_field() -> None:
+    con = connect(":memory:")
+    ingest(FIXTURES / "events.json", db=con)
+    assert _rows(con, "SELECT * EXCLUDE (RecordId) FROM otel_logs") == [
+        _log_row(
+            SeverityText="test severity text",
+            SeverityNumber=9,
+            Body='{"referrer":"https://wwww.google.com","title":"Free Online GUID Generator",'
+            '"type":0,"url":"https://www.guidgenerator.com/online-guid-generator.aspx"}',
+            LogAttributes={"event.attribute": "some event attribute"},
+            EventName="browser.page_view",
+        )
+    ]
+
+
+def _span(**fields: object) -> dict:
+    span = {
+        "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "spanId": "b7ad6b7169203331",
+        "name": "predict",
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000500000000",
+    }
+    span.update(fields)
+    return span
+
+
+def _traces(*spans: dict, resource: list | None = None, legacy: bool = False) -> dict:
+    scope_key = "instrumentationLibrarySpans" if legacy else "scopeSpans"
+    scope = {"instrumentationLibrary" if legacy else "scope": {"name": "s"}, "spans": list(spans)}
+    return {"resourceSpans": [{"resource": {"attributes": resource or []}, scope_key: [scope]}]}
+
+
+def _kv(key: str, value: dict) -> dict:
+    return {"key": key, "value": value}
+
+
+def test_encoding_traps(tmp_path: Path) -> None:
+    doc = _traces(
+        _span(
+            traceId="0AF7651916CD43DD8448EB211C80319C",
+            spanId="B7AD6B7169203331",
+            parentSpanId="",
+            startTimeUnixNano=1700000000000000000,
+            endTimeUnixNano=1700000000250000000,
+            kind="SPAN_KIND_CLIENT",
+            status={"code": "STATUS_CODE_ERROR", "message": "boom"},
+            unknownField={"ignored": True},
+            attributes=[
+                _kv("b", {"bytesValue": "AQID_w"}),  # URL-safe, unpadded
+                _kv("i", {"intValue": 42}),
+                _kv("d", {"doubleValue": 1.0}),
+                _kv("e", {"doubleValue": 1e-7}),
+                _kv("arr", {"arrayValue": {"values": [{"intValue": "1"}, {"boolValue": False}]}}),
+                _kv(
+                    "kv",
+                    {"kvlistValue": {"values": [_kv("z", {}), _kv("a", {"stringValue": "<"})]}},
+                ),
+                _kv("empty", {}),
+                _kv("dup", {"stringValue": "first"}),
+                _kv("dup", {"stringValue": "last"}),
+            ],
+            events=[{"timeUnixNano": "1700000000100000000", "name": "exception"}],
+            links=[{"traceId": "0AF7651916CD43DD8448EB211C80319D", "spanId": "00F067AA0BA902B7"}],
+        ),
+        legacy=True,
+    )
+    con, report = _load(tmp_path, "t.json", doc)
+    assert (report.read, report.stored, report.quarantined) == (1, 1, 0)
+    (row,) = _rows(
+        con,
+        "SELECT TraceId, SpanId, SpanKind, StatusCode, StatusMessage, Duration, SpanAttributes, "
+        'ScopeName, "Events.Name", "Events.Timestamp", "Links.TraceId", "Links.SpanId" '
+        "FROM otel_traces",
+    )
+    assert row == {
+        "TraceId": "0af7651916cd43dd8448eb211c80319c",
+        "SpanId": "b7ad6b7169203331",
+        "SpanKind": "Client",
+        "StatusCode": "Error",
+        "StatusMessage": "boom",
+        "Duration": 250_000_000,
+        "SpanAttributes": {
+            "b": "AQID/w==",
+            "i": "42",
+            "d": "1",
+            "e": "1e-7",
+            "arr": "[1,false]",
+            "kv": '{"a":"\\u003c","z":null}',
+            "empty": "",
+            "dup": "last",
+        },
+        "ScopeName": "s",
+        "Events.Name": ["exception"],
+        "Events.Timestamp": [dt.datetime(2023, 11, 14, 22, 13, 20, 100000)],
+        "Links.TraceId": ["0af7651916cd43dd8448eb211c80319d"],
+        "Links.SpanId": ["00f067aa0ba902b7"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        ({"ml.model.name": "fraud", "ml.model.version": "1.4.2"}, ("fraud", "1.4.2")),
+        (
+            {"gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06"},
+            ("gpt-4o", "gpt-4o-2024-08-06"),
+        ),
+        ({"gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o"}, ("gpt-4o", None)),
+        (
+            {"llm.invocation_parameters": '{"model": "claude-3", "temperature": 0}'},
+            ("claude-3", None),
+        ),
+        (
+            {"embedding.invocation_parameters": '{"model": "e5"}', "embedding.model_name": "e5-v2"},
+            ("e5", None),
+        ),
+        ({"llm.invocation_parameters": "not json", "llm.model_name": "m-2024"}, ("m-2024", None)),
+        ({"llm.request.model_name": "a", "llm.response.model_name": "a-1"}, ("a", "a-1")),
+        ({"ml.model.name": "x", "gen_ai.request.model": "y", "ml.model.version": "3"}, ("x", "3")),
+        ({"http.route": "/p"}, (None, None)),
+    ],
+)
+def test_model_alias_list(attrs: dict, expected: tuple) -> None:
+    assert resolve_model(attrs) == expected
+
+
+def test_model_columns_and_resource_columns(tmp_path: Path) -> None:
+    resource = [
+        _kv("service.name", {"stringValue": "monolith"}),
+        _kv("service.instance.id", {"stringValue": "i-1"}),
+        _kv("faultlens.layout", {"stringValue": "monolith"}),
+    ]
+    doc = _traces(
+        _span(
+            attributes=[
+                _kv("ml.model.name", {"stringValue": "fraud"}),
+                _kv("ml.model.version", {"stringValue": "1.4.2"}),
+            ]
+        ),
+        _span(spanId="b7ad6b7169203332", attributes=[_kv("http.route", {"stringValue": "/p"})]),
+        resource=resource,
+    )
+    con, _ = _load(tmp_path, "m.jsonl", doc)
+    assert con.execute(
+        "SELECT SpanId, ModelName, ModelVersion, HttpRoute, ServiceName, ServiceInstanceId, Layout "
+        "FROM otel_traces ORDER BY SpanId"
+    ).fetchall() == [
+        ("b7ad6b7169203331", "fraud", "1.4.2", "", "monolith", "i-1", "monolith"),
+        ("b7ad6b7169203332", None, None, "/p", "monolith", "i-1", "monolith"),
+    ]
+
+
+def test_bad_spans_quarantined_beside_good_ones(tmp_path: Path) -> None:
+    good = _span()
+    lines = [
+        orjson.dumps(
+            _traces(
+                good,
+                _span(spanId="xyz"),
+                _span(spanId="b7ad6b7169203339", startTimeUnixNano="soon"),
+            )
+        ),
+        b"{not json",
+        orjson.dumps([1, 2]),
+    ]
+    con, report = _load(tmp_path, "bad.jsonl", b"\n".join(lines) + b"\n")
+    assert (report.read, report.stored, report.duplicates, report.quarantined) == (5, 1, 0, 4)
+    src = str(tmp_path / "bad.jsonl")
+    assert sorted(report.errors) == sorted(
+        [
+            f"{src}:1 record 2: spanId is not 16 hex digits (or is all zero)",
+            f"{src}:1 record 3: 'soon' is not an integer",
+            f"{src}:2: not valid JSON at column 2 (unexpected character, expected a string key)",
+            f"{src}:3: not an OTLP JSON object",
+        ]
+    )
+    assert con.execute(
+        "SELECT Source, Position FROM faultlens_quarantine ORDER BY Position"
+    ).fetchall() == [
+        (src, f"{src}:1 record 2"),
+        (src, f"{src}:1 record 3"),
+        (src, f"{src}:2"),
+        (src, f"{src}:3"),
+    ]
+
+
+_any_value = st.recursive(
+    st.one_of(
+        st.builds(lambda s: {"stringValue": s}, st.text(max_size=5)),
+        st.builds(
+            lambda i: {"intValue": i},
+            st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(max_size=3)),
+        ),
+        st.builds(
+            lambda b: {"boolValue": b}, st.one_of(st.booleans(), st.integers(-(2**63), 2**64 - 1))
+        ),
+        st.builds(lambda b: {"bytesValue": b}, st.text(max_size=6)),
+        st.just({}),
+        st.none(),
+    ),
+    lambda inner: st.builds(lambda vs: {"arrayValue": {"values": vs}}, st.lists(inner, max_size=3)),
+    max_leaves=5,
+)
+_ids = st.one_of(
+    st.just("0af7651916cd43dd8448eb211c80319c"),
+    st.text(max_size=34),
+    st.integers(-(2**63), 2**64 - 1),
+)
+_fuzz_span = st.fixed_dictionaries(
+    {"traceId": _ids, "spanId": st.one_of(st.just("b7ad6b7169203331"), st.text(max_size=17))},
+    optional={
+        "startTimeUnixNano": st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(max_size=4)),
+        "kind": st.one_of(st.integers(-1, 9), st.text(max_size=3), st.none()),
+        "attributes": st.lists(
+            st.fixed_dictionaries(
+                {"key": st.one_of(st.text(max_size=3), st.integers(-(2**63), 2**64 - 1))},
+                optional={"value": _any_value},
+            ),
+            max_size=3,
+        ),
+        "status": st.one_of(st.none(), st.fixed_dictionaries({"code": st.integers(-1, 3)})),
+        "events": st.one_of(
+            st.none(),
+            st.lists(
+                st.dictionaries(st.text(max_size=4), st.integers(-(2**63), 2**64 - 1)), max_size=2
+            ),
+        ),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spans=st.lists(_fuzz_span, max_size=4), junk=st.binary(max_size=40))
+def test_fuzz_every_input_accounted_for(spans: list, junk: bytes) -> None:
+    data = orjson.dumps(_traces(*spans)) + b"\n" + junk.replace(b"\n", b" ") + b"\n"
+    out = Decoded()
+    decode_json_lines(data, "f", 1, out)
+    table = out.traces.to_arrow()
+    stored = 0 if table is None else table.num_rows
+    read = out.read + out.traces.read + out.logs.read
+    rejects = len(out.rejects) + len(out.traces.rejects) + len(out.logs.rejects)
+    assert read == stored + rejects
+    assert stored + len(out.traces.rejects) >= 0
+    if table is not None:
+        assert all(len(t) == 32 for t in table["TraceId"].to_pylist())
