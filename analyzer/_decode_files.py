@@ -33,7 +33,8 @@ from faultlens.analyzer._decode_proto import decode_protobuf
 
 __all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "expand_paths"]
 
-CHUNK_BYTES = 24 << 20
+# Bytes per decoded chunk; the environment override exists for the kill -9 test.
+CHUNK_BYTES = int(os.environ.get("FAULTLENS_CHUNK_BYTES", 24 << 20))
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".proto", ".protobuf", ".otlp", ".bin"}
@@ -122,12 +123,16 @@ def chunks(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     stream, counting = _open(path)
     with stream, counting.raw:
         try:
-            yield from _chunks(source, stream, counting, chunk_bytes)
+            names = [x.lower() for x in path.suffixes]
+            json_name = any(x in (".json", ".jsonl", ".ndjson") for x in names)
+            yield from _chunks(source, stream, counting, chunk_bytes, json_name)
         except (OSError, EOFError, zstandard.ZstdError) as exc:
             yield Chunk(source, "error", f"cannot read: {exc}", consumed=0)
 
 
-def _chunks(source: str, stream: IO[bytes], counting: _Counting, size: int) -> Iterator[Chunk]:
+def _chunks(
+    source: str, stream: IO[bytes], counting: _Counting, size: int, json_name: bool
+) -> Iterator[Chunk]:
     head = stream.read(size)
     if not head:
         return
@@ -139,13 +144,15 @@ def _chunks(source: str, stream: IO[bytes], counting: _Counting, size: int) -> I
         step, done = counting.count - done, counting.count
         return step
 
-    if first in (b"{", b"["):
+    # Content decides; a .json/.jsonl name only breaks the tie for text that is not JSON.
+    if first in (b"{", b"[") or (json_name and head[0] != 0):
         first_line = head.split(b"\n", 1)[0]
         try:
             orjson.loads(first_line)
             is_lines = True
         except orjson.JSONDecodeError:
-            is_lines = False
+            # A pretty-printed document opens with a line that is not JSON on its own.
+            is_lines = first_line.lstrip()[:1] not in (b"{", b"[")
         if not is_lines:
             yield Chunk(source, "json", head + stream.read(), consumed=consumed())
             return

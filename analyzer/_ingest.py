@@ -37,7 +37,7 @@ __all__ = ["IngestReport", "ingest"]
 Progress = Callable[[int, int], None]
 _PARALLEL_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
 _MAX_ERRORS = 1000
-_BATCH_ROWS = 200_000
+_BATCH_ROWS = int(os.environ.get("FAULTLENS_BATCH_ROWS", 200_000))
 
 
 @dataclass(frozen=True)
