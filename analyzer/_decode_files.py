@@ -18,6 +18,7 @@ import gc
 import gzip
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,8 +265,13 @@ def _decode_chunk(chunk: Chunk) -> DecodedChunk:
     rejects = [("unknown", r) for r in out.rejects]
     rejects += [("traces", r) for r in out.traces.rejects]
     rejects += [("logs", r) for r in out.logs.rejects]
+    rejects.sort(key=lambda item: _in_file_order(item[1].position))
     read = {"traces": out.traces.read, "logs": out.logs.read, "unknown": out.read}
     return DecodedChunk(chunk.source, traces, logs, rejects, read)
+
+
+def _in_file_order(position: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", position)]
 
 
 def file_size(path: Path) -> int:

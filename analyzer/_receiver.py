@@ -17,12 +17,13 @@ POST /v1/traces and /v1/logs, protobuf or JSON, optionally gzip-encoded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,8 @@ def receiver_app(
         message = "; ".join(f"{r.position}: {r.reason}" for _, r in rejects[:5])
         return _response(signal, is_json, len(rejects), message)
 
-    async def lifespan(app: Starlette) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
         state["receiver"] = Receiver(con, queue_items=queue_items)
         try:

@@ -1,0 +1,226 @@
+"""`faultlens collect` over real loopback HTTP: the real OTel OTLP/HTTP exporters send
+traces and logs; partial success, 400, 401, 413 (gzip bomb), 429 and the flush on exit."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from faultlens.analyzer import connect
+from faultlens.analyzer._receiver import Receiver, _Busy, _Job
+
+TOKEN = "s3cret"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+    port = _free_port()
+    db = tmp_path / "r.duckdb"
+    exe = Path(sys.executable).with_name("faultlens")
+    proc = subprocess.Popen(
+        [str(exe), "collect", "--db", str(db), "--port", str(port), "--token", TOKEN],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", db, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn re-raises the signal once it has shut down (and the writer has flushed).
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def test_real_exporters_traces_and_logs_arrive_complete(server) -> None:
+    url, db, proc = server
+    resource = Resource.create({"service.name": "monolith", "service.instance.id": "i-1"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=AUTH))
+    )
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{url}/v1/logs", headers=AUTH))
+    )
+    log = logging.getLogger("test.receiver")
+    log.propagate = False
+    log.addHandler(LoggingHandler(logger_provider=logger_provider))
+    log.setLevel(logging.INFO)
+    tracer = tracer_provider.get_tracer("t")
+
+    def work(k: int) -> None:
+        for i in range(250):
+            with tracer.start_as_current_span(
+                "fraud.predict", attributes={"ml.model.name": "fraud", "n": k * 1000 + i}
+            ):
+                if i % 50 == 0:
+                    log.error("model failed %d", k * 1000 + i)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert tracer_provider.force_flush(30_000)
+    assert logger_provider.force_flush(30_000)
+    tracer_provider.shutdown()
+    logger_provider.shutdown()
+    _stop(proc)
+    con = connect(db, read_only=True)
+    assert con.execute(
+        "SELECT count(*), count(DISTINCT SpanAttributes['n']), min(ModelName), "
+        "min(ServiceInstanceId) FROM otel_traces"
+    ).fetchone() == (1000, 1000, "fraud", "i-1")
+    assert con.execute(
+        "SELECT count(*), min(SeverityNumber), count(*) FILTER (WHERE SpanId IN "
+        "(SELECT SpanId FROM otel_traces)), min(ServiceName) FROM otel_logs"
+    ).fetchone() == (20, SeverityNumber.ERROR.value, 20, "monolith")
+    assert con.execute(
+        "SELECT sum(Read), sum(Stored), sum(Quarantined) FROM faultlens_ingest_ledger"
+    ).fetchone() == (1020, 1020, 0)
+
+
+def _json_spans(*span_ids: str) -> dict:
+    spans = [
+        {
+            "traceId": "0AF7651916CD43DD8448EB211C80319C",
+            "spanId": sid,
+            "name": "s",
+            "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000000000000100",
+        }
+        for sid in span_ids
+    ]
+    return {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+
+
+def test_status_codes_and_partial_success(server) -> None:
+    url, db, proc = server
+    with httpx.Client(base_url=url, timeout=10) as client:
+        body = orjson.dumps(_json_spans("B7AD6B7169203331", "nothex!!nothex!!", "B7AD6B7169203332"))
+        json_headers = {**AUTH, "content-type": "application/json"}
+        r = client.post("/v1/traces", content=body, headers=json_headers)
+        assert (r.status_code, r.json()) == (
+            200,
+            {
+                "partialSuccess": {
+                    "rejectedSpans": "1",
+                    "errorMessage": "/v1/traces request 1 record 2: "
+                    "spanId is not 16 hex digits (or is all zero)",
+                }
+            },
+        )
+        # Protobuf answers in protobuf; an all-good request has no partial success.
+        ok = client.post(
+            "/v1/traces",
+            content=gzip.compress(body),
+            headers={**json_headers, "content-encoding": "gzip"},
+        )
+        assert (ok.status_code, ok.json()) == (
+            200,
+            {
+                "partialSuccess": {
+                    "rejectedSpans": "1",
+                    "errorMessage": "/v1/traces request 2 record 2: "
+                    "spanId is not 16 hex digits (or is all zero)",
+                }
+            },
+        )
+        r = client.post(
+            "/v1/traces",
+            content=b"\x0a\xff",
+            headers={**AUTH, "content-type": "application/x-protobuf"},
+        )
+        assert r.status_code == 400
+        r = client.post(
+            "/v1/traces", content=b"", headers={**AUTH, "content-type": "application/x-protobuf"}
+        )
+        assert (r.status_code, ExportTraceServiceResponse.FromString(r.content)) == (
+            200,
+            ExportTraceServiceResponse(),
+        )
+        assert (
+            client.post(
+                "/v1/traces", content=body, headers={"content-type": "application/json"}
+            ).status_code
+            == 401
+        )
+        bomb = gzip.compress(b"\0" * (64 << 20))  # 64 MiB of zeros in ~64 KiB
+        r = client.post(
+            "/v1/traces", content=bomb, headers={**json_headers, "content-encoding": "gzip"}
+        )
+        assert r.status_code == 413
+        r = client.post("/v1/traces", content=b"x" * (33 << 20), headers=json_headers)
+        assert r.status_code == 413
+    _stop(proc)
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT SpanId FROM otel_traces ORDER BY 1").fetchall() == [
+        ("b7ad6b7169203331",),
+        ("b7ad6b7169203332",),
+    ]
+    assert con.execute("SELECT Position FROM faultlens_quarantine ORDER BY 1").fetchall() == [
+        ("/v1/traces request 1 record 2",),
+        ("/v1/traces request 2 record 2",),
+    ]
+
+
+def test_full_write_queue_answers_busy() -> None:
+    con = connect(":memory:")
+    receiver = Receiver(con, queue_items=1)
+    release = threading.Event()
+    committed = []
+
+    def job(wait: bool) -> _Job:
+        def done(error: BaseException | None) -> None:
+            committed.append(error)
+            if wait:
+                release.wait(10)
+
+        return _Job("t", "traces", None, [], 0, done)
+
+    receiver.submit(job(True))  # the writer takes it and blocks in its callback
+    deadline = time.time() + 5
+    while not committed and time.time() < deadline:
+        time.sleep(0.01)
+    receiver.submit(job(False))  # fills the queue
+    with pytest.raises(_Busy):
+        receiver.submit(job(False))
+    release.set()
+    receiver.close()
+    assert committed == [None, None]
