@@ -23,12 +23,20 @@ SECONDS = 40.0
 RATE = 12.0
 
 
+def _p95(latencies: list[float]) -> int:
+    return round(sorted(latencies)[int(0.95 * (len(latencies) - 1))]) if latencies else 0
+
+
 def summarize(truth: dict) -> str:
-    """One table row cell: failed requests during the run, by endpoint, and restarts."""
+    """One table cell: failed requests by endpoint, p95 latency before/during, restarts."""
     failed = Counter(r["endpoint"] for r in truth["requests"] if r["outcome"] == "error")
     by_endpoint = ", ".join(f"{e} {n}" for e, n in sorted(failed.items())) or "none"
-    return f"{sum(failed.values())}/{len(truth['requests'])} failed ({by_endpoint}); " + (
-        f"{len(truth['restarts'])} restarts"
+    onset, end = truth["fault"]["onset_ns"], truth["fault"]["end_ns"]
+    before = [r["latency_ms"] for r in truth["requests"] if r["start_ns"] < onset]
+    during = [r["latency_ms"] for r in truth["requests"] if onset <= r["start_ns"] < end]
+    return (
+        f"{sum(failed.values())}/{len(truth['requests'])} failed ({by_endpoint}); "
+        f"p95 {_p95(before)} → {_p95(during)} ms; {len(truth['restarts'])} restarts"
     )
 
 
@@ -48,6 +56,8 @@ def write_readme() -> None:
         "`python -m faultlens.sample_traces.regenerate`.\n\n"
         f"Each run: {SECONDS:g} s at {RATE:g} requests/s (15 s baseline, 15 s fault, "
         "10 s recovery).\n\n"
+        "Cells: failed requests by endpoint, p95 latency of all requests before → during the "
+        "fault, restarts.\n\n"
         "| scenario | culprit | what it shows | monolith | per-model |\n"
         "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
     )
@@ -57,8 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
     parser.add_argument("--layout", choices=LAYOUTS, action="append")
+    parser.add_argument("--readme-only", action="store_true", help="Only rewrite the table.")
     args = parser.parse_args()
-    for name in args.scenarios:
+    for name in [] if args.readme_only else args.scenarios:
         for layout in args.layout or LAYOUTS:
             out = DATA_DIR / name / layout
             truth = run_scenario(name, layout=layout, seconds=SECONDS, rate=RATE, out=out)
