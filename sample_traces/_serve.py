@@ -5,15 +5,17 @@ runner passes where the peers listen and which model versions are deployed
 in ``FAULTLENS_SAMPLE`` (JSON), and the telemetry setup in the standard
 ``OTEL_*`` variables (service name, resource attributes, exporters), which
 ``faultlens.instrumentation.configure`` reads. On SIGTERM uvicorn drains,
-then the providers are shut down so every batched span and log is written.
+and its lifespan end shuts the providers down so every batched span and log is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
 
 import uvicorn
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -63,7 +65,18 @@ def main() -> None:
         app, excluded_urls="healthz,_faultlens", exclude_spans=["receive", "send"]
     )
     instrumentation.instrument_app(app, default_model=default_model)
-    logging.getLogger("faultlens.sample").info("%s listening on port %d", args.role, args.port)
+    log = logging.getLogger("faultlens.sample")
+
+    @contextlib.asynccontextmanager
+    async def flush_on_shutdown(_app: object) -> AsyncIterator[None]:
+        # uvicorn re-raises SIGTERM once it has drained, which kills the process before
+        # any `finally` or atexit hook runs: flush while the lifespan is still ending.
+        yield
+        log.info("%s shutting down", args.role)
+        instrumentation.shutdown()
+
+    app.router.lifespan_context = flush_on_shutdown
+    log.info("%s listening on port %d", args.role, args.port)
     try:
         uvicorn.run(
             app,
@@ -74,8 +87,7 @@ def main() -> None:
             timeout_graceful_shutdown=2,
         )
     finally:
-        logging.getLogger("faultlens.sample").info("%s shutting down", args.role)
-        instrumentation.shutdown()
+        instrumentation.shutdown()  # a no-op when the lifespan already flushed
 
 
 if __name__ == "__main__":

@@ -186,3 +186,19 @@ def test_no_process_left_behind(runs, layout: str) -> None:
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)  # the whole process group is gone, not just its leader
     assert all(i["ended_ns"] is not None for i in truth["instances"])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_service_flushes_its_telemetry_on_sigterm(runs, layout: str) -> None:
+    truth, out = runs[layout]
+    said_goodbye = set()
+    for request in lines(out / "logs.jsonl.gz"):
+        for rl in request["resourceLogs"]:
+            resource = attrs(rl["resource"]["attributes"])
+            for sl in rl["scopeLogs"]:
+                for record in sl["logRecords"]:
+                    if record["body"].get("stringValue", "").endswith(" shutting down"):
+                        said_goodbye.add(resource["service.instance.id"])
+    # The last incarnation of every service was stopped with SIGTERM and wrote its last log.
+    last = {i["service"]: i["instance_id"] for i in truth["instances"]}
+    assert set(last.values()) <= said_goodbye
