@@ -25,11 +25,12 @@ __all__ = [
     "Filters",
     "as_text",
     "connection",
-    "contrast",
+    "incidents",
     "db_path",
     "db_version",
     "query",
     "sibling_run",
+    "window",
 ]
 
 DEFAULT_DB = ".faultlens/faultlens.duckdb"
@@ -105,6 +106,11 @@ def query(con: Connection, filters: Filters, method: str, /, *args: Any, **kwarg
     return _cached(con, filters.key, method, args, kwargs)
 
 
+def incidents(con: Connection, filters: Filters) -> list[dict[str, Any]]:
+    """The run's incidents in the shape of incidents.schema.json (the CLI's JSON)."""
+    return [i.to_dict() for i in query(con, filters, "incidents")]
+
+
 def sibling_run(filters: Filters) -> str | None:
     """The other layout's run of the chosen run's scenario, when the store holds one."""
     store = Filters(filters.db, filters.version, None)
@@ -114,22 +120,14 @@ def sibling_run(filters: Filters) -> str | None:
     return others[0] if others else None
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _contrast(_con: Connection, _other: Connection | None, key: tuple, other: str | None) -> Any:
-    del key, other  # only part of the cache key
-    with _con.lock:
-        return _con.analysis.contrast(None if _other is None else _other.analysis)
-
-
-def contrast(con: Connection, filters: Filters) -> pd.DataFrame:
-    """Monolith against per-model for the chosen run's scenario, both sides labelled.
-
-    The other layout's actual run when the store holds it, else the analyzer's
-    counterfactual projection.
-    """
-    other = sibling_run(filters)
-    other_con = None if other is None else connection(filters.db, filters.version, other)
-    return _contrast(con, other_con, filters.key, other)
+def window(frame: pd.DataFrame, filters: Filters, column: str = "bucket_start") -> pd.DataFrame:
+    """The rows whose ``column`` (ns) lies inside the sidebar's time range."""
+    keep = pd.Series(True, index=frame.index)
+    if filters.start_ns is not None:
+        keep &= frame[column] >= filters.start_ns
+    if filters.end_ns is not None:
+        keep &= frame[column] <= filters.end_ns
+    return frame[keep]
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from faultlens.dashboards._data import Connection, Filters, query
+from faultlens.dashboards._data import Connection, Filters, incidents
 
-__all__ = ["clock", "pick_incident", "seconds", "share"]
+__all__ = ["clock", "culprit_label", "pick_incident", "seconds", "share"]
 
 
 def clock(ns: int | None) -> str:
@@ -29,15 +29,18 @@ def share(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-def pick_incident(con: Connection, filters: Filters, *, key: str) -> Any | None:
-    """A select box over the run's incidents; None (with a note) when there are none."""
-    incidents = query(con, filters, "incidents")
-    if not incidents:
+def pick_incident(con: Connection, filters: Filters, *, key: str) -> dict[str, Any] | None:
+    """A select box over the run's incidents (schema dicts); None, with a note, when none."""
+    found = incidents(con, filters)
+    if not found:
         st.info("No incident in this run: every scope stayed within its baseline.")
         return None
-    labels = {
-        i.id: f"{i.id} · onset {clock(i.onset_ns)} · culprit {i.culprit.model or i.culprit.service}"
-        for i in incidents
-    }
+    labels = {i["id"]: f"{i['id']} · culprit {culprit_label(i)}" for i in found}
     chosen = st.selectbox("Incident", list(labels), format_func=labels.get, key=key)
-    return next(i for i in incidents if i.id == chosen)
+    return next(i for i in found if i["id"] == chosen)
+
+
+def culprit_label(incident: dict[str, Any]) -> str:
+    """The culprit model, or its service (marked) when it runs no model."""
+    culprit = incident["culprit"]
+    return culprit["model"] or f"{culprit['service']} (no model)"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from faultlens.dashboards._data import Connection, Filters, as_text, query
+from faultlens.dashboards._figures import fig_blast_radius, fig_incident_timeline
 from faultlens.dashboards._views import clock, pick_incident, seconds, share
 
+_NS = 1_000_000_000
 # (view, short label, heading): the two ways of looking at the same telemetry.
 _VIEWS = (
     ("model_aware", "model-aware", "With model identity (faultlens tags)"),
@@ -26,67 +28,68 @@ def render(con: Connection, filters: Filters) -> None:
     incident = pick_incident(con, filters, key="incident")
     if incident is None:
         return
-    culprit, blast = incident.culprit, incident.blast_radius
-    isolation = incident.fault_isolation["model_aware"]
+    culprit, blast = incident["culprit"], incident["blast_radius"]
+    isolation = incident["fault_isolation"]
 
     cols = st.columns(5)
-    cols[0].metric("Culprit model", culprit.model or "(no model)")
-    cols[1].metric("Culprit service", culprit.service)
-    cols[2].metric("Blast radius (requests)", blast["requests"], help="share of traffic below")
+    cols[0].metric("Culprit model", culprit["model"] or "(no model)")
+    cols[1].metric("Culprit service", culprit["service"])
+    cols[2].metric("Blast radius (requests)", blast["requests"])
     cols[3].metric("Blast radius (share)", share(blast["share"]))
     collateral = blast["collateral"]
     cols[4].metric("Collateral (requests)", "—" if collateral is None else collateral)
     st.caption(
-        f"Onset {clock(incident.onset_ns)} · isolated after {seconds(isolation['seconds'])}"
-        f" · end {clock(incident.end_ns)} (UTC)"
+        f"Onset {clock(incident['onset_ns'])} · isolated after "
+        f"{seconds(isolation['model_aware']['seconds'])} · end {clock(incident['end_ns'])} (UTC)"
     )
+    series = query(con, filters, "timeseries", scope="model", bucket_s=filters.bucket_s)
+    around = series[
+        (series["bucket_start"] >= incident["onset_ns"] - 60 * _NS)
+        & (series["bucket_start"] <= incident["end_ns"] + 30 * _NS)
+    ]
     st.plotly_chart(
-        query(con, filters, "fig_incident_timeline", incident.id),
-        width="stretch",
-        key="incident-timeline",
+        fig_incident_timeline(around, incident), width="stretch", key="incident-timeline"
     )
 
     st.subheader("Culprit candidates, ranked")
     st.dataframe(
-        as_text(query(con, filters, "candidates", incident.id)), hide_index=True, width="stretch"
+        as_text(query(con, filters, "candidates", incident["id"])),
+        hide_index=True,
+        width="stretch",
     )
 
     st.subheader("Blast radius")
-    radius = query(con, filters, "blast_radius", incident.id)
+    radius = query(con, filters, "blast_radius", incident["id"])
     left, right = st.columns(2)
     with left:
-        st.markdown("**Affected requests** (by endpoint, model, service)")
+        st.markdown("**Affected requests** by endpoint, model and service")
         st.dataframe(as_text(radius), hide_index=True, width="stretch")
     with right:
         st.markdown("**Collateral**: affected requests that never touched the culprit model")
-        apart = radius[radius["collateral"] > 0] if "collateral" in radius else radius[:0]
-        st.dataframe(as_text(apart), hide_index=True, width="stretch")
-    st.plotly_chart(
-        query(con, filters, "fig_blast_radius", incident.id), width="stretch", key="incident-blast"
-    )
+        apart = radius[radius["collateral"].fillna(0) > 0][["dimension", "key", "collateral"]]
+        if apart.empty:
+            st.text("No collateral: every affected request touched the culprit.")
+        else:
+            st.dataframe(as_text(apart), hide_index=True, width="stretch")
+    st.plotly_chart(fig_blast_radius(radius), width="stretch", key="incident-blast")
 
     st.subheader("Fault isolation: model-aware against service-only")
-    views = query(con, filters, "isolation", incident.id).set_index("view")
     for column, (view, short, heading) in zip(st.columns(2), _VIEWS, strict=True):
-        row = views.loc[view]
+        row = isolation[view]
         with column:
             st.markdown(f"**{heading}**")
             a, b, c, d = st.columns(4)
-            a.metric(f"Isolation time ({short})", seconds(_none_if_nan(row["seconds"])))
-            b.metric(f"Suspects ({short})", int(row["suspects"]))
-            c.metric(f"Spans to read ({short})", int(row["evidence_spans"]))
-            d.metric(f"Logs to read ({short})", int(row["evidence_logs"]))
+            a.metric(f"Isolation time ({short})", seconds(row["seconds"]))
+            b.metric(f"Suspects ({short})", row["suspects"])
+            c.metric(f"Spans to read ({short})", row["evidence_spans"])
+            d.metric(f"Logs to read ({short})", row["evidence_logs"])
 
     st.subheader("Correlated error logs")
-    logs = query(con, filters, "error_logs", incident.id, limit=200)
+    logs = query(con, filters, "error_logs", incident["id"], limit=200)
     if logs.empty:
         st.info("No error log record during this incident.")
     else:
         st.dataframe(as_text(logs), hide_index=True, width="stretch")
-
-
-def _none_if_nan(value: float | None) -> float | None:
-    return None if value is None or value != value else float(value)
 
 
 if __name__ == "__main__":
