@@ -9,9 +9,9 @@ even when it is interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -154,8 +154,6 @@ async def wait_healthy(
     client: httpx.AsyncClient, procs: list[ServiceProcess], *, timeout_s: float = 60.0
 ) -> None:
     """Wait until every process answers /healthz; fail naming the ones that did not."""
-    import asyncio
-
     deadline = time.monotonic() + timeout_s
     pending = list(procs)
     while pending and time.monotonic() < deadline:
@@ -188,11 +186,3 @@ async def arm(client: httpx.AsyncClient, procs: list[ServiceProcess], plan_json:
             timeout=5.0,
         )
         r.raise_for_status()
-
-
-def plan_env(plan_json: str) -> dict[str, str]:
-    return {"FAULTLENS_FAULT": plan_json}
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
