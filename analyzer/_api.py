@@ -1,0 +1,376 @@
+"""``faultlens.analyzer.open(db)``: the analysis object notebooks, the CLI and the dashboard use.
+
+Example::
+
+    import faultlens.analyzer as fa
+    a = fa.open(".faultlens/faultlens.duckdb")
+    inc = a.incidents()[0]
+    a.candidates(inc.id)
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from faultlens.analyzer import _coupling, _detect, _impact, _isolation, _localize
+from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
+from faultlens.analyzer._store import connect
+
+__all__ = ["Analysis", "Candidate", "Incident", "incidents_json", "open"]
+
+BASELINE_MAX_NS = 10 * 60 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (service, model) suspect with its score and readable evidence."""
+
+    rank: int
+    service: str
+    model: str | None
+    version: str | None
+    score: float
+    evidence: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "service": self.service,
+            "model": self.model,
+            "version": self.version,
+            "score": self.score,
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One incident: when, who, how long to see it, how far it spread."""
+
+    id: str
+    run: str
+    layout: str
+    onset_ns: int
+    end_ns: int
+    baseline_start_ns: int
+    scopes: tuple[str, ...]
+    culprit: Candidate
+    candidates: tuple[Candidate, ...]
+    isolation: tuple[_isolation.IsolationView, ...]
+    blast: _impact.BlastRadius = field(repr=False)
+    counterfactual: dict[str, Any] | None
+    update_coupling: tuple[dict[str, Any], ...]
+    suspect_models: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of ``faultlens incidents --format json`` (incidents.schema.json)."""
+        by = self.blast.breakdown
+
+        def counts(dim: str) -> dict[str, int]:
+            rows = by[by.dimension == dim]
+            return {str(k): int(v) for k, v in zip(rows.key, rows.requests, strict=True)}
+
+        return {
+            "id": self.id,
+            "run": self.run,
+            "layout": self.layout,
+            "onset_ns": self.onset_ns,
+            "end_ns": self.end_ns,
+            "scopes": list(self.scopes),
+            "culprit": {
+                "service": self.culprit.service,
+                "model": self.culprit.model,
+                "version": self.culprit.version,
+            },
+            "suspect_models": list(self.suspect_models),
+            "candidates": [c.to_dict() for c in self.candidates],
+            "fault_isolation": {v.view: v.to_dict() for v in self.isolation},
+            "blast_radius": {
+                "requests": self.blast.requests,
+                "share": self.blast.share,
+                "total_requests": self.blast.total,
+                "collateral": self.blast.collateral,
+                "endpoints": counts("endpoint"),
+                "models": counts("model"),
+                "services": counts("service"),
+            },
+            "counterfactual_per_model": self.counterfactual,
+            "update_coupling": list(self.update_coupling),
+        }
+
+
+def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
+    db: str | Path | duckdb.DuckDBPyConnection,
+    *,
+    read_only: bool = True,
+    run: str | None = None,
+    bucket_s: float = 5.0,
+) -> Analysis:
+    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``."""
+    con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db, read_only=read_only)
+    return Analysis(con, run=run, settings=_detect.DetectionSettings(bucket_s=bucket_s))
+
+
+def incidents_json(
+    db: str | Path, *, slo_ms: float | None = None, run: str | None = None
+) -> dict[str, Any]:
+    """``{"incidents": [...]}`` as incidents.schema.json describes it."""
+    return {"incidents": [i.to_dict() for i in open(db, run=run).incidents(slo_ms=slo_ms)]}
+
+
+class Analysis:
+    """Incidents, culprits, isolation time and blast radius over one store."""
+
+    def __init__(
+        self,
+        con: Any,
+        *,
+        run: str | None = None,
+        dialect: Dialect = DUCKDB,
+        settings: _detect.DetectionSettings | None = None,
+    ) -> None:
+        self.con = BoundConnection(con, dialect)
+        self.d = dialect
+        self.run = run
+        self.settings = settings or _detect.DetectionSettings()
+        self._incidents: dict[float | None, list[Incident]] = {}
+
+    # -- shared state -------------------------------------------------------------
+    @property
+    def _run_filter(self) -> tuple[str, dict[str, Any]]:
+        if self.run is None:
+            return "1 = 1", {}
+        expr = f"coalesce({self.d.attr('ResourceAttributes', 'faultlens.run')}, '')"
+        return f"{expr} = {self.d.param('run')}", {"run": self.run}
+
+    @cached_property
+    def _facts(self) -> bool:
+        where, params = self._run_filter
+        _detect.build_facts(self.con, self.d, run_filter=where, params=params)
+        return True
+
+    def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params).df()
+
+    # -- listing ------------------------------------------------------------------
+    def runs(self) -> pd.DataFrame:
+        """[run, layout, start_ns, end_ns, spans]: one row per ``faultlens.run`` ('' if none)."""
+        a = self.d.attr
+        where, params = self._run_filter
+        return self._q(
+            f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
+                       max(Layout) AS layout, min({self.d.epoch_ns("Timestamp")}) AS start_ns,
+                       max({self.d.epoch_ns("Timestamp")}) AS end_ns, count(*) AS spans
+                FROM otel_traces WHERE {where} GROUP BY 1 ORDER BY start_ns""",
+            params,
+        )
+
+    def layouts(self) -> pd.DataFrame:
+        """[service, layout, models, instances]; a service running several models is a monolith."""
+        assert self._facts
+        f = self._q(
+            """SELECT service, max(layout) AS declared, count(DISTINCT instance) AS instances
+               FROM fl_spans GROUP BY service"""
+        )
+        m = self._q("SELECT DISTINCT service, model FROM fl_spans WHERE model IS NOT NULL")
+        models = m.groupby("service").model.agg(lambda s: sorted(s)).reindex(f.service)
+        f["models"] = [x if isinstance(x, list) else [] for x in models]
+        inferred = np.where(f.models.map(len) > 1, "monolith", "per-model")
+        f["layout"] = np.where(f.declared.fillna("") != "", f.declared, inferred)
+        return f[["service", "layout", "models", "instances"]].sort_values(
+            "service", ignore_index=True
+        )
+
+    def timeseries(self, *, scope: str = "model", bucket_s: float | None = None) -> pd.DataFrame:
+        """[run, bucket_start, scope, key, requests, errors, error_ratio, p95_ms]."""
+        assert self._facts
+        bns = int((bucket_s or self.settings.bucket_s) * 1e9)
+        ts = _detect.scope_timeseries(self.con, self.d, bucket_ns=bns)
+        return ts[ts.scope == scope].reset_index(drop=True)
+
+    # -- incidents ----------------------------------------------------------------
+    def incidents(self, *, slo_ms: float | None = None) -> list[Incident]:
+        """Every incident, oldest first, each fully analysed."""
+        if slo_ms not in self._incidents:
+            self._incidents[slo_ms] = self._detect_and_analyse(slo_ms)
+        return self._incidents[slo_ms]
+
+    def incidents_frame(self, *, slo_ms: float | None = None) -> pd.DataFrame:
+        rows = []
+        for i in self.incidents(slo_ms=slo_ms):
+            iso = {v.view: v for v in i.isolation}
+            rows.append(
+                {
+                    "id": i.id,
+                    "run": i.run,
+                    "layout": i.layout,
+                    "onset": pd.Timestamp(i.onset_ns, unit="ns", tz="UTC"),
+                    "duration_s": (i.end_ns - i.onset_ns) / 1e9,
+                    "culprit_service": i.culprit.service,
+                    "culprit_model": i.culprit.model,
+                    "fit_model_aware_s": iso["model_aware"].seconds,
+                    "fit_service_only_s": iso["service_only"].seconds,
+                    "blast_radius": i.blast.requests,
+                    "share": i.blast.share,
+                    "collateral": i.blast.collateral,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def incident(self, incident_id: str, *, slo_ms: float | None = None) -> Incident:
+        for i in self.incidents(slo_ms=slo_ms):
+            if i.id == incident_id:
+                return i
+        known = ", ".join(i.id for i in self.incidents(slo_ms=slo_ms)) or "none"
+        raise KeyError(f"no incident {incident_id!r} (known: {known})")
+
+    def candidates(self, incident_id: str) -> pd.DataFrame:
+        """[rank, service, model, version, score, evidence]."""
+        cands = self.incident(incident_id).candidates
+        return pd.DataFrame([c.to_dict() for c in cands])
+
+    def blast_radius(self, incident_id: str) -> pd.DataFrame:
+        """[dimension (endpoint|model|service), key, requests, share, collateral]."""
+        return self.incident(incident_id).blast.breakdown.copy()
+
+    def isolation(self, incident_id: str) -> pd.DataFrame:
+        """[view (model_aware|service_only), seconds, suspects, evidence_spans, evidence_logs]."""
+        return pd.DataFrame(
+            [{"view": v.view, **v.to_dict()} for v in self.incident(incident_id).isolation]
+        )
+
+    def _detect_and_analyse(self, slo_ms: float | None) -> list[Incident]:
+        assert self._facts
+        st = self.settings
+        series = _detect.scope_timeseries(self.con, self.d, bucket_ns=st.bucket_ns)
+        windows = _detect.abnormal_windows(series, st)
+        groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
+        run_start = self._q("SELECT run, min(ts) AS first_ns FROM fl_requests GROUP BY run")
+        run_start = run_start.set_index("run").first_ns
+        out: list[Incident] = []
+        prev_end: dict[str, int] = {}
+        for g in groups:
+            run = g[0].run
+            onset = min(w.start_ns for w in g)
+            end = max(w.end_ns for w in g)
+            base_start = max(int(run_start[run]), prev_end.get(run, 0), onset - BASELINE_MAX_NS)
+            prev_end[run] = end
+            if onset - base_start < st.min_baseline_buckets * st.bucket_ns:
+                continue
+            out.append(self._analyse(run, g, base_start, onset, end, slo_ms))
+        return out
+
+    def _analyse(
+        self,
+        run: str,
+        g: list[_detect.Window],
+        base_start: int,
+        onset: int,
+        end: int,
+        slo_ms: float | None,
+    ) -> Incident:
+        bns = self.settings.bucket_ns
+        kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
+        ranked, evs, sigs = {}, {}, {}
+        for view in _localize.VIEWS:
+            ev = _localize.collect_evidence(self.con, self.d, view=view, slo_ms=slo_ms, **kw)
+            sig = _localize.score_matrix(ev)
+            evs[view], sigs[view] = ev, sig
+            ranked[view] = _localize.ranking(ev, sig, len(ev.buckets) - 1)
+        top = ranked["model_aware"].iloc[0]
+        service = str(top.service)
+        model = top.model if isinstance(top.model, str) else None
+        svc_models = self._service_models().get(service, [])
+        candidates = tuple(
+            self._candidate(evs["model_aware"], r, svc_models)
+            for r in ranked["model_aware"].itertuples()
+        )
+        iso = []
+        for view in _localize.VIEWS:
+            seconds, n_suspects = _isolation.isolation_replay(
+                evs[view], sigs[view], service=service, model=model
+            )
+            narrow = model if view == "model_aware" and len(svc_models) > 1 else None
+            spans, logs = _isolation.evidence_volume(
+                self.con, self.d, run=run, onset=onset, end=end, service=service, model=narrow
+            )
+            iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
+        # One bucket either side: the onset bucket is the first judged abnormal, so the
+        # fault began inside the bucket before it; excess over baseline keeps this honest.
+        blast = _impact.blast_radius(
+            self.con,
+            self.d,
+            run=run,
+            base_start=base_start,
+            onset=max(onset - bns, base_start + bns),
+            end=end + bns,
+            culprit_model=model,
+            slo_ms=slo_ms,
+        )
+        layout = "monolith" if len(svc_models) > 1 else "per-model"
+        coupling = self.update_coupling()
+        near = coupling[
+            (coupling.run == run)
+            & (coupling.changed_ns >= onset - _localize.LOOKBACK_NS)
+            & (coupling.changed_ns < end)
+        ]
+        stamp = dt.datetime.fromtimestamp(onset / 1e9, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return Incident(
+            id=f"{(run or 'store').replace('/', '-')}-{stamp}",
+            run=run,
+            layout=layout,
+            onset_ns=int(onset),
+            end_ns=int(end),
+            baseline_start_ns=int(base_start),
+            scopes=tuple(sorted({f"{w.scope}:{w.key} ({w.signal})" for w in g})),
+            culprit=candidates[0],
+            candidates=candidates,
+            isolation=tuple(iso),
+            blast=blast,
+            counterfactual=_impact.counterfactual_per_model(blast, monolith=layout == "monolith"),
+            update_coupling=tuple(
+                {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                for row in near.to_dict("records")
+            ),
+            suspect_models=tuple(svc_models) if model is None and len(svc_models) > 1 else (),
+        )
+
+    @cached_property
+    def _versions(self) -> pd.DataFrame:
+        assert self._facts
+        return self._q(
+            """SELECT service, model, version, max(ts) AS last_ns FROM fl_spans
+               WHERE model IS NOT NULL AND version IS NOT NULL GROUP BY service, model, version"""
+        )
+
+    def _service_models(self) -> dict[str, builtins.list[str]]:
+        lay = self.layouts()
+        return dict(zip(lay.service, lay.models, strict=True))
+
+    def _candidate(self, ev: _localize.Evidence, r: Any, svc_models: list[str]) -> Candidate:
+        model = r.model if isinstance(r.model, str) else None
+        v = self._versions
+        v = v[(v.service == r.service) & (v.model == model)].sort_values("last_ns")
+        version = str(v.version.iloc[-1]) if len(v) else None
+        evidence = _localize.describe(ev, r, svc_models=self._service_models().get(r.service, []))
+        return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)
+
+    # -- coupling -----------------------------------------------------------------
+    def update_coupling(self) -> pd.DataFrame:
+        """Per model-version change: models restarted with it and downtime (s)."""
+        assert self._facts
+        return _coupling.update_coupling(self.con, self.d)
+
+    def library_coupling(self) -> pd.DataFrame:
+        """Per process: runtime, framework set and the models that share them."""
+        where, params = self._run_filter
+        return _coupling.library_coupling(self.con, self.d, run_filter=where, params=params)

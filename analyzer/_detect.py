@@ -1,0 +1,323 @@
+"""Span facts, entry requests, per-scope time series and incident detection.
+
+The store is read once into three temporary tables that every later step
+shares (``fl_spans``, ``fl_requests``, ``fl_exposure``) plus two tiny maps
+(``fl_callee``: which service a client span calls; ``fl_service_models``: the
+models each service runs). Everything after that reads these, never the raw
+tables, except evidence counts and logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faultlens.analyzer._dialect import Dialect
+
+__all__ = [
+    "DetectionSettings",
+    "Window",
+    "abnormal_windows",
+    "build_facts",
+    "candidate_sql",
+    "merge_windows",
+    "scope_timeseries",
+]
+
+S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Thresholds of incident detection; the defaults suit 5 s buckets."""
+
+    bucket_s: float = 5.0
+    min_baseline_buckets: int = 3
+    min_errors: int = 3
+    error_margin: float = 0.05  # absolute rise of the error ratio over the baseline
+    latency_factor: float = 2.0  # p95 over the baseline's p95
+    latency_margin_ms: float = 50.0
+    traffic_drop: float = 0.25  # requests below this share of the baseline rate
+    min_requests: int = 3
+    merge_gap_buckets: int = 1
+
+    @property
+    def bucket_ns(self) -> int:
+        return int(self.bucket_s * S)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One scope's abnormal stretch of buckets."""
+
+    run: str
+    scope: str
+    key: str
+    start_ns: int
+    end_ns: int
+    signal: str  # errors | latency | traffic
+
+
+def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]) -> None:
+    """Materialize the span facts and request tables the analysis shares.
+
+    ``fl_spans`` holds one row per span with its children's aggregate (count,
+    summed duration, any error, the latest non-error child that outlived it),
+    ``is_entry`` (DESIGN.md: "an entry span is the first span of a request that
+    the data holds: a root, or a span whose parent was never recorded").
+    """
+    attr = d.attr
+    run = f"coalesce({attr('ResourceAttributes', 'faultlens.run')}, '')"
+    peer = (
+        f"coalesce({attr('SpanAttributes', 'peer.service')}, "
+        f"{attr('SpanAttributes', 'server.address')} || ':' || "
+        f"coalesce({attr('SpanAttributes', 'server.port')}, ''), "
+        f"{attr('SpanAttributes', 'net.peer.name')} || ':' || "
+        f"coalesce({attr('SpanAttributes', 'net.peer.port')}, ''))"
+    )
+    base = f"""
+        SELECT {run} AS run, TraceId AS trace_id, SpanId AS span_id,
+               ParentSpanId AS parent_id, {d.epoch_ns("Timestamp")} AS ts,
+               {d.epoch_ns("Timestamp")} + CAST(Duration AS BIGINT) AS end_ts,
+               CAST(Duration AS BIGINT) AS dur, ServiceName AS service,
+               nullif(ModelName, '') AS model, nullif(ModelVersion, '') AS version,
+               ServiceInstanceId AS instance, {d.kind()} AS kind,
+               CASE WHEN {d.is_error()} THEN 1 ELSE 0 END AS is_err,
+               nullif(HttpRoute, '') AS route, SpanName AS name, {peer} AS peer,
+               Layout AS layout
+        FROM otel_traces WHERE {run_filter}"""
+    con.execute(d.temp_table("fl_base", base), params)
+    # The latest-ending child; when no child erred it is the one that outlived a timeout.
+    child_service = d.arg_max("service", "end_ts")
+    child_model = d.arg_max("model", "end_ts")
+    facts = f"""
+        WITH c AS (
+            SELECT trace_id, parent_id, count(*) AS child_n, sum(dur) AS child_dur,
+                   max(is_err) AS child_err, max(end_ts * (1 - is_err)) AS child_ok_end,
+                   {child_service} AS child_service, {child_model} AS child_model
+            FROM fl_base WHERE parent_id <> '' GROUP BY trace_id, parent_id
+        ), p AS (SELECT DISTINCT trace_id, span_id, 1 AS hit FROM fl_base)
+        SELECT b.*, coalesce(c.child_n, 0) AS child_n, coalesce(c.child_dur, 0) AS child_dur,
+               coalesce(c.child_err, 0) AS child_err,
+               CASE WHEN b.is_err = 1 AND coalesce(c.child_err, 0) = 0
+                         AND coalesce(c.child_ok_end, 0) > b.end_ts
+                    THEN nullif(c.child_service, '') END AS outlived_service,
+               CASE WHEN b.is_err = 1 AND coalesce(c.child_err, 0) = 0
+                         AND coalesce(c.child_ok_end, 0) > b.end_ts
+                    THEN nullif(c.child_model, '') END AS outlived_model,
+               nullif(c.child_service, '') AS child_service,
+               CASE WHEN b.parent_id = '' OR coalesce(p.hit, 0) = 0 THEN 1 ELSE 0 END
+                   AS is_entry
+        FROM fl_base b
+        LEFT JOIN c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        LEFT JOIN p ON p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
+    con.execute(d.temp_table("fl_spans", facts))
+    con.execute("DROP TABLE fl_base")
+    # Which service each (caller, peer) reaches, learned where the callee answered.
+    callee = """
+        SELECT service AS caller, peer, child_service AS callee, count(*) AS n
+        FROM fl_spans WHERE kind = 'client' AND child_service IS NOT NULL AND peer IS NOT NULL
+        GROUP BY service, peer, child_service"""
+    con.execute(d.temp_table("fl_callee_all", callee))
+    con.execute(
+        d.temp_table(
+            "fl_callee",
+            f"SELECT caller, peer, {d.arg_max('callee', 'n')} AS callee "
+            "FROM fl_callee_all GROUP BY caller, peer",
+        )
+    )
+    svc_models = """
+        SELECT service, count(DISTINCT model) AS n_models, min(model) AS only_model
+        FROM fl_spans GROUP BY service"""
+    con.execute(d.temp_table("fl_service_models", svc_models))
+    # DESIGN.md: the endpoint of a request is the http.route of its entry span.
+    requests = """
+        SELECT run, trace_id, ts, end_ts, dur, service, coalesce(route, name) AS endpoint,
+               is_err, layout
+        FROM fl_spans WHERE is_entry = 1"""
+    con.execute(d.temp_table("fl_requests", requests))
+    exposure = f"""
+        SELECT DISTINCT s.trace_id, {candidate_sql("service")} AS service,
+               {candidate_sql("model")} AS model,
+               CASE WHEN {candidate_sql("model")} = s.model THEN s.version END AS version
+        FROM {candidate_from()}"""
+    con.execute(d.temp_table("fl_exposure", exposure))
+
+
+def candidate_from(alias: str = "s") -> str:
+    """FROM clause joining span facts to the callee and service-model maps."""
+    return f"""fl_spans {alias}
+        LEFT JOIN fl_callee cm ON cm.caller = {alias}.service AND cm.peer = {alias}.peer
+        LEFT JOIN fl_service_models sm_own ON sm_own.service = {alias}.service
+        LEFT JOIN fl_service_models sm_callee ON sm_callee.service = nullif(cm.callee, '')
+        LEFT JOIN fl_service_models sm_out ON sm_out.service = {alias}.outlived_service"""
+
+
+def candidate_sql(part: str, alias: str = "s") -> str:
+    """The (service, model) a span's evidence belongs to.
+
+    A client span no callee span answered (the callee crashed, or is not
+    instrumented) speaks for the callee; an error span whose healthy child
+    outlived it (a caller's timeout) speaks for that child; a span without
+    a model in a service that runs exactly one model speaks for that model.
+    """
+    s = alias
+    orphan = f"{s}.kind = 'client' AND {s}.child_n = 0"
+    if part == "service":
+        return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL THEN cm.callee
+            WHEN {orphan} AND {s}.peer IS NOT NULL THEN {s}.peer
+            WHEN {s}.outlived_service IS NOT NULL THEN {s}.outlived_service
+            ELSE {s}.service END"""
+    single = "CASE WHEN {t}.n_models = 1 THEN {t}.only_model END"
+    return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL
+                THEN {single.format(t="sm_callee")}
+            WHEN {orphan} AND {s}.peer IS NOT NULL THEN NULL
+            WHEN {s}.outlived_service IS NOT NULL
+                THEN coalesce({s}.outlived_model, {single.format(t="sm_out")})
+            ELSE coalesce({s}.model, {single.format(t="sm_own")}) END"""
+
+
+def scope_timeseries(con: Any, d: Dialect, *, bucket_ns: int) -> pd.DataFrame:
+    """Per scope (service, endpoint, model) and bucket: requests, errors, p95 latency.
+
+    DESIGN.md: "Time is bucketed (default 5 s). A scope is a service, an
+    endpoint (http.route of entry spans) or a model."
+    """
+    b = d.bucket("ts", bucket_ns)
+    p95 = d.quantile("dur", 0.95)
+    sql = f"""
+        SELECT run, 'endpoint' AS scope, endpoint AS key, {b} AS bucket_start,
+               count(*) AS requests, sum(is_err) AS errors, {p95} / 1e6 AS p95_ms
+        FROM fl_requests GROUP BY run, endpoint, {b}
+        UNION ALL
+        SELECT r.run, 'model', e.model, {d.bucket("r.ts", bucket_ns)}, count(*),
+               sum(r.is_err), {d.quantile("r.dur", 0.95)} / 1e6
+        FROM fl_requests r JOIN (SELECT DISTINCT trace_id, model FROM fl_exposure
+                                 WHERE model IS NOT NULL) e ON e.trace_id = r.trace_id
+        GROUP BY r.run, e.model, {d.bucket("r.ts", bucket_ns)}
+        UNION ALL
+        SELECT s.run, 'service', {candidate_sql("service")}, {d.bucket("s.ts", bucket_ns)},
+               count(*), sum(s.is_err), {d.quantile("s.dur", 0.95)} / 1e6
+        FROM {candidate_from()}
+        WHERE s.kind = 'server' OR (s.kind = 'client' AND s.child_n = 0)
+        GROUP BY s.run, {candidate_sql("service")}, {d.bucket("s.ts", bucket_ns)}"""
+    frame = con.execute(sql).df()
+    frame["error_ratio"] = frame["errors"] / frame["requests"].clip(lower=1)
+    return frame.sort_values(["run", "scope", "key", "bucket_start"], ignore_index=True)
+
+
+def abnormal_windows(series: pd.DataFrame, settings: DetectionSettings) -> list[Window]:
+    """Stretches where a scope departs from its own preceding normal baseline.
+
+    DESIGN.md: "Incident: a window in which some scope's error ratio or
+    latency departs from its own baseline (the preceding normal window)."
+    Missing buckets count as zero requests, so a scope that falls silent
+    (a crashed process) departs too.
+    """
+    windows: list[Window] = []
+    bns = settings.bucket_ns
+    for (run, scope, key), g in series.groupby(["run", "scope", "key"], sort=True):
+        first, last = int(g.bucket_start.min()), int(g.bucket_start.max())
+        run_end = int(series.loc[series.run == run, "bucket_start"].max())
+        idx = np.arange(first, max(last, run_end) + bns, bns)
+        g = g.set_index("bucket_start").reindex(idx)
+        n = g.requests.fillna(0).to_numpy()
+        e = g.errors.fillna(0).to_numpy()
+        p95 = g.p95_ms.to_numpy()
+        flags = _flag_buckets(n, e, p95, settings)
+        for start, stop, signal in _runs_of(flags):
+            windows.append(
+                Window(
+                    str(run), str(scope), str(key), int(idx[start]), int(idx[stop]) + bns, signal
+                )
+            )
+    return windows
+
+
+def _flag_buckets(n: np.ndarray, e: np.ndarray, p95: np.ndarray, st: DetectionSettings) -> list:
+    """A sequential scan: the baseline only ever holds buckets judged normal."""
+    flags: list[str | None] = [None] * len(n)
+    base_n = base_e = 0.0
+    base_p95: list[float] = []
+    normal = 0
+    for i in range(len(n)):
+        signal = None
+        if normal >= st.min_baseline_buckets:
+            rate = base_n / normal
+            ratio = base_e / base_n if base_n else 0.0
+            noise = 3 * np.sqrt(max(ratio * (1 - ratio), 1e-4) / max(n[i], 1))
+            lat = float(np.median(base_p95)) if base_p95 else np.nan
+            if e[i] >= st.min_errors and e[i] / max(n[i], 1) > ratio + max(st.error_margin, noise):
+                signal = "errors"
+            elif (
+                n[i] >= st.min_requests
+                and not np.isnan(p95[i])
+                and not np.isnan(lat)
+                and p95[i] > lat * st.latency_factor
+                and p95[i] > lat + st.latency_margin_ms
+            ):
+                signal = "latency"
+            elif rate >= 2 * st.min_requests and n[i] < st.traffic_drop * rate:
+                signal = "traffic"
+        if signal is None:
+            normal += 1
+            base_n += n[i]
+            base_e += e[i]
+            if not np.isnan(p95[i]):
+                base_p95.append(float(p95[i]))
+        flags[i] = signal
+    return flags
+
+
+def _runs_of(flags: list) -> list[tuple[int, int, str]]:
+    out, start = [], None
+    for i, f in enumerate([*flags, None]):
+        if f is not None and start is None:
+            start = i
+        elif f is None and start is not None:
+            signals = [x for x in flags[start:i] if x]
+            out.append((start, i - 1, max(set(signals), key=signals.count)))
+            start = None
+    return out
+
+
+def merge_windows(windows: list[Window], *, gap_ns: int) -> list[list[Window]]:
+    """Group windows of one run that overlap in time (or nearly touch) into incidents."""
+    groups: list[list[Window]] = []
+    for w in sorted(windows, key=lambda w: (w.run, w.start_ns)):
+        if groups and groups[-1][0].run == w.run:
+            end = max(x.end_ns for x in groups[-1])
+            if w.start_ns <= end + gap_ns:
+                groups[-1].append(w)
+                continue
+        groups.append([w])
+    return groups
+
+
+def bad_requests_cte(d: Dialect, *, slo_ms: float | None) -> str:
+    """CTEs ``slo`` (latency objective per endpoint) and ``req`` (requests of one run, bad=1
+    when failed or over the objective).
+
+    Binds ``$run``, ``$base_start`` and ``$onset``. Without ``slo_ms`` an endpoint's
+    objective comes from its baseline: twice its p99, and at least its p99 + 100 ms.
+    """
+    p99 = d.quantile("dur", 0.99)
+    slo = (
+        f"SELECT endpoint, CAST({float(slo_ms) * 1e6} AS DOUBLE) AS slo_ns "
+        "FROM fl_requests GROUP BY endpoint"
+        if slo_ms is not None
+        else f"""SELECT endpoint, greatest(2 * {p99}, {p99} + 1e8) AS slo_ns FROM fl_requests
+            WHERE run = {d.param("run")} AND ts >= {d.param("base_start", "Int64")}
+              AND ts < {d.param("onset", "Int64")} AND is_err = 0
+            GROUP BY endpoint"""
+    )
+    return f"""slo AS ({slo}),
+        req AS (
+            SELECT r.trace_id, r.ts, r.dur, r.endpoint, r.service, r.is_err,
+                   CASE WHEN r.is_err = 1 OR r.dur > coalesce(slo.slo_ns, 1e18)
+                        THEN 1 ELSE 0 END AS bad
+            FROM fl_requests r LEFT JOIN slo ON slo.endpoint = r.endpoint
+            WHERE r.run = {d.param("run")})"""

@@ -1,0 +1,150 @@
+"""What differs between DuckDB and ClickHouse, in one place.
+
+The analysis SQL is written once, with these fragments spliced in: attribute
+lookup, epoch nanoseconds, integer division (time buckets), quantiles,
+``arg_max``, enum forms, parameter placeholders, identifier quoting and
+temporary tables. Everything else in the analysis SQL is the subset both
+engines run (CTEs, LEFT JOIN, GROUP BY, CASE, window-free aggregates).
+What a dialect cannot do raises :class:`DialectError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CLICKHOUSE",
+    "DUCKDB",
+    "BoundConnection",
+    "Dialect",
+    "DialectError",
+    "quote_ident",
+]
+
+# Both enum spellings the exporter has used (DESIGN.md: Storage).
+_SERVER = ("Server", "SPAN_KIND_SERVER")
+_CLIENT = ("Client", "SPAN_KIND_CLIENT")
+_ERROR = ("Error", "STATUS_CODE_ERROR")
+
+
+class DialectError(RuntimeError):
+    """A SQL feature the chosen engine does not offer."""
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def quote_ident(name: str, *, quote: str = '"') -> str:
+    """Quote one identifier (table or column, e.g. ``Events.Name``) for SQL."""
+    if not name or "\x00" in name:
+        raise DialectError(f"not an identifier: {name!r}")
+    return quote + name.replace(quote, quote + quote) + quote
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """SQL fragments for one engine."""
+
+    name: str
+    ident_quote: str
+    epoch_ns_fn: str  # Timestamp -> integer ns since the epoch
+    intdiv_fmt: str  # "{a} // {b}" or "intDiv({a}, {b})"
+    quantile_fmt: str  # "{fn}({expr}, {q})"
+    arg_max_fn: str
+    param_fmt: str  # "${name}" or "{{{name}:{type}}}"
+    temp_table_fmt: str
+    null_text: str  # a typed NULL string
+
+    def ident(self, name: str) -> str:
+        """An identifier, quoted for this engine."""
+        return quote_ident(name, quote=self.ident_quote)
+
+    def attr(self, column: str, key: str) -> str:
+        """A map attribute's value, NULL when absent or empty (ClickHouse answers '')."""
+        return f"nullif({self.ident(column)}[{_literal(key)}], '')"
+
+    def epoch_ns(self, column: str) -> str:
+        return f"{self.epoch_ns_fn}({self.ident(column)})"
+
+    def intdiv(self, a: str, b: str) -> str:
+        return self.intdiv_fmt.format(a=a, b=b)
+
+    def bucket(self, ns_expr: str, bucket_ns: int) -> str:
+        """Start (ns) of the time bucket holding ``ns_expr``."""
+        return f"({self.intdiv(ns_expr, str(int(bucket_ns)))}) * {int(bucket_ns)}"
+
+    def quantile(self, expr: str, q: float) -> str:
+        return self.quantile_fmt.format(expr=expr, q=float(q))
+
+    def arg_max(self, value: str, key: str) -> str:
+        return f"{self.arg_max_fn}({value}, {key})"
+
+    def param(self, name: str, sql_type: str = "String") -> str:
+        """A bound-parameter placeholder; values never enter the SQL text."""
+        return self.param_fmt.format(name=name, type=sql_type)
+
+    def bind(self, sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        """The parameters ``sql`` uses (DuckDB refuses unused named parameters)."""
+        if not params:
+            return {}
+        used = set(re.findall(r"\$(\w+)|\{(\w+):", sql))
+        names = {a or b for a, b in used}
+        return {k: v for k, v in params.items() if k in names}
+
+    def temp_table(self, name: str, select_sql: str) -> str:
+        return self.temp_table_fmt.format(name=self.ident(name), select=select_sql)
+
+    @staticmethod
+    def is_server(column: str = "SpanKind") -> str:
+        return f"{column} IN ({', '.join(map(_literal, _SERVER))})"
+
+    @staticmethod
+    def is_client(column: str = "SpanKind") -> str:
+        return f"{column} IN ({', '.join(map(_literal, _CLIENT))})"
+
+    @staticmethod
+    def is_error(column: str = "StatusCode") -> str:
+        return f"{column} IN ({', '.join(map(_literal, _ERROR))})"
+
+    @staticmethod
+    def kind(column: str = "SpanKind") -> str:
+        """The span kind as one lower-case word (server, client, internal, ...)."""
+        return f"lower(replace({column}, 'SPAN_KIND_', ''))"
+
+
+DUCKDB = Dialect(
+    name="duckdb",
+    ident_quote='"',
+    epoch_ns_fn="epoch_ns",
+    intdiv_fmt="({a}) // ({b})",
+    quantile_fmt="quantile_cont({expr}, {q})",
+    arg_max_fn="arg_max",
+    param_fmt="${name}",
+    temp_table_fmt="CREATE OR REPLACE TEMP TABLE {name} AS {select}",
+    null_text="CAST(NULL AS VARCHAR)",
+)
+
+CLICKHOUSE = Dialect(
+    name="clickhouse",
+    ident_quote="`",
+    epoch_ns_fn="toUnixTimestamp64Nano",
+    intdiv_fmt="intDiv({a}, {b})",
+    quantile_fmt="quantile({q})({expr})",
+    arg_max_fn="argMax",
+    param_fmt="{{{name}:{type}}}",
+    temp_table_fmt="CREATE TEMPORARY TABLE {name} ENGINE = Memory AS {select}",
+    null_text="CAST(NULL AS Nullable(String))",
+)
+
+
+class BoundConnection:
+    """A connection whose ``execute`` binds only the parameters each statement uses."""
+
+    def __init__(self, con: Any, dialect: Dialect) -> None:
+        self.raw, self.dialect = con, dialect
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self.raw.execute(sql, self.dialect.bind(sql, params))

@@ -1,0 +1,187 @@
+"""Blast radius, collateral and the per-model counterfactual of one incident.
+
+DESIGN.md: "Blast radius: entry requests that failed or broke their latency
+objective during the incident, above the baseline rate; broken down by
+endpoint, model, service; as counts and as a share of traffic. Collateral =
+affected requests whose traces never touched the culprit model."
+"Counterfactual layout: from monolith telemetry, the blast radius had each
+model run in its own service (collateral removed), next to the actual one."
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faultlens.analyzer._detect import bad_requests_cte
+from faultlens.analyzer._dialect import Dialect
+
+__all__ = ["BlastRadius", "blast_radius", "counterfactual_per_model"]
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    """Affected requests above the baseline rate; ``collateral`` None without a culprit model."""
+
+    requests: int
+    share: float
+    total: int
+    collateral: int | None
+    breakdown: pd.DataFrame  # dimension, key, requests, share, collateral
+
+
+def blast_radius(
+    con: Any,
+    d: Dialect,
+    *,
+    run: str,
+    base_start: int,
+    onset: int,
+    end: int,
+    culprit_model: str | None,
+    slo_ms: float | None,
+) -> BlastRadius:
+    """Affected entry requests during [onset, end) beyond the baseline's bad rate."""
+    p = {"run": run, "base_start": base_start, "onset": onset, "end": end, "model": culprit_model}
+    prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
+    sql = f"""
+        WITH {bad_requests_cte(d, slo_ms=slo_ms)},
+        w AS (SELECT q.trace_id, q.endpoint, q.bad,
+                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc,
+                     CASE WHEN t.hit = 1 THEN 0 ELSE 1 END AS untouched
+              FROM req q
+              LEFT JOIN (SELECT DISTINCT trace_id, 1 AS hit FROM fl_exposure
+                         WHERE model = {prm["model"]}) t ON t.trace_id = q.trace_id
+              WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
+        keyed AS (
+            SELECT 'all' AS dimension, '' AS key, trace_id FROM w
+            UNION ALL SELECT 'endpoint', endpoint, trace_id FROM w
+            UNION ALL SELECT DISTINCT 'model', e.model, e.trace_id FROM fl_exposure e
+                JOIN w ON w.trace_id = e.trace_id WHERE e.model IS NOT NULL
+            UNION ALL SELECT DISTINCT 'service', e.service, e.trace_id FROM fl_exposure e
+                JOIN w ON w.trace_id = e.trace_id)
+        SELECT k.dimension, k.key, w.inc, count(*) AS n, sum(w.bad) AS bad,
+               sum(w.untouched) AS n_untouched, sum(w.bad * w.untouched) AS bad_untouched
+        FROM keyed k JOIN w ON w.trace_id = k.trace_id
+        GROUP BY k.dimension, k.key, w.inc"""
+    raw = con.execute(sql, p).df()
+    wide = raw.pivot_table(
+        index=["dimension", "key"],
+        columns="inc",
+        values=["n", "bad", "n_untouched", "bad_untouched"],
+        aggfunc="sum",
+        fill_value=0,
+    )
+
+    def col(name: str, inc: int) -> pd.Series:
+        return wide[(name, inc)] if (name, inc) in wide.columns else pd.Series(0, index=wide.index)
+
+    def excess(bad: str, n: str) -> pd.Series:
+        rate = col(bad, 0) / col(n, 0).where(col(n, 0) > 0, np.nan)
+        return (col(bad, 1) - rate.fillna(0) * col(n, 1)).clip(lower=0).round().astype(int)
+
+    out = pd.DataFrame(index=wide.index)
+    out["requests"] = excess("bad", "n")
+    out["collateral"] = excess("bad_untouched", "n_untouched") if culprit_model else 0
+    out = out.reset_index()
+    silent = _silent_requests(con, d, p, prm, col("n", 0), col("n", 1), culprit_model)
+    if not silent.empty:
+        out = pd.concat([out, silent]).groupby(["dimension", "key"], as_index=False).sum()
+    total = int(col("n", 1).get(("all", ""), 0)) + int(
+        silent[silent.dimension == "all"].requests.sum() if len(silent) else 0
+    )
+    out["share"] = out["requests"] / max(total, 1)
+    if not culprit_model:
+        out["collateral"] = None
+    head = out[out.dimension == "all"]
+    requests = int(head.requests.sum()) if len(head) else 0
+    collateral = int(head.collateral.sum()) if culprit_model and len(head) else None
+    if collateral is not None:
+        collateral = min(collateral, requests)
+    breakdown = out[(out.dimension != "all") & (out.requests > 0)]
+    breakdown = breakdown[["dimension", "key", "requests", "share", "collateral"]]
+    breakdown = breakdown.sort_values(["dimension", "requests"], ascending=[True, False])
+    return BlastRadius(
+        requests=requests,
+        share=round(requests / total, 6) if total else 0.0,
+        total=total,
+        collateral=collateral,
+        breakdown=breakdown.reset_index(drop=True),
+    )
+
+
+def _silent_requests(
+    con: Any,
+    d: Dialect,
+    p: dict[str, Any],
+    prm: dict[str, str],
+    base_n: pd.Series,
+    inc_n: pd.Series,
+    culprit_model: str | None,
+) -> pd.DataFrame:
+    """Requests that left no span: traffic that fell below the baseline rate (a dead process).
+
+    A crashed entry process records nothing for the requests it refused, so they are
+    counted as the shortfall against the baseline rate, spread over endpoints by each
+    endpoint's own shortfall and over models and services by what each endpoint's
+    baseline requests touched.
+    """
+    span = con.execute(
+        f"""SELECT min(ts) AS first_ns, max(ts) AS last_ns FROM fl_requests
+            WHERE run = {prm["run"]}""",
+        p,
+    ).fetchone()
+    base_s = max(p["onset"] - max(p["base_start"], span[0]), 1)
+    inc_s = max(min(p["end"], span[1] + 1) - p["onset"], 0)
+    expected_all = float(base_n.get(("all", ""), 0)) * inc_s / base_s
+    missing_all = expected_all - float(inc_n.get(("all", ""), 0))
+    if missing_all < max(3.0, 0.05 * expected_all):
+        return pd.DataFrame(columns=["dimension", "key", "requests", "collateral"])
+    ends = [k for k in base_n.index if k[0] == "endpoint"]
+    short = pd.Series(
+        {k[1]: max(base_n.get(k, 0) * inc_s / base_s - inc_n.get(k, 0), 0.0) for k in ends}
+    )
+    per_endpoint = short / max(short.sum(), 1e-9) * missing_all
+    touched = con.execute(
+        f"""WITH b AS (SELECT q.trace_id, q.endpoint FROM fl_requests q
+                       WHERE q.run = {prm["run"]} AND q.ts >= {prm["base_start"]}
+                         AND q.ts < {prm["onset"]})
+            SELECT 'model' AS dimension, b.endpoint, e.model AS key,
+                   count(DISTINCT b.trace_id) AS n
+            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id WHERE e.model IS NOT NULL
+            GROUP BY b.endpoint, e.model
+            UNION ALL
+            SELECT 'service', b.endpoint, e.service, count(DISTINCT b.trace_id)
+            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id GROUP BY b.endpoint, e.service""",
+        p,
+    ).df()
+    n_e = pd.Series({k[1]: float(base_n.get(k, 0)) for k in ends})
+    rows = []
+    models = touched[touched.dimension == "model"]
+    hit = models[models.key == culprit_model].groupby("endpoint").n.sum() if culprit_model else None
+    for e, m in per_endpoint.items():
+        frac_hit = float(hit.get(e, 0)) / max(n_e.get(e, 1), 1) if hit is not None else 0.0
+        coll = m * (1 - frac_hit)
+        rows += [("all", "", m, coll), ("endpoint", e, m, coll)]
+        for dim in ("model", "service"):
+            g = touched[(touched.endpoint == e) & (touched.dimension == dim)].set_index("key").n
+            share = g / max(n_e.get(e, 1), 1)
+            rows += [(dim, k, m * f, m * f * (1 - frac_hit)) for k, f in share.items()]
+    out = pd.DataFrame(rows, columns=["dimension", "key", "requests", "collateral"])
+    out = out.groupby(["dimension", "key"], as_index=False).sum()
+    out[["requests", "collateral"]] = out[["requests", "collateral"]].round().astype(int)
+    return out
+
+
+def counterfactual_per_model(br: BlastRadius, *, monolith: bool) -> dict[str, Any] | None:
+    """The blast radius had the culprit model run in its own service: collateral removed.
+
+    None unless the culprit runs in a multi-model process and its model is named.
+    """
+    if not monolith or br.collateral is None:
+        return None
+    requests = max(br.requests - br.collateral, 0)
+    return {"requests": requests, "share": round(requests / br.total, 6) if br.total else 0.0}

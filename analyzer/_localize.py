@@ -1,0 +1,460 @@
+"""Culprit ranking: which (service, model) caused an incident, with readable evidence.
+
+DESIGN.md: "Culprit ranking: candidate (service, model) pairs ranked by
+evidence: origin errors (error spans with no erroring child), self-time
+(exclusive duration) change, which scope changed first, the
+selection-versus-baseline over-representation of each model and version
+among the bad requests (as Honeycomb BubbleUp and Tempo's compare() do),
+error logs, and a model version change near onset. [...] Origin errors are
+one signal among several, never the verdict."
+
+SQL aggregates per candidate and bucket; :func:`score_matrix` scores every
+prefix [onset, t] at once, so the final ranking and the FIT replay are the
+same computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faultlens.analyzer._detect import bad_requests_cte, candidate_from, candidate_sql
+from faultlens.analyzer._dialect import Dialect
+
+__all__ = [
+    "VIEWS",
+    "WEIGHTS",
+    "Evidence",
+    "collect_evidence",
+    "describe",
+    "ranking",
+    "score_matrix",
+    "suspects",
+]
+
+VIEWS = ("model_aware", "service_only")
+# How much each signal weighs; every signal is scaled to [0, 1] first.
+WEIGHTS = {
+    "origin_errors": 2.0,
+    "self_time": 3.0,
+    "error_logs": 1.0,
+    "over_representation": 1.0,
+    "version_change": 3.0,
+    "restart": 0.25,
+    "silence": 1.5,
+    "changed_first": 1.0,
+}
+SELF_RATIO = 1.5  # self-time must at least grow this much to count ...
+SELF_MIN_NS = 20_000_000  # ... and by at least 20 ms per span
+LOOKBACK_NS = 60 * 1_000_000_000  # version changes and restarts this long before onset count
+MARGIN = 0.1  # suspects: candidates within 10% of the top score
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything ranking needs about one incident, in one view."""
+
+    view: str
+    onset_ns: int
+    bucket_ns: int
+    buckets: np.ndarray  # bucket starts from onset to end
+    candidates: pd.DataFrame  # service, model, n_models (of the service)
+    spans: pd.DataFrame  # service, model, bucket_start, spans, errors, origin_errors, self_ns
+    logs: pd.DataFrame  # service, model, bucket_start, error_logs, fatal_logs
+    exposure: pd.DataFrame  # bucket_start (-1 = baseline), service, model, version, n
+    bad_totals: pd.Series  # bad requests per incident bucket; index -1 = baseline requests
+    versions: pd.DataFrame  # service, model, version, first_ns, last_ns
+    restarts: pd.DataFrame  # service, first_ns (new instances after the run's first)
+    base_buckets: int
+
+
+def _model_expr(d: Dialect, view: str, expr: str) -> str:
+    return expr if view == "model_aware" else d.null_text
+
+
+def collect_evidence(
+    con: Any,
+    d: Dialect,
+    *,
+    run: str,
+    base_start: int,
+    onset: int,
+    end: int,
+    bucket_ns: int,
+    view: str,
+    slo_ms: float | None,
+) -> Evidence:
+    """Aggregate spans, logs and request exposure per candidate and bucket."""
+    p = {"run": run, "base_start": base_start, "onset": onset, "end": end}
+    prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
+    model = _model_expr(d, view, candidate_sql("model"))
+    spans = con.execute(
+        f"""
+        SELECT service, model, bucket_start, count(*) AS spans, sum(is_err) AS errors,
+               sum(origin) AS origin_errors, sum(self_ns) AS self_ns
+        FROM (SELECT {candidate_sql("service")} AS service, {model} AS model,
+                     {d.bucket("s.ts", bucket_ns)} AS bucket_start, s.is_err,
+                     CASE WHEN s.is_err = 1 AND s.child_err = 0 THEN 1 ELSE 0 END AS origin,
+                     greatest(s.dur - s.child_dur, 0) AS self_ns
+              FROM {candidate_from()}
+              WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]} AND s.ts < {prm["end"]})
+        GROUP BY service, model, bucket_start""",
+        p,
+    ).df()
+    log_model = _model_expr(
+        d,
+        view,
+        "coalesce(nullif(l.ModelName, ''), CASE WHEN sm.n_models = 1 THEN sm.only_model END)",
+    )
+    logs = con.execute(
+        f"""
+        SELECT service, model, bucket_start, sum(err) AS error_logs, sum(fatal) AS fatal_logs
+        FROM (SELECT l.ServiceName AS service, {log_model} AS model,
+                     {d.bucket("ts", bucket_ns)} AS bucket_start,
+                     CASE WHEN l.SeverityNumber >= 17 AND l.SeverityNumber < 21
+                          THEN 1 ELSE 0 END AS err,
+                     CASE WHEN l.SeverityNumber >= 21 THEN 1 ELSE 0 END AS fatal
+              FROM (SELECT *, {d.epoch_ns("Timestamp")} AS ts FROM otel_logs) l
+              LEFT JOIN fl_service_models sm ON sm.service = l.ServiceName
+              WHERE coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') = {prm["run"]}
+                AND l.ts >= {prm["base_start"]} AND l.ts < {prm["end"]}
+                AND l.SeverityNumber >= 17)
+        GROUP BY service, model, bucket_start""",
+        p,
+    ).df()
+    e_model = _model_expr(d, view, "e.model")
+    e_version = _model_expr(d, view, "e.version")
+    phase = f"CASE WHEN q.ts >= {prm['onset']} THEN {d.bucket('q.ts', bucket_ns)} ELSE -1 END"
+    chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}
+                 AND (q.ts < {prm["onset"]} OR q.bad = 1)"""
+    exposure = con.execute(
+        f"""
+        WITH {bad_requests_cte(d, slo_ms=slo_ms)},
+        x AS (SELECT {phase} AS phase, q.trace_id, e.service, {e_model} AS model,
+                     {e_version} AS version
+              FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id WHERE {chosen})
+        SELECT phase AS bucket_start, service, model, version, count(DISTINCT trace_id) AS n
+        FROM x WHERE version IS NOT NULL GROUP BY phase, service, model, version
+        UNION ALL
+        SELECT phase, service, model, '*', count(DISTINCT trace_id)
+        FROM x GROUP BY phase, service, model""",
+        p,
+    ).df()
+    totals = con.execute(
+        f"""
+        WITH {bad_requests_cte(d, slo_ms=slo_ms)}
+        SELECT {phase} AS bucket_start, count(*) AS n FROM req q WHERE {chosen}
+        GROUP BY {phase}""",
+        p,
+    ).df()
+    versions = con.execute(
+        f"""
+        SELECT service, {_model_expr(d, view, "model")} AS model, version,
+               min(ts) AS first_ns, max(ts) AS last_ns
+        FROM fl_spans WHERE run = {prm["run"]} AND version IS NOT NULL
+        GROUP BY service, {_model_expr(d, view, "model")}, version""",
+        p,
+    ).df()
+    if view != "model_aware":
+        versions = versions.iloc[0:0]
+    restarts = con.execute(
+        f"""
+        WITH i AS (SELECT service, instance, min(ts) AS first_ns FROM fl_spans
+                   WHERE run = {prm["run"]} GROUP BY service, instance),
+             f AS (SELECT service, min(first_ns) AS run_first FROM i GROUP BY service)
+        SELECT i.service, i.first_ns FROM i JOIN f ON f.service = i.service
+        WHERE i.first_ns > f.run_first""",
+        p,
+    ).df()
+    cand = con.execute(
+        f"""
+        SELECT DISTINCT {candidate_sql("service")} AS service, {model} AS model
+        FROM {candidate_from()} WHERE s.run = {prm["run"]}""",
+        p,
+    ).df()
+    svc = con.execute("SELECT service, n_models FROM fl_service_models").df()
+    cand = cand.merge(svc, on="service", how="left").fillna({"n_models": 0})
+    cand = cand.astype({"n_models": int}).sort_values(["service", "model"], na_position="first")
+    buckets = np.arange(onset, end, bucket_ns, dtype=np.int64)
+    return Evidence(
+        view=view,
+        onset_ns=onset,
+        bucket_ns=bucket_ns,
+        buckets=buckets,
+        candidates=cand.reset_index(drop=True),
+        spans=spans,
+        logs=logs,
+        exposure=exposure,
+        bad_totals=totals.set_index("bucket_start")["n"],
+        versions=versions,
+        restarts=restarts,
+        base_buckets=max(1, int((onset - base_start) // bucket_ns)),
+    )
+
+
+def _key(frame: pd.DataFrame) -> pd.Series:
+    return frame["service"].astype(str) + "\x1f" + frame["model"].fillna("").astype(str)
+
+
+def _grid(ev: Evidence, frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(incident buckets x candidates) cumulative sums, and the baseline total per candidate."""
+    keys = _key(ev.candidates).to_numpy()
+    if frame.empty:
+        return np.zeros((len(ev.buckets), len(keys))), np.zeros(len(keys))
+    f = frame.assign(k=_key(frame))
+    inc = f[f.bucket_start >= ev.onset_ns].pivot_table(
+        index="bucket_start", columns="k", values=column, aggfunc="sum"
+    )
+    inc = inc.reindex(index=ev.buckets, columns=keys).fillna(0).to_numpy(dtype=float)
+    base = f[f.bucket_start < ev.onset_ns].groupby("k")[column].sum()
+    return np.cumsum(inc, axis=0), base.reindex(keys).fillna(0).to_numpy(dtype=float)
+
+
+def _share(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0, None)
+    total = x.sum(axis=1, keepdims=True)
+    return np.divide(x, total, out=np.zeros_like(x), where=total > 0)
+
+
+def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
+    """Every signal and the total score, for each prefix [onset, t] (rows) and candidate."""
+    T = len(ev.buckets)
+    steps = np.arange(1, T + 1, dtype=float)[:, None]
+    nb = ev.base_buckets
+    origin, origin_b = _grid(ev, ev.spans, "origin_errors")
+    n, n_b = _grid(ev, ev.spans, "spans")
+    self_ns, self_b = _grid(ev, ev.spans, "self_ns")
+    logs_f = ev.logs.assign(w=ev.logs.error_logs + 5 * ev.logs.fatal_logs)
+    logs, logs_b = _grid(ev, logs_f, "w")
+    sig: dict[str, np.ndarray] = {}
+    origin_x = origin - origin_b / nb * steps
+    sig["origin_errors"] = _share(origin_x)
+    base_mean = np.divide(self_b, n_b, out=np.zeros_like(self_b), where=n_b > 0)
+    inc_mean = np.divide(self_ns, n, out=np.zeros_like(self_ns), where=n > 0)
+    grew = (
+        (n_b > 0)
+        & (inc_mean >= SELF_RATIO * np.maximum(base_mean, 1.0))
+        & (inc_mean - base_mean >= SELF_MIN_NS)
+    )
+    extra = np.where(grew, self_ns - n * base_mean, 0.0)
+    sig["self_time"] = _share(extra)
+    logs_x = logs - logs_b / nb * steps
+    sig["error_logs"] = _share(logs_x)
+    over, version = _over_representation(ev)
+    sig["over_representation"] = over
+    sig["version_change"] = version
+    sig["restart"] = _restarted(ev)
+    expected = n_b / nb * steps
+    quiet = np.clip(1 - np.divide(n, expected, out=np.ones_like(n), where=expected > 0), 0, 1)
+    sig["silence"] = np.where(expected >= 5, quiet, 0.0)
+    sig["changed_first"] = _changed_first(ev, origin_x, extra, logs_x, version + sig["silence"])
+    total = sum(WEIGHTS[k] * v for k, v in sig.items())
+    if ev.view == "model_aware":
+        total = _undecided_process(ev, total)
+    sig["score"] = total
+    return sig
+
+
+def _over_representation(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
+    """BubbleUp: share of bad requests exposed to an item minus its share at baseline."""
+    cands = ev.candidates
+    keys = _key(cands).to_numpy()
+    T, C = len(ev.buckets), len(keys)
+    over, version = np.zeros((T, C)), np.zeros((T, C))
+    x = ev.exposure
+    if x.empty:
+        return over, version
+    x = x.assign(k=_key(x))
+    base_total = float(ev.bad_totals.get(-1, 0)) or 1.0
+    bad = ev.bad_totals.drop(-1, errors="ignore").reindex(ev.buckets).fillna(0).cumsum()
+    bad_total = np.maximum(bad.to_numpy(dtype=float), 1.0)[:, None]
+    new_versions = set()
+    lo = ev.onset_ns - LOOKBACK_NS
+    for row in ev.versions.itertuples():
+        older = ev.versions[
+            (ev.versions.service == row.service)
+            & (ev.versions.model.fillna("") == ("" if pd.isna(row.model) else row.model))
+            & (ev.versions.first_ns < row.first_ns)
+        ]
+        if row.first_ns >= lo and not older.empty:
+            new_versions.add((row.service, "" if pd.isna(row.model) else row.model, row.version))
+    for item_version, target in (("*", over), (None, version)):
+        items = x[x.version == "*"] if item_version else x[x.version != "*"]
+        if item_version is None:
+            mask = [
+                (s, m or "", v) in new_versions
+                for s, m, v in zip(items.service, items.model, items.version, strict=True)
+            ]
+            items = items[mask]
+        if items.empty:
+            continue
+        inc = items[items.bucket_start >= 0].pivot_table(
+            index="bucket_start", columns=["k", "version"], values="n", aggfunc="sum"
+        )
+        inc = inc.reindex(index=ev.buckets).fillna(0).cumsum() / bad_total
+        base = items[items.bucket_start < 0].set_index(["k", "version"])["n"] / base_total
+        diff = inc - base.reindex(inc.columns).fillna(0).to_numpy()[None, :]
+        per_key = diff.T.groupby(level="k").max().T.reindex(columns=keys).fillna(0)
+        target[:] = np.clip(per_key.to_numpy(), 0, 1)
+    return over, version
+
+
+def _restarted(ev: Evidence) -> np.ndarray:
+    ends = ev.buckets + ev.bucket_ns
+    out = np.zeros((len(ev.buckets), len(ev.candidates)))
+    c = ev.candidates
+    for j, (service, model, nm) in enumerate(zip(c.service, c.model, c.n_models, strict=True)):
+        if nm > 1 and isinstance(model, str):
+            continue  # a process restart is evidence about the process, not one of its models
+        r = ev.restarts[ev.restarts.service == service].first_ns
+        r = r[r >= ev.onset_ns - LOOKBACK_NS]
+        if len(r):
+            out[:, j] = (ends > r.min()).astype(float)
+    return out
+
+
+def _changed_first(
+    ev: Evidence, origin: np.ndarray, extra: np.ndarray, logs: np.ndarray, version: np.ndarray
+) -> np.ndarray:
+    """1 for the candidate(s) whose own signals departed earliest, as seen at each t."""
+    moved = (origin > 0.5) | (extra > 0) | (logs > 0.5) | (version > 0.5)
+    T, C = moved.shape
+    first = np.where(moved.any(axis=0), moved.argmax(axis=0), T)
+    # A version change before onset moved before anything else did.
+    for j, (s, m) in enumerate(zip(ev.candidates.service, ev.candidates.model, strict=True)):
+        v = ev.versions[(ev.versions.service == s) & (ev.versions.model.fillna("") == (m or ""))]
+        if len(v) > 1 and version[:, j].max() > 0.5:
+            first[j] = -1
+    out = np.zeros((T, C))
+    for t in range(T):
+        seen = np.where(first <= t, first, T + 1)
+        if seen.min() <= t:
+            out[t] = (seen == seen.min()).astype(float)
+    return out
+
+
+def _undecided_process(ev: Evidence, total: np.ndarray) -> np.ndarray:
+    """A multi-model process whose models the evidence cannot tell apart is the answer.
+
+    When the best two models of one process score within the margin, the process
+    itself (model null) takes their score and, on the tie, ranks first: without
+    evidence of the model every model in it stays a suspect (issue 6: do not guess).
+    """
+    c = ev.candidates
+    out = total.copy()
+    for s, nm in c.drop_duplicates("service")[["service", "n_models"]].itertuples(index=False):
+        if nm <= 1:
+            continue
+        in_s = (c.service == s).to_numpy()
+        parent = np.flatnonzero(in_s & c.model.isna().to_numpy())
+        kids = np.flatnonzero(in_s & c.model.notna().to_numpy())
+        if not len(parent) or len(kids) < 2:
+            continue
+        top2 = np.sort(total[:, kids], axis=1)[:, -2:]
+        undecided = top2[:, 0] >= (1 - MARGIN) * top2[:, 1]
+        p = parent[0]
+        out[:, p] = np.where(undecided, np.maximum(total[:, p], top2[:, 1]), total[:, p])
+    return out
+
+
+def ranking(ev: Evidence, sig: dict[str, np.ndarray], t: int) -> pd.DataFrame:
+    """Candidates ranked by score at prefix t: model null before models on ties."""
+    c = ev.candidates.copy()
+    c["score"] = np.round(sig["score"][t], 4)
+    for name in WEIGHTS:
+        c[name] = sig[name][t]
+    c["_null_last"] = c.model.notna()
+    c = c.sort_values(
+        ["score", "_null_last", "service", "model"], ascending=[False, True, True, True]
+    )
+    c = c.drop(columns="_null_last").reset_index(drop=True)
+    c.insert(0, "rank", np.arange(1, len(c) + 1))
+    return c
+
+
+def suspects(ranked: pd.DataFrame, view: str) -> int:
+    """Candidates within the score margin, counted as a person would have to check them.
+
+    In the service-only view a multi-model process counts once per model it runs;
+    in the model-aware view a process entry gives way to its own models in the margin.
+    """
+    top = float(ranked.score.iloc[0]) if len(ranked) else 0.0
+    if top <= 0:
+        return int(ranked.n_models.clip(lower=1).sum()) if view == "service_only" else len(ranked)
+    close = ranked[ranked.score >= top * (1 - MARGIN)]
+    if view == "service_only":
+        return int(close.n_models.clip(lower=1).sum())
+    with_models = set(close.service[close.model.notna()])
+    keep = close.model.notna() | ~close.service.isin(with_models)
+    return int(keep.sum())
+
+
+def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
+    """Readable evidence for one ranked candidate; both sides labelled (baseline, incident)."""
+    model = r.model if isinstance(r.model, str) else None
+    inc_s = (ev.buckets[-1] + ev.bucket_ns - ev.onset_ns) / 1e9 if len(ev.buckets) else 0.0
+    base_s = ev.base_buckets * ev.bucket_ns / 1e9
+
+    def mine(frame: pd.DataFrame) -> pd.DataFrame:
+        m = frame.model.isna() if model is None else frame.model == model
+        return frame[(frame.service == r.service) & m]
+
+    sp, lg = mine(ev.spans), mine(ev.logs)
+    inc, base = sp[sp.bucket_start >= ev.onset_ns], sp[sp.bucket_start < ev.onset_ns]
+    out = []
+    if inc.origin_errors.sum() or base.origin_errors.sum():
+        out.append(
+            "origin errors (error spans with no erroring child): baseline "
+            f"{base.origin_errors.sum() / base_s:.2f}/s, "
+            f"incident {inc.origin_errors.sum() / inc_s:.2f}/s"
+        )
+    if inc.spans.sum() and base.spans.sum():
+        b = base.self_ns.sum() / base.spans.sum() / 1e6
+        i = inc.self_ns.sum() / inc.spans.sum() / 1e6
+        if i >= SELF_RATIO * max(b, 1e-6) or r.self_time > 0:
+            out.append(f"self-time per span: baseline {b:.1f} ms, incident {i:.1f} ms")
+    if len(lg):
+        li, lb = lg[lg.bucket_start >= ev.onset_ns], lg[lg.bucket_start < ev.onset_ns]
+        out.append(
+            f"error logs: baseline {int(lb.error_logs.sum() + lb.fatal_logs.sum())}, "
+            f"incident {int(li.error_logs.sum())} errors and {int(li.fatal_logs.sum())} fatal"
+        )
+    if r.version_change > 0 or r.over_representation > 0:
+        x = mine(ev.exposure)
+        base_total = float(ev.bad_totals.get(-1, 0)) or 1.0
+        bad_total = float(ev.bad_totals.drop(-1, errors="ignore").sum()) or 1.0
+        for ver, g in x.groupby("version"):
+            pi = g[g.bucket_start >= 0].n.sum() / bad_total
+            pb = g[g.bucket_start < 0].n.sum() / base_total
+            if pi - pb > 0.05:
+                item = r.service if model is None else model
+                item += "" if ver == "*" else f"@{ver}"
+                out.append(
+                    f"{item} in bad requests: baseline {pb:.0%} of requests, incident {pi:.0%}"
+                )
+    vs = ev.versions[(ev.versions.service == r.service) & (ev.versions.model == model)]
+    vs = vs.sort_values("first_ns")
+    for prev, cur in zip(vs.iloc[:-1].itertuples(), vs.iloc[1:].itertuples(), strict=False):
+        if cur.first_ns >= ev.onset_ns - LOOKBACK_NS:
+            out.append(
+                f"version change {prev.version} -> {cur.version} at onset "
+                f"{(cur.first_ns - ev.onset_ns) / 1e9:+.1f} s"
+            )
+    if r.restart > 0:
+        rs = ev.restarts[ev.restarts.service == r.service].first_ns
+        rs = rs[rs >= ev.onset_ns - LOOKBACK_NS]
+        out.append(
+            f"{r.service} restarted {len(rs)} time(s) (new service.instance.id), first at onset "
+            f"{(rs.min() - ev.onset_ns) / 1e9:+.1f} s"
+        )
+    if r.changed_first > 0:
+        out.append("changed first among the candidates")
+    if model is None and len(svc_models) > 1:
+        out.append(
+            f"{r.service} runs {len(svc_models)} models ({', '.join(svc_models)}); the data "
+            "holds no evidence of which one failed: all are suspects"
+        )
+    return tuple(out) or ("no departure from baseline",)
