@@ -252,10 +252,11 @@ class Analysis:
         assert self._facts
         st = self.settings
         series = _detect.scope_timeseries(self.con, self.d, bucket_ns=st.bucket_ns)
-        windows = _detect.abnormal_windows(series, st)
+        ext = self._q("SELECT run, min(ts) AS lo, max(ts) AS hi FROM fl_requests GROUP BY run")
+        bounds = {r: (int(lo), int(hi)) for r, lo, hi in ext.itertuples(index=False)}
+        windows = _detect.abnormal_windows(series, st, bounds=bounds)
         groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
-        run_start = self._q("SELECT run, min(ts) AS first_ns FROM fl_requests GROUP BY run")
-        run_start = run_start.set_index("run").first_ns
+        run_start = ext.set_index("run").lo
         out: list[Incident] = []
         prev_end: dict[str, int] = {}
         for g in groups:
@@ -264,7 +265,7 @@ class Analysis:
             end = max(w.end_ns for w in g)
             base_start = max(int(run_start[run]), prev_end.get(run, 0), onset - BASELINE_MAX_NS)
             prev_end[run] = end
-            if onset - base_start < st.min_baseline_buckets * st.bucket_ns:
+            if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
                 continue
             out.append(self._analyse(run, g, base_start, onset, end, slo_ms))
         return out

@@ -76,7 +76,9 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
         f"{attr('SpanAttributes', 'server.address')} || ':' || "
         f"coalesce({attr('SpanAttributes', 'server.port')}, ''), "
         f"{attr('SpanAttributes', 'net.peer.name')} || ':' || "
-        f"coalesce({attr('SpanAttributes', 'net.peer.port')}, ''))"
+        f"coalesce({attr('SpanAttributes', 'net.peer.port')}, ''), "
+        f"{d.url_authority(attr('SpanAttributes', 'url.full'))}, "
+        f"{d.url_authority(attr('SpanAttributes', 'http.url'))})"
     )
     base = f"""
         SELECT {run} AS run, TraceId AS trace_id, SpanId AS span_id,
@@ -209,13 +211,17 @@ def scope_timeseries(con: Any, d: Dialect, *, bucket_ns: int) -> pd.DataFrame:
     return frame.sort_values(["run", "scope", "key", "bucket_start"], ignore_index=True)
 
 
-def abnormal_windows(series: pd.DataFrame, settings: DetectionSettings) -> list[Window]:
+def abnormal_windows(
+    series: pd.DataFrame, settings: DetectionSettings, *, bounds: dict[str, tuple[int, int]]
+) -> list[Window]:
     """Stretches where a scope departs from its own preceding normal baseline.
 
     DESIGN.md: "Incident: a window in which some scope's error ratio or
     latency departs from its own baseline (the preceding normal window)."
     Missing buckets count as zero requests, so a scope that falls silent
-    (a crashed process) departs too.
+    (a crashed process) departs too. ``bounds`` (first and last request per run)
+    says how much of the first and last bucket the run covers: a bucket covered
+    less than half is not judged, and rates are scaled by coverage.
     """
     windows: list[Window] = []
     bns = settings.bucket_ns
@@ -227,7 +233,9 @@ def abnormal_windows(series: pd.DataFrame, settings: DetectionSettings) -> list[
         n = g.requests.fillna(0).to_numpy()
         e = g.errors.fillna(0).to_numpy()
         p95 = g.p95_ms.to_numpy()
-        flags = _flag_buckets(n, e, p95, settings)
+        lo, hi = bounds.get(run, (first, run_end + bns))
+        cover = (np.minimum(idx + bns, hi + 1) - np.maximum(idx, lo)) / bns
+        flags = _flag_buckets(n, e, p95, np.clip(cover, 0, 1), settings)
         for start, stop, signal in _runs_of(flags):
             windows.append(
                 Window(
@@ -237,7 +245,9 @@ def abnormal_windows(series: pd.DataFrame, settings: DetectionSettings) -> list[
     return windows
 
 
-def _flag_buckets(n: np.ndarray, e: np.ndarray, p95: np.ndarray, st: DetectionSettings) -> list:
+def _flag_buckets(
+    n: np.ndarray, e: np.ndarray, p95: np.ndarray, cover: np.ndarray, st: DetectionSettings
+) -> list:
     """A sequential scan: the baseline only ever holds buckets judged normal."""
     flags: list[str | None] = [None] * len(n)
     base_n = base_e = 0.0
@@ -245,6 +255,8 @@ def _flag_buckets(n: np.ndarray, e: np.ndarray, p95: np.ndarray, st: DetectionSe
     normal = 0
     for i in range(len(n)):
         signal = None
+        if cover[i] < 0.5:
+            continue
         if normal >= st.min_baseline_buckets:
             rate = base_n / normal
             ratio = base_e / base_n if base_n else 0.0
@@ -260,11 +272,11 @@ def _flag_buckets(n: np.ndarray, e: np.ndarray, p95: np.ndarray, st: DetectionSe
                 and p95[i] > lat + st.latency_margin_ms
             ):
                 signal = "latency"
-            elif rate >= 2 * st.min_requests and n[i] < st.traffic_drop * rate:
+            elif rate >= 2 * st.min_requests and n[i] / cover[i] < st.traffic_drop * rate:
                 signal = "traffic"
         if signal is None:
             normal += 1
-            base_n += n[i]
+            base_n += n[i] / cover[i]
             base_e += e[i]
             if not np.isnan(p95[i]):
                 base_p95.append(float(p95[i]))

@@ -57,6 +57,15 @@ class Dialect:
     param_fmt: str  # "${name}" or "{{{name}:{type}}}"
     temp_table_fmt: str
     null_text: str  # a typed NULL string
+    regex_group_fmt: str  # first capture group of a regular expression
+
+    def url_authority(self, expr: str) -> str:
+        """host:port of a URL (``http://127.0.0.1:8000/predict`` -> ``127.0.0.1:8000``)."""
+        return (
+            "nullif("
+            + self.regex_group_fmt.format(expr=expr, pattern="'^[a-z]+://([^/?#]+)'")
+            + ", '')"
+        )
 
     def ident(self, name: str) -> str:
         """An identifier, quoted for this engine."""
@@ -125,6 +134,7 @@ DUCKDB = Dialect(
     param_fmt="${name}",
     temp_table_fmt="CREATE OR REPLACE TEMP TABLE {name} AS {select}",
     null_text="CAST(NULL AS VARCHAR)",
+    regex_group_fmt="regexp_extract({expr}, {pattern}, 1)",
 )
 
 CLICKHOUSE = Dialect(
@@ -137,6 +147,7 @@ CLICKHOUSE = Dialect(
     param_fmt="{{{name}:{type}}}",
     temp_table_fmt="CREATE TEMPORARY TABLE {name} ENGINE = Memory AS {select}",
     null_text="CAST(NULL AS Nullable(String))",
+    regex_group_fmt="extract({expr}, {pattern})",
 )
 
 

@@ -111,9 +111,11 @@ def collect_evidence(
     )
     logs = con.execute(
         f"""
-        SELECT service, model, bucket_start, sum(err) AS error_logs, sum(fatal) AS fatal_logs
+        SELECT service, model, bucket_start, sum(warn) AS warn_logs, sum(err) AS error_logs,
+               sum(fatal) AS fatal_logs
         FROM (SELECT l.ServiceName AS service, {log_model} AS model,
                      {d.bucket("ts", bucket_ns)} AS bucket_start,
+                     CASE WHEN l.SeverityNumber < 17 THEN 1 ELSE 0 END AS warn,
                      CASE WHEN l.SeverityNumber >= 17 AND l.SeverityNumber < 21
                           THEN 1 ELSE 0 END AS err,
                      CASE WHEN l.SeverityNumber >= 21 THEN 1 ELSE 0 END AS fatal
@@ -121,7 +123,7 @@ def collect_evidence(
               LEFT JOIN fl_service_models sm ON sm.service = l.ServiceName
               WHERE coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') = {prm["run"]}
                 AND l.ts >= {prm["base_start"]} AND l.ts < {prm["end"]}
-                AND l.SeverityNumber >= 17)
+                AND l.SeverityNumber >= 13)
         GROUP BY service, model, bucket_start""",
         p,
     ).df()
@@ -227,11 +229,12 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
     origin, origin_b = _grid(ev, ev.spans, "origin_errors")
     n, n_b = _grid(ev, ev.spans, "spans")
     self_ns, self_b = _grid(ev, ev.spans, "self_ns")
-    logs_f = ev.logs.assign(w=ev.logs.error_logs + 5 * ev.logs.fatal_logs)
+    lg = ev.logs
+    logs_f = lg.assign(w=0.5 * lg.warn_logs + lg.error_logs + 5 * lg.fatal_logs)
     logs, logs_b = _grid(ev, logs_f, "w")
     sig: dict[str, np.ndarray] = {}
     origin_x = origin - origin_b / nb * steps
-    sig["origin_errors"] = _share(origin_x)
+    sig["origin_errors"] = _share(origin_x) * _strength(origin_x)
     base_mean = np.divide(self_b, n_b, out=np.zeros_like(self_b), where=n_b > 0)
     inc_mean = np.divide(self_ns, n, out=np.zeros_like(self_ns), where=n > 0)
     grew = (
@@ -239,10 +242,12 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
         & (inc_mean >= SELF_RATIO * np.maximum(base_mean, 1.0))
         & (inc_mean - base_mean >= SELF_MIN_NS)
     )
-    extra = np.where(grew, self_ns - n * base_mean, 0.0)
+    extra = np.where(grew, inc_mean - base_mean, 0.0)
+    # Per-span growth, not total: a slow model shows in each of its spans; a busy
+    # process's many spans each grow a little.
     sig["self_time"] = _share(extra)
     logs_x = logs - logs_b / nb * steps
-    sig["error_logs"] = _share(logs_x)
+    sig["error_logs"] = _share(logs_x) * _strength(logs_x)
     over, version = _over_representation(ev)
     sig["over_representation"] = over
     sig["version_change"] = version
@@ -256,6 +261,12 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
         total = _undecided_process(ev, total)
     sig["score"] = total
     return sig
+
+
+def _strength(excess: np.ndarray, half: float = 3.0) -> np.ndarray:
+    """How much a count says, saturating: 1 event is a hint, dozens are a pattern."""
+    x = np.clip(excess, 0, None)
+    return x / (x + half)
 
 
 def _over_representation(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
@@ -419,8 +430,9 @@ def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
     if len(lg):
         li, lb = lg[lg.bucket_start >= ev.onset_ns], lg[lg.bucket_start < ev.onset_ns]
         out.append(
-            f"error logs: baseline {int(lb.error_logs.sum() + lb.fatal_logs.sum())}, "
-            f"incident {int(li.error_logs.sum())} errors and {int(li.fatal_logs.sum())} fatal"
+            f"warning/error/fatal logs: baseline {int(lb.warn_logs.sum())}/"
+            f"{int(lb.error_logs.sum())}/{int(lb.fatal_logs.sum())}, incident "
+            f"{int(li.warn_logs.sum())}/{int(li.error_logs.sum())}/{int(li.fatal_logs.sum())}"
         )
     if r.version_change > 0 or r.over_representation > 0:
         x = mine(ev.exposure)
