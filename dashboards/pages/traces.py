@@ -18,7 +18,8 @@ def render(con: Connection, filters: Filters) -> None:
     st.title("Traces")
     layouts = query(con, filters, "layouts")
     models = sorted({m for ms in layouts["models"] for m in ms})
-    endpoints = sorted(query(con, filters, "endpoints"))
+    by_endpoint = query(con, filters, "timeseries", scope="endpoint", bucket_s=filters.bucket_s)
+    endpoints = sorted(by_endpoint["key"].unique())
 
     a, b, c, d = st.columns(4)
     model = a.selectbox("Model", (ANY, *models), key="traces-model")

@@ -1,0 +1,130 @@
+"""Every page under AppTest: no exception, its key elements, the analyzer's own numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+from pandas.testing import assert_frame_equal
+from streamlit.testing.v1 import AppTest
+
+from faultlens.dashboards import ENTRYPOINT
+from faultlens.dashboards._data import as_text
+from faultlens.dashboards._views import seconds, share
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _frames(at: AppTest) -> list[pd.DataFrame]:
+    return [d.value.reset_index(drop=True) for d in at.dataframe]
+
+
+def _has_frame(at: AppTest, expected: pd.DataFrame) -> None:
+    expected = as_text(expected).reset_index(drop=True)
+    for frame in _frames(at):
+        if list(frame.columns) == list(expected.columns) and len(frame) == len(expected):
+            assert_frame_equal(frame, expected, check_dtype=False)
+            return
+    raise AssertionError(f"no dataframe with columns {list(expected.columns)}")
+
+
+def test_overview(app: AppTest, analysis) -> None:
+    assert [t.value for t in app.title] == ["Overview"]
+    incidents = [i.to_dict() for i in analysis.incidents()]
+    metrics = _metrics(app)
+    assert metrics["Incidents"] == str(len(incidents))
+    assert metrics["First culprit"] == incidents[0]["culprit"]["model"]
+    _has_frame(app, analysis.layouts())
+    _has_frame(app, analysis.incidents_frame())
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_incident(app: AppTest, analysis) -> None:
+    _open(app, "incident")
+    assert [t.value for t in app.title] == ["Incident"]
+    incident = analysis.incidents()[0].to_dict()
+    blast = incident["blast_radius"]
+    metrics = _metrics(app)
+    assert metrics["Culprit model"] == incident["culprit"]["model"]
+    assert metrics["Culprit service"] == incident["culprit"]["service"]
+    assert metrics["Blast radius (requests)"] == str(blast["requests"])
+    assert metrics["Blast radius (share)"] == share(blast["share"])
+    assert metrics["Collateral (requests)"] == str(blast["collateral"])
+    for view, short in (("model_aware", "model-aware"), ("service_only", "service-only")):
+        answer = incident["fault_isolation"][view]
+        assert metrics[f"Isolation time ({short})"] == seconds(answer["seconds"])
+        assert metrics[f"Suspects ({short})"] == str(answer["suspects"])
+        assert metrics[f"Spans to read ({short})"] == str(answer["evidence_spans"])
+        assert metrics[f"Logs to read ({short})"] == str(answer["evidence_logs"])
+    _has_frame(app, analysis.candidates(incident["id"]))
+    _has_frame(app, analysis.blast_radius(incident["id"]))
+    assert len(app.get("plotly_chart")) == 2
+
+
+def test_layout_contrast(app: AppTest, analysis, other_analysis) -> None:
+    _open(app, "contrast")
+    assert [t.value for t in app.title] == ["Layout contrast"]
+    metrics = _metrics(app)
+    for side, answer in (("monolith (actual)", analysis), ("per-model (actual)", other_analysis)):
+        assert [s.value for s in app.subheader].count(side) == 1, side
+        incident = answer.incidents()[0].to_dict()
+        blast = incident["blast_radius"]
+        fit = incident["fault_isolation"]["service_only"]["seconds"]
+        assert metrics[f"Blast radius (requests) · {side}"] == str(blast["requests"])
+        assert metrics[f"Collateral (requests) · {side}"] == str(blast["collateral"])
+        assert metrics[f"Isolation time, plain OTel (service-only) · {side}"] == seconds(fit)
+        most = max(len(m) for m in answer.layouts()["models"])
+        assert metrics[f"Models restarted by one model's update · {side}"] == str(most)
+
+
+def test_layout_contrast_counterfactual_on_a_single_layout_store(
+    monolith_only_db: str, analysis, monkeypatch
+) -> None:
+    monkeypatch.setenv("FAULTLENS_DB", monolith_only_db)
+    at = AppTest.from_file(str(ENTRYPOINT), default_timeout=60).run()
+    _open(at, "contrast")
+    projected = analysis.incidents()[0].to_dict()["counterfactual_per_model"]
+    assert projected is not None
+    metrics = _metrics(at)
+    side = "per-model (counterfactual)"
+    assert [s.value for s in at.subheader] == ["monolith (actual)", side, "Side by side"]
+    assert metrics[f"Blast radius (requests) · {side}"] == str(projected["requests"])
+    assert metrics[f"Collateral (requests) · {side}"] == "0"
+
+
+def test_traces(app: AppTest, analysis) -> None:
+    _open(app, "traces")
+    assert [t.value for t in app.title] == ["Traces"]
+    app.selectbox(key="traces-status").select("Error").run()
+    assert not app.exception, app.exception
+    spans = analysis.spans(
+        model=None,
+        endpoint=None,
+        status="Error",
+        start_ns=None,
+        end_ns=None,
+        min_duration_ms=None,
+        limit=500,
+    )
+    assert len(spans) > 0
+    _has_frame(app, spans)
+    _has_frame(app, analysis.trace(spans["trace_id"].iloc[0]))
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_logs(app: AppTest, analysis) -> None:
+    _open(app, "logs")
+    assert [t.value for t in app.title] == ["Logs"]
+    app.selectbox(key="logs-severity").select("ERROR").run()
+    assert not app.exception, app.exception
+    logs = analysis.logs(trace_id=None, model=None, min_severity="ERROR", limit=500)
+    assert len(logs) > 0
+    _has_frame(app, logs)
+    app.text_input(key="logs-trace").input("<b>not-a-trace</b>").run()
+    assert [e.value for e in app.error] == ["A trace ID is 32 hexadecimal digits."]
