@@ -29,6 +29,7 @@ import pyarrow as pa
 import zstandard
 
 from faultlens.analyzer._decode import Reject
+from faultlens.analyzer._decode_fast import decode_traces_fast
 from faultlens.analyzer._decode_json import Decoded, decode_document, decode_json_lines
 from faultlens.analyzer._decode_proto import decode_protobuf
 
@@ -238,6 +239,11 @@ def decode_chunk(chunk: Chunk) -> DecodedChunk:
 
 
 def _decode_chunk(chunk: Chunk) -> DecodedChunk:
+    if chunk.kind == "jsonl":
+        fast = decode_traces_fast(chunk.data)
+        if fast is not None:
+            read = {"traces": fast[1], "logs": 0, "unknown": 0}
+            return DecodedChunk(chunk.source, fast[0], None, [], read)
     out = Decoded()
     if chunk.kind == "jsonl":
         decode_json_lines(chunk.data, chunk.source, chunk.first_line, out)

@@ -1,0 +1,400 @@
+"""A vectorized decoder for the common case of OTLP JSON Lines traces.
+
+pyarrow's C++ JSON reader parses a chunk against an explicit, strictly typed
+OTLP schema (no inference, unknown fields are an error), and pyarrow compute
+flattens resources, scopes and spans into the store's columns. It takes only
+chunks it can decode exactly as ``_decode_json`` would: any doubt (a field it
+does not know, a ``null``, a number where a string is expected, an id that is
+not valid hex, a repeated attribute key, a line that is not a trace line, ...)
+returns None and the chunk goes to the Python decoder, which keeps the exact
+quarantine and position reporting. Rare values (ints, bools, doubles, arrays)
+and resource/scope attributes go through the Python decoder's own functions,
+so the rows are identical by construction.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from faultlens.analyzer._decode import (
+    _HEX16,
+    _HEX32,
+    _I63,
+    _ZERO16,
+    _ZERO32,
+    KIND_NAMES,
+    MODEL_KEYS,
+    STATUS_NAMES,
+    TRACE_COLUMNS,
+    _Scopes,
+    resolve_model,
+)
+from faultlens.analyzer._decode_json import BadValue, _attributes, value_text
+
+__all__ = ["decode_traces_fast"]
+
+_SCALAR = [
+    ("stringValue", pa.string()),
+    ("boolValue", pa.bool_()),
+    ("intValue", pa.string()),
+    ("doubleValue", pa.float64()),
+]
+_VALUE = pa.struct(
+    [*_SCALAR, ("arrayValue", pa.struct([("values", pa.list_(pa.struct(_SCALAR)))]))]
+)
+_KVS = pa.list_(pa.struct([("key", pa.string()), ("value", _VALUE)]))
+_SCOPE = pa.struct(
+    [
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("attributes", _KVS),
+        ("droppedAttributesCount", pa.int64()),
+    ]
+)
+_SPAN = pa.struct(
+    [
+        ("traceId", pa.string()),
+        ("spanId", pa.string()),
+        ("parentSpanId", pa.string()),
+        ("traceState", pa.string()),
+        ("flags", pa.int64()),
+        ("name", pa.string()),
+        ("kind", pa.int64()),
+        ("startTimeUnixNano", pa.string()),
+        ("endTimeUnixNano", pa.string()),
+        ("attributes", _KVS),
+        ("droppedAttributesCount", pa.int64()),
+        (
+            "events",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("timeUnixNano", pa.string()),
+                        ("name", pa.string()),
+                        ("attributes", _KVS),
+                        ("droppedAttributesCount", pa.int64()),
+                    ]
+                )
+            ),
+        ),
+        ("droppedEventsCount", pa.int64()),
+        (
+            "links",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("traceId", pa.string()),
+                        ("spanId", pa.string()),
+                        ("traceState", pa.string()),
+                        ("flags", pa.int64()),
+                        ("attributes", _KVS),
+                        ("droppedAttributesCount", pa.int64()),
+                    ]
+                )
+            ),
+        ),
+        ("droppedLinksCount", pa.int64()),
+        ("status", pa.struct([("code", pa.int64()), ("message", pa.string())])),
+    ]
+)
+_SCHEMA = pa.schema(
+    [
+        (
+            "resourceSpans",
+            pa.list_(
+                pa.struct(
+                    [
+                        (
+                            "resource",
+                            pa.struct(
+                                [("attributes", _KVS), ("droppedAttributesCount", pa.int64())]
+                            ),
+                        ),
+                        ("schemaUrl", pa.string()),
+                        (
+                            "scopeSpans",
+                            pa.list_(
+                                pa.struct(
+                                    [
+                                        ("scope", _SCOPE),
+                                        ("schemaUrl", pa.string()),
+                                        ("spans", pa.list_(_SPAN)),
+                                    ]
+                                )
+                            ),
+                        ),
+                    ]
+                )
+            ),
+        )
+    ]
+)
+_PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="error")
+_DIGITS = r"^[0-9]+$"
+_KINDS = pa.array([KIND_NAMES[i] for i in range(6)], pa.string())
+_STATUSES = pa.array([STATUS_NAMES[i] for i in range(3)], pa.string())
+_ALIAS_KEYS = sorted(MODEL_KEYS)
+_SEP = "\x1f"
+
+
+class _Unsure(Exception):
+    """The chunk holds something this path does not decode exactly as the Python one."""
+
+
+def _flatten(lists: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(values, parent index of each value, offsets from 0 with null lists empty)."""
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(lists) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = lists.flatten()
+    parents = np.repeat(np.arange(len(lists), dtype=np.int32), lengths)
+    return values, parents, offsets
+
+
+def _field(struct: pa.Array, name: str) -> pa.Array:
+    return pc.struct_field(struct, name)
+
+
+def _any(mask: pa.Array) -> bool:
+    return bool(pc.any(pc.fill_null(mask, True)).as_py())
+
+
+def _ids(raw: pa.Array, pattern: str, zero: str | None) -> pa.Array:
+    low = pc.utf8_lower(pc.fill_null(raw, ""))
+    bad = pc.invert(pc.match_substring_regex(low, pattern))
+    if zero is not None:
+        bad = pc.or_(bad, pc.equal(low, zero))
+    if _any(bad):
+        raise _Unsure("an id is not valid hex")
+    return low
+
+
+def _nanos(raw: pa.Array) -> pa.Array:
+    """Unsigned decimal strings (absent = 0) as uint64, all below 2**63."""
+    text = pc.fill_null(raw, "0")
+    if _any(pc.invert(pc.match_substring_regex(text, _DIGITS))):
+        raise _Unsure("a time is not plain digits")
+    try:
+        nanos = pc.cast(text, pa.uint64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Unsure("a time is out of range") from None
+    if len(nanos) and _any(pc.greater_equal(nanos, pa.scalar(_I63, pa.uint64()))):
+        raise _Unsure("a time is out of range")
+    return nanos
+
+
+def _clean(value: Any) -> Any:
+    """A parsed struct back to the JSON object it came from (absent fields dropped)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _attr_maps(lists: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, np.ndarray]:
+    """A list<KeyValue> column as map<string, string>, plus flat keys, values, parents."""
+    kvs, parents, offsets = _flatten(lists)
+    keys = pc.fill_null(_field(kvs, "key"), "")
+    value = _field(kvs, "value")
+    text = _field(value, "stringValue")
+    other = pc.and_(pc.is_null(text), pc.is_valid(value))
+    if _any(other):
+        # ints, bools, doubles and arrays: the Python decoder's own conversion.
+        where = pc.indices_nonzero(pc.fill_null(other, False))
+        raw = _clean(pc.take(value, where).to_pylist())
+        try:
+            texts = [value_text(v) for v in raw]
+        except BadValue:
+            raise _Unsure("an attribute value is not valid") from None
+        mask = np.zeros(len(kvs), bool)
+        mask[where.to_numpy()] = True
+        text = pc.replace_with_mask(pc.fill_null(text, ""), pa.array(mask), pa.array(texts))
+    values = pc.fill_null(text, "")
+    if len(keys) and _repeated_keys(keys, parents, offsets):
+        raise _Unsure("a repeated attribute key")  # the Python decoder keeps the last
+    maps = pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), keys, values)
+    return maps, keys, values, parents
+
+
+def _repeated_keys(keys: pa.Array, parents: np.ndarray, offsets: np.ndarray) -> bool:
+    """Whether any list holds a key twice: one bit per distinct key, OR-ed per list."""
+    codes = pc.dictionary_encode(keys).indices.to_numpy()
+    if int(codes.max()) >= 64:
+        pairs = parents.astype(np.int64) * (int(codes.max()) + 1) + codes
+        return len(np.unique(pairs)) != len(pairs)
+    bits = np.left_shift(np.uint64(1), codes.astype(np.uint64))
+    lengths = np.diff(offsets)
+    starts = offsets[:-1][lengths > 0]
+    seen = np.bitwise_or.reduceat(bits, starts)
+    return bool(np.any(np.bitwise_count(seen) != lengths[lengths > 0]))
+
+
+def _model(
+    n: int, keys: pa.Array, values: pa.Array, parents: np.ndarray, scope_of: np.ndarray, scopes: Any
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """ModelName, ModelVersion, HttpRoute per span: resolve_model over distinct alias tuples."""
+    picked = pc.is_in(keys, pa.array(_ALIAS_KEYS, pa.string()))
+    has = np.zeros(n, bool)
+    columns = []
+    if _any(pc.match_substring(pc.filter(values, picked), _SEP)):
+        raise _Unsure("a model attribute holds the separator")
+    for key in _ALIAS_KEYS:
+        where = pc.indices_nonzero(pc.equal(keys, key)).to_numpy()
+        index = np.full(n, len(values), np.int64)  # one past the end: ''
+        index[parents[where]] = where
+        has[parents[where]] = True
+        columns.append(pc.take(pa.concat_arrays([values, pa.array([""])]), pa.array(index)))
+    joined = pc.binary_join_element_wise(*columns, _SEP)
+    codes = pc.dictionary_encode(joined)
+    names: list[str | None] = []
+    versions: list[str | None] = []
+    routes: list[str] = []
+    for combo in codes.dictionary.to_pylist():
+        found = dict(zip(_ALIAS_KEYS, combo.split(_SEP), strict=True))
+        name, version = resolve_model(found)
+        names.append(name)
+        versions.append(version)
+        routes.append(found["http.route"])
+    idx = codes.indices
+    scope_of_arr = pa.array(scope_of, pa.int32())
+    scope_name = pc.take(pa.array([m[0] for m in scopes.scope_model], pa.string()), scope_of_arr)
+    scope_version = pc.take(pa.array([m[1] for m in scopes.scope_model], pa.string()), scope_of_arr)
+    name = pc.take(pa.array(names, pa.string()), idx)
+    version = pc.take(pa.array(versions, pa.string()), idx)
+    has_arr = pa.array(has)
+    use_scope = pc.or_(pc.invert(has_arr), pc.is_null(name))
+    return (
+        pc.if_else(use_scope, scope_name, name),
+        pc.if_else(use_scope, scope_version, version),
+        pc.if_else(has_arr, pc.take(pa.array(routes, pa.string()), idx), ""),
+    )
+
+
+def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray) -> _Scopes:
+    """Resources and scopes through the Python decoder's own attribute code."""
+    scopes = _Scopes()
+    res_rows = _clean(
+        pa.StructArray.from_arrays(
+            [_field(resources, "resource"), _field(resources, "schemaUrl")], ["r", "u"]
+        ).to_pylist()
+    )
+    scope_rows = _clean(
+        pa.StructArray.from_arrays(
+            [_field(scope_structs, "scope"), _field(scope_structs, "schemaUrl")], ["s", "u"]
+        ).to_pylist()
+    )
+    try:
+        for row in res_rows:
+            attrs = _attributes((row.get("r") or {}).get("attributes"))
+            scopes.add_resource(list(attrs), list(attrs.values()), row.get("u", ""))
+        for res, row in zip(scope_res.tolist(), scope_rows, strict=True):
+            scope = row.get("s") or {}
+            attrs = _attributes(scope.get("attributes"))
+            scopes.add_scope(
+                res,
+                scope.get("name", ""),
+                scope.get("version", ""),
+                list(attrs),
+                list(attrs.values()),
+                row.get("u", ""),
+            )
+    except BadValue:
+        raise _Unsure("a resource or scope attribute is not valid") from None
+    return scopes
+
+
+def _events(events: pa.Array) -> dict[str, pa.Array]:
+    flat, _, offsets = _flatten(events)
+    off = pa.array(offsets, pa.int32())
+    ts = _nanos(_field(flat, "timeUnixNano")).cast(pa.int64()).cast(pa.timestamp("ns"))
+    maps = _attr_maps(_field(flat, "attributes"))[0]
+    return {
+        "Events.Timestamp": pa.ListArray.from_arrays(off, ts),
+        "Events.Name": pa.ListArray.from_arrays(off, pc.fill_null(_field(flat, "name"), "")),
+        "Events.Attributes": pa.ListArray.from_arrays(off, maps),
+    }
+
+
+def _links(links: pa.Array) -> dict[str, pa.Array]:
+    flat, _, offsets = _flatten(links)
+    off = pa.array(offsets, pa.int32())
+    maps = _attr_maps(_field(flat, "attributes"))[0]
+    return {
+        "Links.TraceId": pa.ListArray.from_arrays(off, _ids(_field(flat, "traceId"), _HEX32, None)),
+        "Links.SpanId": pa.ListArray.from_arrays(off, _ids(_field(flat, "spanId"), _HEX16, None)),
+        "Links.TraceState": pa.ListArray.from_arrays(
+            off, pc.fill_null(_field(flat, "traceState"), "")
+        ),
+        "Links.Attributes": pa.ListArray.from_arrays(off, maps),
+    }
+
+
+def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
+    """(spans table, spans read) for a chunk of OTLP JSON Lines, or None: use the Python path."""
+    if b"null" in data or b"resourceSpans" not in data:
+        return None  # null and absent differ in the Python decoder; logs are not taken here
+    try:
+        return _decode(data)
+    except (_Unsure, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+def _decode(data: bytes) -> tuple[pa.Table | None, int]:
+    lines = pj.read_json(io.BytesIO(data), parse_options=_PARSE)["resourceSpans"].combine_chunks()
+    # One object per line, as the Python decoder reads them: a line that starts with '{'
+    # and ends with '}' cannot be part of a longer object, so equal counts mean one each.
+    objects = [text for text in (line.strip() for line in data.split(b"\n")) if text]
+    if len(lines) != len(objects) or any(o[:1] != b"{" or o[-1:] != b"}" for o in objects):
+        raise _Unsure("not one JSON object per line")  # the Python decoder rejects such lines
+    if lines.null_count or _any(pc.equal(pc.list_value_length(lines), 0)):
+        raise _Unsure("a line without resourceSpans")  # the Python decoder may reject it
+    resources, _, _ = _flatten(lines)
+    scope_structs, scope_res, _ = _flatten(_field(resources, "scopeSpans"))
+    spans, scope_of, _ = _flatten(_field(scope_structs, "spans"))
+    n = len(spans)
+    if n == 0:
+        return None, 0
+    scopes = _scopes(resources, scope_structs, scope_res)
+    start = _nanos(_field(spans, "startTimeUnixNano"))
+    end = _nanos(_field(spans, "endTimeUnixNano"))
+    attrs, keys, values, parents = _attr_maps(_field(spans, "attributes"))
+    kind = pc.fill_null(_field(spans, "kind"), 0)
+    status = _field(spans, "status")
+    code = pc.fill_null(_field(status, "code"), 0)
+    names, versions, routes = _model(n, keys, values, parents, scope_of, scopes)
+    cols: dict[str, pa.Array] = {
+        "Timestamp": start.cast(pa.int64()).cast(pa.timestamp("ns")),
+        "TraceId": _ids(_field(spans, "traceId"), _HEX32, _ZERO32),
+        "SpanId": _ids(_field(spans, "spanId"), _HEX16, _ZERO16),
+        "ParentSpanId": _ids(_field(spans, "parentSpanId"), r"^([0-9a-f]{16})?$", None),
+        "TraceState": pc.fill_null(_field(spans, "traceState"), ""),
+        "SpanName": pc.fill_null(_field(spans, "name"), ""),
+        "SpanKind": _enum(kind, _KINDS, ""),
+        "SpanAttributes": attrs,
+        "Duration": pc.if_else(pc.greater(end, start), pc.subtract(end, start), 0).cast(
+            pa.uint64()
+        ),
+        "StatusCode": _enum(code, _STATUSES, "Unset"),
+        "StatusMessage": pc.fill_null(_field(status, "message"), ""),
+        "ModelName": names,
+        "ModelVersion": versions,
+        "HttpRoute": routes,
+    }
+    cols.update(_events(_field(spans, "events")))
+    cols.update(_links(_field(spans, "links")))
+    cols.update(scopes.per_scope(pa.array(scope_of, pa.int32())))
+    table = pa.table({name: cols[name] for name in TRACE_COLUMNS})
+    return table, n
+
+
+def _enum(codes: pa.Array, names: pa.Array, other: str) -> pa.Array:
+    known = pc.and_(pc.greater_equal(codes, 0), pc.less(codes, len(names)))
+    index = pc.if_else(known, codes, 0)
+    return pc.if_else(known, pc.take(names, index), other)

@@ -1,0 +1,111 @@
+"""The vectorized JSON Lines path gives exactly the Python decoder's rows, or declines."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import orjson
+import pytest
+from opentelemetry.exporter.otlp.json.file.trace_exporter import FileSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from faultlens.analyzer._decode_fast import decode_traces_fast
+from faultlens.analyzer._decode_files import chunks
+from faultlens.analyzer._decode_json import Decoded, decode_json_lines
+
+SAMPLES = sorted(Path(__file__).parents[2].glob("sample_traces/data/*/*/traces.jsonl.gz"))
+
+
+def _python_path(data: bytes):
+    out = Decoded()
+    decode_json_lines(data, "f", 1, out)
+    return out.traces.to_arrow(), out.traces.read, out.rejects + out.traces.rejects
+
+
+def _sdk_lines() -> bytes:
+    """Spans of every shape the SDK makes, written by the real OTLP JSON file exporter."""
+    stream = io.StringIO()
+    resource = Resource.create({"service.name": "monolith", "faultlens.layout": "monolith"})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(SimpleSpanProcessor(FileSpanExporter(stream=stream)))
+    tracer = provider.get_tracer("t", "1.0")
+    for kind in SpanKind:
+        with tracer.start_as_current_span(
+            "POST /predict", kind=kind, attributes={"http.route": "/predict", "n": 3}
+        ) as parent:
+            parent.add_event("start", {"attempt": 2, "ok": True, "ratio": 0.25})
+            attrs = {
+                "gen_ai.request.model": "gpt",
+                "gen_ai.response.model": "gpt-2024",
+                "tags": ["a", "b"],
+                "flags": [True, False],
+                "big": 1e22,
+                "small": 1.5e-7,
+            }
+            with tracer.start_as_current_span(
+                "fraud.predict", attributes=attrs, links=[Link(parent.get_span_context())]
+            ) as child:
+                child.set_status(Status(StatusCode.ERROR, "boom"))
+    provider.shutdown()
+    return stream.getvalue().encode()
+
+
+@pytest.mark.parametrize("path", SAMPLES[:4], ids=lambda p: "/".join(p.parts[-3:-1]))
+def test_committed_samples_take_the_fast_path_with_identical_rows(path: Path) -> None:
+    for chunk in chunks(path):
+        fast = decode_traces_fast(chunk.data)
+        assert fast is not None
+        table, read, rejects = _python_path(chunk.data)
+        assert (fast[1], []) == (read, rejects)
+        assert fast[0].schema == table.schema
+        assert fast[0].equals(table)
+
+
+def test_sdk_file_exporter_output_identical_rows() -> None:
+    data = _sdk_lines()
+    fast = decode_traces_fast(data)
+    assert fast is not None
+    table, read, _ = _python_path(data)
+    assert fast[1] == read == 2 * len(SpanKind)
+    assert fast[0].equals(table)
+    # upper-case ids are lower-cased alike
+    line = orjson.loads(data.split(b"\n")[0])
+    span = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["traceId"] = span["traceId"].upper()
+    upper = orjson.dumps(line) + b"\n"
+    fast = decode_traces_fast(upper)
+    assert fast is not None and fast[0].equals(_python_path(upper)[0])
+
+
+def _one(span: dict, **top) -> bytes:
+    doc = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}], **top}
+    return orjson.dumps(doc) + b"\n"
+
+
+GOOD = {"traceId": "a" * 32, "spanId": "b" * 16, "startTimeUnixNano": "5", "name": "x"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _one({**GOOD, "traceState": None}),  # null differs from absent
+        _one({**GOOD, "attributes": [{"key": "k", "value": {"kvlistValue": {}}}]}),
+        _one({**GOOD, "attributes": [{"key": "k", "value": {"bytesValue": "AA=="}}]}),
+        _one({**GOOD, "attributes": [{"key": "k"}, {"key": "k"}]}),  # repeated key
+        _one({**GOOD, "spanId": "z" * 16}),  # quarantined by the Python path
+        _one({**GOOD, "kind": "SPAN_KIND_SERVER"}),  # enum by name
+        _one({**GOOD, "startTimeUnixNano": 5}),  # integer as a number
+        _one({**GOOD, "startTimeUnixNano": "+5"}),
+        _one({**GOOD, "surprise": 1}),  # unknown field
+        _one(GOOD, resourceMetrics=[{}]),
+        _one(GOOD).strip() + b" " + _one(GOOD),  # two objects on one line
+        b'{"resourceLogs": []}\n' + _one(GOOD),
+        b"not json\n" + _one(GOOD),
+    ],
+)
+def test_declines_what_it_cannot_decode_exactly(data: bytes) -> None:
+    assert decode_traces_fast(data) is None
