@@ -25,7 +25,7 @@ from faultlens.analyzer import _coupling, _detect, _impact, _isolation, _localiz
 from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
 from faultlens.analyzer._store import connect
 
-__all__ = ["Analysis", "Candidate", "Incident", "incidents_json", "open"]
+__all__ = ["Analysis", "Candidate", "Incident", "incident_report", "incidents_json", "open"]
 
 BASELINE_MAX_NS = 10 * 60 * 1_000_000_000
 
@@ -375,3 +375,255 @@ class Analysis:
         """Per process: runtime, framework set and the models that share them."""
         where, params = self._run_filter
         return _coupling.library_coupling(self.con, self.d, run_filter=where, params=params)
+
+    # -- browsing -----------------------------------------------------------------
+    def spans(
+        self,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+        status: str | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        min_duration_ms: float | None = None,
+        limit: int = 500,
+    ) -> pd.DataFrame:
+        """Spans, newest first: [ts_ns, trace_id, span_id, parent_id, service, model, version,
+        kind, name, endpoint, duration_ms, error, instance]."""
+        assert self._facts
+        p = self.d.param
+        conds = ["1 = 1"]
+        params: dict[str, Any] = {"limit": int(limit)}
+        for key, value, cond in (
+            ("model", model, f"model = {p('model')}"),
+            ("endpoint", endpoint, f"route = {p('endpoint')}"),
+            ("start_ns", start_ns, f"ts >= {p('start_ns', 'Int64')}"),
+            ("end_ns", end_ns, f"ts < {p('end_ns', 'Int64')}"),
+            (
+                "min_ns",
+                None if min_duration_ms is None else int(min_duration_ms * 1e6),
+                f"dur >= {p('min_ns', 'Int64')}",
+            ),
+        ):
+            if value is not None:
+                conds.append(cond)
+                params[key] = value
+        if status is not None:
+            conds.append(
+                "is_err = 1" if status.lower() in ("error", "status_code_error") else "is_err = 0"
+            )
+        return self._q(
+            f"""SELECT ts AS ts_ns, trace_id, span_id, parent_id, service, model, version, kind,
+                       name, route AS endpoint, dur / 1e6 AS duration_ms, is_err = 1 AS error,
+                       instance
+                FROM fl_spans WHERE {" AND ".join(conds)}
+                ORDER BY ts DESC LIMIT {p("limit", "UInt64")}""",
+            params,
+        )
+
+    def trace(self, trace_id: str) -> pd.DataFrame:
+        """All spans of one trace in start order, with depth and start offset (ms)."""
+        assert self._facts
+        f = self._q(
+            f"""SELECT ts AS ts_ns, span_id, parent_id, service, model, version, kind, name,
+                       dur / 1e6 AS duration_ms, is_err = 1 AS error
+                FROM fl_spans WHERE trace_id = {self.d.param("trace_id")} ORDER BY ts""",
+            {"trace_id": trace_id.lower()},
+        )
+        if f.empty:
+            return f.assign(depth=[], offset_ms=[])
+        parent = dict(zip(f.span_id, f.parent_id, strict=True))
+
+        def depth(s: str) -> int:
+            n = 0
+            while parent.get(s) in parent and n < 64:
+                s, n = parent[s], n + 1
+            return n
+
+        f["depth"] = f.span_id.map(depth)
+        f["offset_ms"] = (f.ts_ns - f.ts_ns.min()) / 1e6
+        return f
+
+    def logs(
+        self,
+        *,
+        trace_id: str | None = None,
+        model: str | None = None,
+        min_severity: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        service: str | None = None,
+        limit: int = 500,
+    ) -> pd.DataFrame:
+        """Log records, newest first: [ts_ns, service, model, version, severity, severity_number,
+        body, trace_id, span_id]."""
+        p, a = self.d.param, self.d.attr
+        where, params = self._run_filter
+        conds = [where]
+        params = {**params, "limit": int(limit)}
+        ts = self.d.epoch_ns("Timestamp")
+        for key, value, cond in (
+            ("trace_id", trace_id, f"TraceId = {p('trace_id')}"),
+            ("model", model, f"ModelName = {p('model')}"),
+            ("service", service, f"ServiceName = {p('service')}"),
+            ("min_severity", min_severity, f"SeverityNumber >= {p('min_severity', 'Int64')}"),
+            ("start_ns", start_ns, f"{ts} >= {p('start_ns', 'Int64')}"),
+            ("end_ns", end_ns, f"{ts} < {p('end_ns', 'Int64')}"),
+        ):
+            if value is not None:
+                conds.append(cond)
+                params[key] = value
+        del a
+        return self._q(
+            f"""SELECT {ts} AS ts_ns, ServiceName AS service, nullif(ModelName, '') AS model,
+                       nullif(ModelVersion, '') AS version, SeverityText AS severity,
+                       SeverityNumber AS severity_number, Body AS body, TraceId AS trace_id,
+                       SpanId AS span_id
+                FROM otel_logs WHERE {" AND ".join(conds)}
+                ORDER BY Timestamp DESC LIMIT {p("limit", "UInt64")}""",
+            params,
+        )
+
+    def error_logs(self, incident_id: str, *, limit: int = 200) -> pd.DataFrame:
+        """Warnings and worse during the incident (from its baseline start: what led up to it)."""
+        i = self.incident(incident_id)
+        return self.logs(
+            min_severity=13, start_ns=i.baseline_start_ns, end_ns=i.end_ns, limit=limit
+        )
+
+    # -- layouts side by side -----------------------------------------------------
+    def contrast(self, other: Analysis | None = None) -> pd.DataFrame:
+        """Metric rows; one column per layout: actual, and the monolith's per-model projection."""
+        cols: dict[str, dict[str, Any]] = {}
+        for a in (self, other):
+            if a is None:
+                continue
+            incs = a.incidents()
+            if not incs:
+                continue
+            i = max(incs, key=lambda x: x.blast.requests)
+            cols[f"{i.layout} (actual)"] = _contrast_column(i)
+            if i.counterfactual is not None:
+                cols["per-model (counterfactual)"] = {
+                    "blast radius (requests)": i.counterfactual["requests"],
+                    "blast radius (share)": i.counterfactual["share"],
+                    "collateral (requests)": 0,
+                }
+        frame = pd.DataFrame(cols)
+        frame.index.name = "metric"
+        return frame
+
+    # -- figures ------------------------------------------------------------------
+    def fig_timeseries(
+        self, *, scope: str = "model", metric: str = "error_ratio", bucket_s: float | None = None
+    ) -> Any:
+        from faultlens.analyzer import _figures
+
+        return _figures.timeseries(
+            self.timeseries(scope=scope, bucket_s=bucket_s),
+            metric=metric,
+            incidents=self.incidents(),
+        )
+
+    def fig_incident_timeline(self, incident_id: str) -> Any:
+        from faultlens.analyzer import _figures
+
+        i = self.incident(incident_id)
+        ts = self.timeseries(scope="endpoint")
+        return _figures.incident_timeline(i, ts[ts.run == i.run])
+
+    def fig_blast_radius(self, incident_id: str) -> Any:
+        from faultlens.analyzer import _figures
+
+        return _figures.blast_radius(self.incident(incident_id))
+
+    def fig_waterfall(self, trace_id: str) -> Any:
+        from faultlens.analyzer import _figures
+
+        return _figures.waterfall(self.trace(trace_id), trace_id=trace_id)
+
+
+def _contrast_column(i: Incident) -> dict[str, Any]:
+    iso = {v.view: v for v in i.isolation}
+    return {
+        "culprit": f"{i.culprit.service} / {i.culprit.model or '(model unknown)'}",
+        "FIT, model-aware (s)": iso["model_aware"].seconds,
+        "FIT, service-only (s)": iso["service_only"].seconds,
+        "suspects, model-aware": iso["model_aware"].suspects,
+        "suspects, service-only": iso["service_only"].suspects,
+        "evidence to read, model-aware (spans+logs)": iso["model_aware"].evidence_spans
+        + iso["model_aware"].evidence_logs,
+        "evidence to read, service-only (spans+logs)": iso["service_only"].evidence_spans
+        + iso["service_only"].evidence_logs,
+        "blast radius (requests)": i.blast.requests,
+        "blast radius (share)": i.blast.share,
+        "collateral (requests)": i.blast.collateral,
+        "models restarted per update": max(
+            (c.get("restarted", 0) for c in i.update_coupling), default=None
+        ),
+    }
+
+
+def incident_report(
+    db: str | Path, incident_id: str, *, fmt: str = "md", slo_ms: float | None = None
+) -> str:
+    """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
+    a = open(db)
+    i = a.incident(incident_id, slo_ms=slo_ms)
+    d = i.to_dict()
+    when = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()  # noqa: E731
+    lines = [
+        f"# Incident {i.id}",
+        "",
+        f"- Run: `{i.run or '(whole store)'}`, layout: {i.layout}",
+        f"- Window: {when(i.onset_ns)} to {when(i.end_ns)} ({(i.end_ns - i.onset_ns) / 1e9:.0f} s)",
+        f"- Culprit: **{i.culprit.service} / {i.culprit.model or 'model unknown'}**"
+        + (f" (suspects: {', '.join(i.suspect_models)})" if i.suspect_models else ""),
+        f"- Blast radius: {i.blast.requests} requests ({i.blast.share:.1%} of traffic), "
+        f"collateral: {i.blast.collateral if i.blast.collateral is not None else 'n/a'}",
+        f"- Per-model counterfactual: {d['counterfactual_per_model'] or 'n/a'}",
+        "",
+        "## Fault isolation",
+        "",
+        "| view | FIT (s) | suspects | spans to read | logs to read |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {v.view} | {v.seconds} | {v.suspects} | {v.evidence_spans} | {v.evidence_logs} |"
+            for v in i.isolation
+        ),
+        "",
+        "## Candidates",
+        "",
+        *(
+            f"{c.rank}. {c.service} / {c.model or '-'} (score {c.score:.2f}): "
+            + "; ".join(c.evidence)
+            for c in i.candidates[:8]
+        ),
+        "",
+        "## Scopes that departed from baseline",
+        "",
+        *(f"- {s}" for s in i.scopes),
+    ]
+    if i.update_coupling:
+        lines += ["", "## Update coupling", ""]
+        lines += [
+            f"- {u['service']}/{u['model']} {u['old_version']} -> {u['new_version']}: "
+            f"{u['restarted']} models restarted, downtime {u['downtime_s']} s"
+            for u in i.update_coupling
+        ]
+    md = "\n".join(lines) + "\n"
+    if fmt == "md":
+        return md
+    if fmt != "html":
+        raise ValueError(f"--format {fmt}: expected md or html")
+    import html as _html
+
+    figs = [a.fig_incident_timeline(incident_id), a.fig_blast_radius(incident_id)]
+    body = "".join(
+        f.to_html(full_html=False, include_plotlyjs="inline" if n == 0 else False)
+        for n, f in enumerate(figs)
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_html.escape(i.id)}</title>"
+        f"</head><body><pre>{_html.escape(md)}</pre>{body}</body></html>"
+    )

@@ -462,6 +462,11 @@ def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
             f"{r.service} restarted {len(rs)} time(s) (new service.instance.id), first at onset "
             f"{(rs.min() - ev.onset_ns) / 1e9:+.1f} s"
         )
+    if r.silence > 0:
+        out.append(
+            f"spans per second: baseline {base.spans.sum() / base_s:.1f}, "
+            f"incident {inc.spans.sum() / inc_s:.1f} (fell silent)"
+        )
     if r.changed_first > 0:
         out.append("changed first among the candidates")
     if model is None and len(svc_models) > 1:

@@ -4,6 +4,8 @@ from faultlens.cli import (
     _collect,  # noqa: F401
     _dashboard,  # noqa: F401
     _demo,  # noqa: F401
+    _incidents,  # noqa: F401
     _ingest,  # noqa: F401
+    _report,  # noqa: F401
     _scenarios,  # noqa: F401
 )

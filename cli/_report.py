@@ -1,0 +1,34 @@
+"""`faultlens report`: a post-mortem of one incident."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from faultlens.cli._app import DEFAULT_DB, DbOption, FormatOption, app
+
+
+@app.command()
+def report(
+    incident: Annotated[str, typer.Argument(help="Incident id, from `faultlens incidents`.")],
+    db: DbOption = str(DEFAULT_DB),
+    fmt: FormatOption = "md",
+    slo_ms: Annotated[
+        float | None,
+        typer.Option("--slo-ms", help="Latency objective of entry requests (default: baseline)."),
+    ] = None,
+) -> None:
+    """Write a post-mortem: Markdown, or self-contained HTML with charts.
+
+    Example: faultlens report crash-monolith-20261125T102135Z --format html > report.html
+    """
+    from faultlens.analyzer import StoreError, incident_report
+
+    if fmt not in ("md", "html"):
+        raise typer.BadParameter(f"{fmt!r}: expected md or html", param_hint="--format")
+    try:
+        typer.echo(incident_report(db, incident, fmt=fmt, slo_ms=slo_ms))
+    except (StoreError, KeyError) as exc:
+        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        raise typer.Exit(1) from None
