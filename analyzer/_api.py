@@ -23,6 +23,7 @@ import pandas as pd
 
 from faultlens.analyzer import _coupling, _detect, _impact, _isolation, _localize
 from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
+from faultlens.analyzer._engines import analysis_connection, parse_db
 from faultlens.analyzer._store import connect
 
 __all__ = ["Analysis", "Candidate", "Incident", "incident_report", "incidents_json", "open"]
@@ -115,9 +116,17 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     run: str | None = None,
     bucket_s: float = 5.0,
 ) -> Analysis:
-    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``."""
+    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``.
+
+    ``db`` is a DuckDB file, or the OpenTelemetry Collector's ClickHouse tables:
+    ``chdb:PATH`` / ``clickhouse://user:pass@host:port/database`` (docs/scale-out.md).
+    """
+    settings = _detect.DetectionSettings(bucket_s=bucket_s)
+    if not isinstance(db, duckdb.DuckDBPyConnection) and parse_db(db).kind != "duckdb":
+        con, dialect = analysis_connection(db, read_only=read_only)
+        return Analysis(con, run=run, dialect=dialect, settings=settings)
     con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db, read_only=read_only)
-    return Analysis(con, run=run, settings=_detect.DetectionSettings(bucket_s=bucket_s))
+    return Analysis(con, run=run, settings=settings)
 
 
 def incidents_json(
@@ -317,7 +326,7 @@ class Analysis:
             culprit_model=model,
             slo_ms=slo_ms,
         )
-        layout = "monolith" if len(svc_models) > 1 else "per-model"
+        layout = self._run_layout(run)
         coupling = self.update_coupling()
         near = coupling[
             (coupling.run == run)
@@ -337,7 +346,9 @@ class Analysis:
             candidates=candidates,
             isolation=tuple(iso),
             blast=blast,
-            counterfactual=_impact.counterfactual_per_model(blast, monolith=layout == "monolith"),
+            counterfactual=_impact.counterfactual_per_model(
+                blast, monolith=layout == "monolith", shared_process=len(svc_models) > 1
+            ),
             update_coupling=tuple(
                 {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
                 for row in near.to_dict("records")
@@ -349,9 +360,20 @@ class Analysis:
     def _versions(self) -> pd.DataFrame:
         assert self._facts
         return self._q(
-            """SELECT service, model, version, max(ts) AS last_ns FROM fl_spans
+            """SELECT service, model, version, min(ts) AS first_ns, max(ts) AS last_ns FROM fl_spans
                WHERE model IS NOT NULL AND version IS NOT NULL GROUP BY service, model, version"""
         )
+
+    def _run_layout(self, run: str) -> str:
+        """monolith when the run holds a process serving several models (or says so)."""
+        f = self._q(
+            f"""SELECT max(layout) AS declared, max(n) AS most FROM (
+                    SELECT service, max(layout) AS layout, count(DISTINCT model) AS n
+                    FROM fl_spans WHERE run = {self.d.param("run")} GROUP BY service)""",
+            {"run": run},
+        )
+        declared = str(f.declared.iloc[0] or "")
+        return declared or ("monolith" if int(f.most.iloc[0] or 0) > 1 else "per-model")
 
     def _service_models(self) -> dict[str, builtins.list[str]]:
         lay = self.layouts()
@@ -360,7 +382,10 @@ class Analysis:
     def _candidate(self, ev: _localize.Evidence, r: Any, svc_models: list[str]) -> Candidate:
         model = r.model if isinstance(r.model, str) else None
         v = self._versions
-        v = v[(v.service == r.service) & (v.model == model)].sort_values("last_ns")
+        v = v[(v.service == r.service) & (v.model == model)]
+        # The newest version that was live during the incident.
+        live = v[(v.first_ns < ev.buckets[-1] + ev.bucket_ns) & (v.last_ns >= ev.onset_ns)]
+        v = (live if len(live) else v).sort_values("first_ns")
         version = str(v.version.iloc[-1]) if len(v) else None
         evidence = _localize.describe(ev, r, svc_models=self._service_models().get(r.service, []))
         return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)

@@ -176,12 +176,17 @@ def _silent_requests(
     return out
 
 
-def counterfactual_per_model(br: BlastRadius, *, monolith: bool) -> dict[str, Any] | None:
+def counterfactual_per_model(
+    br: BlastRadius, *, monolith: bool, shared_process: bool
+) -> dict[str, Any] | None:
     """The blast radius had the culprit model run in its own service: collateral removed.
 
-    None unless the culprit runs in a multi-model process and its model is named.
+    None outside a monolith run, and when the culprit shares a process but its model is
+    unknown. A culprit outside the shared process (a feature store) keeps its blast radius.
     """
-    if not monolith or br.collateral is None:
+    if not monolith or (shared_process and br.collateral is None):
         return None
+    if not shared_process:
+        return {"requests": br.requests, "share": br.share}
     requests = max(br.requests - br.collateral, 0)
     return {"requests": requests, "share": round(requests / br.total, 6) if br.total else 0.0}

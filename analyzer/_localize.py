@@ -254,7 +254,7 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
     sig["restart"] = _restarted(ev)
     expected = n_b / nb * steps
     quiet = np.clip(1 - np.divide(n, expected, out=np.ones_like(n), where=expected > 0), 0, 1)
-    sig["silence"] = np.where(expected >= 5, quiet, 0.0)
+    sig["silence"] = np.where((expected >= 5) & (quiet >= 0.5), quiet, 0.0)
     sig["changed_first"] = _changed_first(ev, origin_x, extra, logs_x, version + sig["silence"])
     total = sum(WEIGHTS[k] * v for k, v in sig.items())
     if ev.view == "model_aware":

@@ -1,0 +1,134 @@
+"""Culprit ranking on small systems built through the OTel SDK: the cause ranks first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry.trace import SpanKind
+from otel_spans import MS, T0, System
+
+import faultlens.analyzer as fa
+
+S = 10**9
+
+
+def _gateway_chain(
+    sysm: System,
+    t: int,
+    *,
+    slow_ms: float = 0.0,
+    timeout: bool = False,
+    a_version: str = "1.0",
+    b_fails: bool = False,
+) -> None:
+    """gateway -> model-a -> model-b (vertical); model-b may be slow, may fail on a's output."""
+    b_ms = 5 + slow_ms
+    gw_ms = 40 if not timeout else 1000
+    with sysm.span(
+        "gateway",
+        "POST /score",
+        start=t,
+        dur_ms=gw_ms,
+        kind=SpanKind.SERVER,
+        attrs={"http.route": "/score"},
+        error=timeout or b_fails,
+    ):
+        with sysm.span(
+            "gateway",
+            "POST",
+            start=t + MS,
+            dur_ms=gw_ms - 2,
+            kind=SpanKind.CLIENT,
+            attrs={"http.url": "http://127.0.0.1:9001/predict"},
+            error=timeout or b_fails,
+        ):
+            with sysm.span(
+                "model-a",
+                "POST /predict",
+                start=t + 2 * MS,
+                dur_ms=8,
+                kind=SpanKind.SERVER,
+                model="a",
+                version=a_version,
+            ):
+                pass
+            with sysm.span(
+                "model-b",
+                "POST /predict",
+                start=t + 11 * MS,
+                dur_ms=b_ms,
+                kind=SpanKind.SERVER,
+                model="b",
+                version="2.0",
+                error=b_fails,
+            ):
+                with sysm.span(
+                    "model-b",
+                    "predict b",
+                    start=t + 12 * MS,
+                    dur_ms=b_ms - 2,
+                    model="b",
+                    version="2.0",
+                    error=b_fails,
+                ):
+                    pass
+
+
+def _run(tmp_path: Path, build) -> fa.Incident:
+    sysm = System()
+    for k in range(240):  # 60 s at 4 requests/s; the fault from 30 s to 45 s
+        t = T0 + k * S // 4
+        build(sysm, t, 30 * S <= t - T0 < 45 * S)
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    incs = fa.open(db).incidents()
+    assert len(incs) == 1, [i.id for i in incs]
+    return incs[0]
+
+
+def test_slow_callee_ranks_first_though_the_caller_carries_the_errors(tmp_path: Path) -> None:
+    inc = _run(
+        tmp_path, lambda s, t, bad: _gateway_chain(s, t, slow_ms=1500 if bad else 0, timeout=bad)
+    )
+    top = inc.candidates[0]
+    assert (top.service, top.model) == ("model-b", "b"), inc.candidates[:3]
+    assert inc.onset_ns == T0 + 30 * S
+    assert inc.blast.requests == 60 and inc.blast.collateral == 0
+
+
+def test_upstream_version_change_outranks_the_downstream_model_that_fails(tmp_path: Path) -> None:
+    inc = _run(
+        tmp_path,
+        lambda s, t, bad: _gateway_chain(s, t, a_version="1.1" if bad else "1.0", b_fails=bad),
+    )
+    assert [(c.service, c.model, c.version) for c in inc.candidates[:1]] == [
+        ("model-a", "a", "1.1")
+    ]
+    assert any("version change 1.0 -> 1.1" in e for e in inc.candidates[0].evidence)
+
+
+def test_error_burst_in_one_model_names_it(tmp_path: Path) -> None:
+    inc = _run(tmp_path, lambda s, t, bad: _gateway_chain(s, t, b_fails=bad))
+    assert (inc.culprit.service, inc.culprit.model) == ("model-b", "b")
+    assert any(e.startswith("origin errors") for e in inc.culprit.evidence)
+    iso = {v.view: v for v in inc.isolation}
+    assert iso["model_aware"].seconds == 5.0
+
+
+@pytest.mark.parametrize("store_form", ["Server", "SPAN_KIND_SERVER"])
+def test_enum_forms_are_both_read(tmp_path: Path, store_form: str) -> None:
+    sysm = System()
+    for k in range(240):
+        t = T0 + k * S // 4
+        _gateway_chain(sysm, t, b_fails=30 * S <= t - T0 < 45 * S)
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    con = fa.connect(db)
+    if store_form != "Server":
+        con.execute(
+            "UPDATE otel_traces SET SpanKind = 'SPAN_KIND_' || upper(SpanKind), "
+            "StatusCode = 'STATUS_CODE_' || upper(StatusCode)"
+        )
+    inc = fa.open(con).incidents()[0]
+    assert (inc.culprit.service, inc.culprit.model, inc.blast.requests) == ("model-b", "b", 60)
