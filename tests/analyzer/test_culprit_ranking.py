@@ -25,16 +25,17 @@ def _gateway_chain(
     """gateway -> model-a -> model-b (vertical); model-b may be slow, may fail on a's output."""
     b_ms = 5 + slow_ms
     gw_ms = 40 if not timeout else 1000
-    with sysm.span(
-        "gateway",
-        "POST /score",
-        start=t,
-        dur_ms=gw_ms,
-        kind=SpanKind.SERVER,
-        attrs={"http.route": "/score"},
-        error=timeout or b_fails,
-    ):
-        with sysm.span(
+    with (
+        sysm.span(
+            "gateway",
+            "POST /score",
+            start=t,
+            dur_ms=gw_ms,
+            kind=SpanKind.SERVER,
+            attrs={"http.route": "/score"},
+            error=timeout or b_fails,
+        ),
+        sysm.span(
             "gateway",
             "POST",
             start=t + MS,
@@ -42,18 +43,20 @@ def _gateway_chain(
             kind=SpanKind.CLIENT,
             attrs={"http.url": "http://127.0.0.1:9001/predict"},
             error=timeout or b_fails,
+        ),
+    ):
+        with sysm.span(
+            "model-a",
+            "POST /predict",
+            start=t + 2 * MS,
+            dur_ms=8,
+            kind=SpanKind.SERVER,
+            model="a",
+            version=a_version,
         ):
-            with sysm.span(
-                "model-a",
-                "POST /predict",
-                start=t + 2 * MS,
-                dur_ms=8,
-                kind=SpanKind.SERVER,
-                model="a",
-                version=a_version,
-            ):
-                pass
-            with sysm.span(
+            pass
+        with (
+            sysm.span(
                 "model-b",
                 "POST /predict",
                 start=t + 11 * MS,
@@ -62,17 +65,18 @@ def _gateway_chain(
                 model="b",
                 version="2.0",
                 error=b_fails,
-            ):
-                with sysm.span(
-                    "model-b",
-                    "predict b",
-                    start=t + 12 * MS,
-                    dur_ms=b_ms - 2,
-                    model="b",
-                    version="2.0",
-                    error=b_fails,
-                ):
-                    pass
+            ),
+            sysm.span(
+                "model-b",
+                "predict b",
+                start=t + 12 * MS,
+                dur_ms=b_ms - 2,
+                model="b",
+                version="2.0",
+                error=b_fails,
+            ),
+        ):
+            pass
 
 
 def _run(tmp_path: Path, build) -> fa.Incident:
