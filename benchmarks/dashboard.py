@@ -96,7 +96,7 @@ def time_pages(db: Path) -> dict[str, tuple[float, float, float]]:
     for page in PAGES:
         at = AppTest.from_file(str(ENTRYPOINT), default_timeout=300)
         at.run()  # lands on the default page; switching needs one run
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"app_pages/{page}.py")
         times = []
         for clear in (True, False, None):
             if clear is not None:

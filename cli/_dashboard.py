@@ -59,6 +59,8 @@ def serve(db: str, *, host: str, port: int) -> None:
         "true",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "minimal",
         "--browser.gatherUsageStats",
         "false",
         "--browser.serverAddress",

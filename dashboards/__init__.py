@@ -1,7 +1,8 @@
 """faultlens.dashboards: the Streamlit app on-call opens.
 
 ``faultlens dashboard [--db FILE] [--port P]`` serves it; ``ENTRYPOINT`` is
-the script ``streamlit run`` executes. Pages live in ``pages/``, one file each,
+the script ``streamlit run`` executes. Pages live in ``app_pages/`` (not ``pages/``:
+Streamlit would also serve that folder on its own, without the navigation), one file each,
 with a ``render(con, filters)`` that calls ``faultlens.analyzer`` and draws.
 """
 

@@ -2,7 +2,7 @@
 
 Run it with ``faultlens dashboard [--db FILE]`` (which sets ``FAULTLENS_DB``
 and calls ``streamlit run`` on this file). Each page is one file under
-``pages/`` whose ``render(con, filters)`` calls the analyzer and draws; when
+``app_pages/`` whose ``render(con, filters)`` calls the analyzer and draws; when
 Streamlit executes the page file it calls ``render(*page_context())``.
 """
 
@@ -15,7 +15,7 @@ import streamlit as st
 
 from faultlens.dashboards._data import Connection, Filters, connection, db_path, db_version, query
 
-PAGES_DIR = Path(__file__).with_name("pages")
+PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.
 PAGES = (
     ("overview.py", "Overview", "overview", ":material/monitoring:"),

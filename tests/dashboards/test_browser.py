@@ -89,13 +89,15 @@ def server(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def _open(page: Page, url: str, heading: str) -> None:
     page.goto(url)
     expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=60_000)
-    # Streamlit shows its status widget while the script runs.
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+    # The heading is drawn once the script runs; wait until the run has finished.
+    finished = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    expect(finished).to_have_count(1, timeout=60_000)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
 def test_every_page_in_chromium(server: str, analysis, tmp_path: Path) -> None:
-    incident = analysis.incidents()[0]
-    blast = incident.blast_radius
+    incident = analysis.incidents()[0].to_dict()
+    blast = incident["blast_radius"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
@@ -104,7 +106,7 @@ def test_every_page_in_chromium(server: str, analysis, tmp_path: Path) -> None:
                 _open(page, f"{server}/{path}", heading)
                 if path == "incident":
                     culprit = page.get_by_test_id("stMetric").filter(has_text="Culprit model")
-                    expect(culprit).to_contain_text(incident.culprit.model)
+                    expect(culprit).to_contain_text(incident["culprit"]["model"])
                     requests = page.get_by_test_id("stMetric").filter(
                         has_text="Blast radius (requests)"
                     )

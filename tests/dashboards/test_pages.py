@@ -12,7 +12,7 @@ from faultlens.dashboards._views import seconds, share
 
 
 def _open(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -67,20 +67,30 @@ def test_incident(app: AppTest, analysis) -> None:
     assert len(app.get("plotly_chart")) == 2
 
 
+def _sides(at: AppTest) -> dict[str, dict[str, str]]:
+    """The contrast's two labelled sides: heading -> its four cards, in page order."""
+    headings = [s.value for s in at.subheader][:2]
+    cards = [(m.label, m.value) for m in at.metric]
+    assert len(cards) == 8, cards
+    return {headings[0]: dict(cards[:4]), headings[1]: dict(cards[4:])}
+
+
 def test_layout_contrast(app: AppTest, analysis, other_analysis) -> None:
     _open(app, "contrast")
     assert [t.value for t in app.title] == ["Layout contrast"]
-    metrics = _metrics(app)
-    for side, answer in (("monolith (actual)", analysis), ("per-model (actual)", other_analysis)):
-        assert [s.value for s in app.subheader].count(side) == 1, side
+    sides = _sides(app)
+    assert list(sides) == ["monolith (actual)", "per-model (actual)"]
+    for side, answer in zip(sides.values(), (analysis, other_analysis), strict=True):
         incident = answer.incidents()[0].to_dict()
         blast = incident["blast_radius"]
         fit = incident["fault_isolation"]["service_only"]["seconds"]
-        assert metrics[f"Blast radius (requests) · {side}"] == str(blast["requests"])
-        assert metrics[f"Collateral (requests) · {side}"] == str(blast["collateral"])
-        assert metrics[f"Isolation time, plain OTel (service-only) · {side}"] == seconds(fit)
         most = max(len(m) for m in answer.layouts()["models"])
-        assert metrics[f"Models restarted by one model's update · {side}"] == str(most)
+        assert side == {
+            "Isolation time (plain OTel)": seconds(fit),
+            "Blast radius (requests)": str(blast["requests"]),
+            "Collateral (requests)": str(blast["collateral"]),
+            "Models restarted per update": str(most),
+        }
 
 
 def test_layout_contrast_counterfactual_on_a_single_layout_store(
@@ -91,11 +101,14 @@ def test_layout_contrast_counterfactual_on_a_single_layout_store(
     _open(at, "contrast")
     projected = analysis.incidents()[0].to_dict()["counterfactual_per_model"]
     assert projected is not None
-    metrics = _metrics(at)
-    side = "per-model (counterfactual)"
-    assert [s.value for s in at.subheader] == ["monolith (actual)", side, "Side by side"]
-    assert metrics[f"Blast radius (requests) · {side}"] == str(projected["requests"])
-    assert metrics[f"Collateral (requests) · {side}"] == "0"
+    sides = _sides(at)
+    assert list(sides) == ["monolith (actual)", "per-model (counterfactual)"]
+    assert sides["per-model (counterfactual)"] == {
+        "Isolation time (plain OTel)": "not projected",
+        "Blast radius (requests)": str(projected["requests"]),
+        "Collateral (requests)": "0",
+        "Models restarted per update": "1",
+    }
 
 
 def test_traces(app: AppTest, analysis) -> None:

@@ -21,9 +21,16 @@ from faultlens.dashboards._data import (
     query,
     sibling_run,
 )
-from faultlens.dashboards._views import culprit_label, seconds, share
+from faultlens.dashboards._views import seconds, share
 
 NOT_PROJECTED = "not projected"
+# (measure, card label): the cards atop each side, the same four on both.
+HEADLINE = (
+    ("Isolation time, plain OTel (service-only)", "Isolation time (plain OTel)"),
+    ("Blast radius (requests)", "Blast radius (requests)"),
+    ("Collateral (requests)", "Collateral (requests)"),
+    ("Models restarted by one model's update", "Models restarted per update"),
+)
 
 
 def _side(con: Connection, filters: Filters, match: dict[str, Any] | None) -> dict[str, Any]:
@@ -50,7 +57,7 @@ def _side(con: Connection, filters: Filters, match: dict[str, Any] | None) -> di
     plain, tagged = mine["fault_isolation"]["service_only"], mine["fault_isolation"]["model_aware"]
     blast = mine["blast_radius"]
     return {
-        "Culprit": f"{culprit_label(mine)} in {mine['culprit']['service']}",
+        "Culprit": f"{mine['culprit']['model'] or 'model unknown'} in {mine['culprit']['service']}",
         "Isolation time, plain OTel (service-only)": seconds(plain["seconds"]),
         "Isolation time, with model tags": seconds(tagged["seconds"]),
         "Suspect set, plain OTel": plain["suspects"],
@@ -109,22 +116,18 @@ def render(con: Connection, filters: Filters) -> None:
     table = contrast_table(con, filters)
     left, right = table.columns
     st.caption(f"Scenario {scenario}: {left} against {right}, same fault, same load.")
-    headline = (
-        "Isolation time, plain OTel (service-only)",
-        "Blast radius (requests)",
-        "Collateral (requests)",
-        "Models restarted by one model's update",
-    )
     for column, side in zip(st.columns(2), (left, right), strict=True):
         with column:
             st.subheader(side)
-            cards = st.columns(len(headline))
-            for card, measure in zip(cards, headline, strict=True):
-                if measure in table.index:
-                    card.metric(f"{measure} · {side}", table.at[measure, side])
+            for row in (HEADLINE[:2], HEADLINE[2:]):
+                for card, (measure, label) in zip(st.columns(2), row, strict=True):
+                    card.metric(label, table.at[measure, side])
     st.subheader("Side by side")
     st.dataframe(
-        as_text(table.rename_axis("measure").reset_index()), hide_index=True, width="stretch"
+        as_text(table.rename_axis("measure").reset_index()),
+        hide_index=True,
+        width="stretch",
+        height=36 * (len(table) + 1) + 2,
     )
 
 
