@@ -11,15 +11,18 @@ What a dialect cannot do raises :class:`DialectError`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "CLICKHOUSE",
+    "CLICKHOUSE_SETTINGS",
     "DUCKDB",
     "BoundConnection",
     "Dialect",
     "DialectError",
+    "clickhouse_statements",
     "quote_ident",
 ]
 
@@ -142,7 +145,9 @@ CLICKHOUSE = Dialect(
     ident_quote="`",
     epoch_ns_fn="toUnixTimestamp64Nano",
     intdiv_fmt="intDiv({a}, {b})",
-    quantile_fmt="quantile({q})({expr})",
+    # Exact, with DuckDB quantile_cont's linear interpolation (plain quantile()
+    # samples a reservoir above 8192 values and would differ on large windows).
+    quantile_fmt="quantileExactInclusive({q})({expr})",
     arg_max_fn="argMax",
     param_fmt="{{{name}:{type}}}",
     temp_table_fmt="CREATE TEMPORARY TABLE {name} ENGINE = Memory AS {select}",
@@ -159,3 +164,66 @@ class BoundConnection:
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         return self.raw.execute(sql, self.dialect.bind(sql, params))
+
+
+# -- ClickHouse: one statement of the shared analysis SQL, made to run there ---------
+# Session settings that give ClickHouse the standard-SQL behaviour the analysis
+# SQL assumes (DuckDB's): unmatched LEFT JOIN columns are NULL, not 0 or '';
+# an aggregate over no rows is NULL; CAST keeps NULL; a bare UNION is DISTINCT.
+CLICKHOUSE_SETTINGS: dict[str, Any] = {
+    "join_use_nulls": 1,
+    "aggregate_functions_null_for_empty": 1,
+    "cast_keep_nullable": 1,
+    "union_default_mode": "DISTINCT",
+}
+
+_STORE_TABLE = re.compile(r"\b(FROM|JOIN)\s+(otel_traces|otel_logs)\b(?![.\w])")
+_TEMP_TABLE = re.compile(r"\s*CREATE TEMPORARY TABLE\s+(`(?:[^`]|``)+`|\w+)")
+_QUALIFIED = re.compile(r"\b\w+\.(\*|\w)")
+
+
+def _name_projections(sql: str, describe: Callable[[str], list[str]]) -> str:
+    """Name every ``t.col`` projection ``col`` and expand ``t.*``, as DuckDB does.
+
+    ClickHouse names an output column ``t.col`` when ``col`` is ambiguous
+    across the joined tables, so a later ``SELECT col`` from that result fails.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="clickhouse")
+    for select in tree.find_all(exp.Select):
+        sources = {
+            t.alias_or_name: t.name for t in select.find_all(exp.Table) if t.parent_select is select
+        }
+        named: list[exp.Expression] = []
+        for p in select.expressions:
+            if isinstance(p, exp.Column) and p.table and isinstance(p.this, exp.Star):
+                for column in describe(sources.get(p.table, p.table)):
+                    named.append(exp.alias_(exp.column(column, table=p.table), column))
+            elif isinstance(p, exp.Column) and p.table:
+                named.append(exp.alias_(p, p.name))
+            else:
+                named.append(p)
+        select.set("expressions", named)
+    return tree.sql(dialect="clickhouse")
+
+
+def clickhouse_statements(
+    sql: str, *, sources: dict[str, str], describe: Callable[[str], list[str]]
+) -> list[str]:
+    """The ClickHouse statements that run one statement of the shared analysis SQL.
+
+    - ``otel_traces`` / ``otel_logs`` read the exporter's tables through
+      ``sources`` (which add the columns faultlens' DuckDB store materializes);
+    - projections get DuckDB's output names (``_name_projections``);
+    - a temporary table is dropped before it is created again (DuckDB's
+      ``CREATE OR REPLACE``).
+    """
+    if _QUALIFIED.search(sql) and re.match(r"\s*(WITH|SELECT|CREATE)\b", sql, re.IGNORECASE):
+        sql = _name_projections(sql, describe)
+    sql = _STORE_TABLE.sub(lambda m: f"{m.group(1)} ({sources[m.group(2)]}) AS {m.group(2)}", sql)
+    temp = _TEMP_TABLE.match(sql)
+    if temp:
+        return [f"DROP TEMPORARY TABLE IF EXISTS {temp.group(1)}", sql]
+    return [sql]

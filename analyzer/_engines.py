@@ -31,13 +31,26 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 
-from faultlens.analyzer._clickhouse_ddl import DEFAULT_DATABASE, quote_identifier
+from faultlens.analyzer._clickhouse_ddl import (
+    DEFAULT_DATABASE,
+    faultlens_columns_sql,
+    quote_identifier,
+)
+from faultlens.analyzer._dialect import (
+    CLICKHOUSE,
+    CLICKHOUSE_SETTINGS,
+    DUCKDB,
+    Dialect,
+    clickhouse_statements,
+)
+from faultlens.analyzer._store import StoreError
 
 __all__ = [
     "DbTargetError",
     "Engine",
     "EngineConnection",
     "QueryResult",
+    "analysis_connection",
     "Target",
     "open_engine",
     "parse_db",
@@ -47,7 +60,7 @@ EngineKind = Literal["duckdb", "chdb", "clickhouse"]
 MODEL_COLUMNS = ("ModelName", "ModelVersion")
 
 
-class DbTargetError(ValueError):
+class DbTargetError(StoreError):
     """A ``--db`` value that cannot be parsed or opened (a user error, one line)."""
 
 
@@ -266,16 +279,6 @@ def _clickhouse_inner(value: Any) -> str:
     raise TypeError(f"cannot bind {type(value).__name__} as a ClickHouse parameter")
 
 
-# Standard-SQL behaviour the shared analysis SQL assumes (DuckDB's): unmatched
-# LEFT JOIN columns are NULL, not 0/''; an aggregate over no rows is NULL;
-# CAST keeps NULL; a bare UNION removes duplicates.
-CLICKHOUSE_SETTINGS = {
-    "join_use_nulls": 1,
-    "aggregate_functions_null_for_empty": 1,
-    "cast_keep_nullable": 1,
-    "union_default_mode": "DISTINCT",
-}
-
 # chDB runs one embedded server per process, on one directory at a time; sessions
 # on that directory share it. Count them so the last close frees the directory.
 _chdb_lock = threading.Lock()
@@ -472,3 +475,40 @@ def open_engine(db: str | Path | Target, *, read_only: bool = True) -> Engine:
     if target.kind == "chdb":
         return ChDBEngine(target)
     return ClickHouseEngine(target, read_only=read_only)
+
+
+def analysis_connection(
+    db: str | Path | Target, *, read_only: bool = True
+) -> tuple[EngineConnection, Dialect]:
+    """A ClickHouse store as the analysis reads it: a DuckDB-shaped connection and its dialect.
+
+    The exporter's tables are read with faultlens' store columns added
+    (``faultlens_columns_sql``: the materialized ModelName / ModelVersion when
+    the optional DDL ran, else the alias list inline), and every statement goes
+    through ``_dialect.clickhouse_statements``. Raises ``DbTargetError`` when
+    the exporter's tables are not there.
+    """
+    engine = open_engine(db, read_only=read_only)
+    if engine.dialect == "duckdb":
+        return EngineConnection(engine), DUCKDB
+    database = engine.target.database or DEFAULT_DATABASE
+    missing = [t for t in ("otel_traces", "otel_logs") if not engine.columns(t)]
+    if missing:
+        engine.close()
+        raise DbTargetError(
+            f"--db {engine.target}: no table {database}.{missing[0]} "
+            "(the Collector's ClickHouse exporter creates it; see docs/scale-out.md)"
+        )
+    model_columns = engine.has_model_columns
+    sources = {
+        t: faultlens_columns_sql(database, table=t, model_columns=model_columns)
+        for t in ("otel_traces", "otel_logs")
+    }
+
+    def describe(table: str) -> list[str]:
+        return list(engine.query(f"DESCRIBE TABLE {quote_identifier(table)}")["name"])
+
+    def prepare(sql: str) -> list[str]:
+        return clickhouse_statements(sql, sources=sources, describe=describe)
+
+    return EngineConnection(engine, prepare), CLICKHOUSE
