@@ -182,3 +182,27 @@ def test_engine_connection_answers_like_duckdb(tmp_path) -> None:
         )
         result = con.execute("SELECT n FROM fl_t WHERE n >= {lo:UInt64} ORDER BY n", {"lo": 1})
         assert (result.fetchall(), result.fetchone()) == ([(1,), (2,)], (1,))
+
+
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        (
+            "chdb:{tmp}/empty",
+            "error: --db chdb:{tmp}/empty?database=otel: no table otel.otel_traces "
+            "(the Collector's ClickHouse exporter creates it; see docs/scale-out.md)",
+        ),
+        (
+            "mysql://h/db",
+            "error: --db 'mysql://h/db': unknown scheme 'mysql' "
+            "(a DuckDB file, chdb:PATH or clickhouse://)",
+        ),
+    ],
+)
+def test_cli_says_what_is_wrong_with_the_store(tmp_path, db: str, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from faultlens.cli._app import app
+
+    result = CliRunner().invoke(app, ["incidents", "--db", db.format(tmp=tmp_path)])
+    assert (result.exit_code, result.stderr.strip()) == (1, message.format(tmp=tmp_path))
