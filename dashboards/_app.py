@@ -81,8 +81,9 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
         db=db,
         version=version,
         run=run,
-        start_ns=_dt_to_ns(start),
-        end_ns=_dt_to_ns(end),
+        # The whole run: no bound at all (the slider's whole-second ends would clip it).
+        start_ns=None if start == first else _dt_to_ns(start),
+        end_ns=None if end == last else _dt_to_ns(end),
         bucket_s=int(bucket_s),
     )
     return connection(db, version, run), filters

@@ -25,6 +25,7 @@ __all__ = [
     "Filters",
     "as_text",
     "connection",
+    "contrast",
     "incidents",
     "db_path",
     "db_version",
@@ -118,6 +119,24 @@ def sibling_run(filters: Filters) -> str | None:
     scenario = (filters.run or "").partition("/")[0]
     others = [r for r in runs["run"] if r != filters.run and r.partition("/")[0] == scenario]
     return others[0] if others else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _contrast(_con: Connection, _other: Connection | None, key: tuple, other: str | None) -> Any:
+    del key, other  # only part of the cache key
+    with _con.lock:
+        return _con.analysis.contrast(None if _other is None else _other.analysis)
+
+
+def contrast(con: Connection, filters: Filters) -> pd.DataFrame:
+    """The analyzer's layout contrast for the chosen run's scenario, columns labelled.
+
+    Beside the chosen run: the other layout's actual run when the store holds
+    one, and the monolith's per-model projection whenever it has one.
+    """
+    other = sibling_run(filters)
+    other_con = None if other is None else connection(filters.db, filters.version, other)
+    return _contrast(con, other_con, filters.key, other)
 
 
 def window(frame: pd.DataFrame, filters: Filters, column: str = "bucket_start") -> pd.DataFrame:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from faultlens.dashboards._data import Connection, Filters, as_text, query
-from faultlens.dashboards._figures import fig_blast_radius, fig_incident_timeline
 from faultlens.dashboards._views import clock, pick_incident, seconds, share
 
-_NS = 1_000_000_000
 # (view, short label, heading): the two ways of looking at the same telemetry.
 _VIEWS = (
     ("model_aware", "model-aware", "With model identity (faultlens tags)"),
@@ -42,13 +40,10 @@ def render(con: Connection, filters: Filters) -> None:
         f"Onset {clock(incident['onset_ns'])} · isolated after "
         f"{seconds(isolation['model_aware']['seconds'])} · end {clock(incident['end_ns'])} (UTC)"
     )
-    series = query(con, filters, "timeseries", scope="model", bucket_s=filters.bucket_s)
-    around = series[
-        (series["bucket_start"] >= incident["onset_ns"] - 60 * _NS)
-        & (series["bucket_start"] <= incident["end_ns"] + 30 * _NS)
-    ]
     st.plotly_chart(
-        fig_incident_timeline(around, incident), width="stretch", key="incident-timeline"
+        query(con, filters, "fig_incident_timeline", incident["id"]),
+        width="stretch",
+        key="incident-timeline",
     )
 
     st.subheader("Culprit candidates, ranked")
@@ -71,7 +66,11 @@ def render(con: Connection, filters: Filters) -> None:
             st.text("No collateral: every affected request touched the culprit.")
         else:
             st.dataframe(as_text(apart), hide_index=True, width="stretch")
-    st.plotly_chart(fig_blast_radius(radius), width="stretch", key="incident-blast")
+    st.plotly_chart(
+        query(con, filters, "fig_blast_radius", incident["id"]),
+        width="stretch",
+        key="incident-blast",
+    )
 
     st.subheader("Fault isolation: model-aware against service-only")
     for column, (view, short, heading) in zip(st.columns(2), _VIEWS, strict=True):

@@ -9,7 +9,8 @@ import streamlit as st
 from faultlens.dashboards._data import Connection, Filters, as_text, query
 
 ANY = "(any)"
-SEVERITIES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+# OpenTelemetry severity names and the lowest SeverityNumber of each range.
+SEVERITIES = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -22,7 +23,7 @@ def render(con: Connection, filters: Filters) -> None:
     a, b, c = st.columns([2, 1, 1])
     trace_id = a.text_input("Trace ID (32 hex digits)", key="logs-trace").strip().lower()
     model = b.selectbox("Model", (ANY, *models), key="logs-model")
-    severity = c.selectbox("Minimum severity", SEVERITIES, index=2, key="logs-severity")
+    severity = c.selectbox("Minimum severity", list(SEVERITIES), index=2, key="logs-severity")
     if trace_id and not _TRACE_ID.fullmatch(trace_id):
         st.error("A trace ID is 32 hexadecimal digits.")
         return
@@ -32,7 +33,9 @@ def render(con: Connection, filters: Filters) -> None:
         "logs",
         trace_id=trace_id or None,
         model=None if model == ANY else model,
-        min_severity=severity,
+        min_severity=SEVERITIES[severity],
+        start_ns=filters.start_ns,
+        end_ns=filters.end_ns,
         limit=500,
     )
     st.caption(f"{len(logs)} log records (at most 500)")

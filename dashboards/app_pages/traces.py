@@ -10,7 +10,7 @@ import streamlit as st
 from faultlens.dashboards._data import Connection, Filters, as_text, query
 
 ANY = "(any)"
-STATUSES = (ANY, "Error", "Ok", "Unset")
+STATUSES = (ANY, "Error", "Ok")  # Ok: no error (Ok or Unset)
 
 
 def render(con: Connection, filters: Filters) -> None:

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from faultlens.dashboards import ENTRYPOINT
 from faultlens.dashboards._data import as_text
 from faultlens.dashboards._views import seconds, share
+from faultlens.dashboards.app_pages.contrast import HEADLINE, contrast_text
 
 
 def _open(at: AppTest, page: str) -> AppTest:
@@ -42,7 +43,7 @@ def test_overview(app: AppTest, analysis) -> None:
     assert metrics["First culprit"] == incidents[0]["culprit"]["model"]
     _has_frame(app, analysis.layouts())
     _has_frame(app, analysis.incidents_frame())
-    assert len(app.get("plotly_chart")) == 1
+    assert len(app.get("plotly_chart")) == 3
 
 
 def test_incident(app: AppTest, analysis) -> None:
@@ -64,33 +65,34 @@ def test_incident(app: AppTest, analysis) -> None:
         assert metrics[f"Logs to read ({short})"] == str(answer["evidence_logs"])
     _has_frame(app, analysis.candidates(incident["id"]))
     _has_frame(app, analysis.blast_radius(incident["id"]))
+    _has_frame(app, analysis.error_logs(incident["id"], limit=200))
     assert len(app.get("plotly_chart")) == 2
 
 
-def _sides(at: AppTest) -> dict[str, dict[str, str]]:
-    """The contrast's two labelled sides: heading -> its four cards, in page order."""
-    headings = [s.value for s in at.subheader][:2]
+def _cards(at: AppTest) -> dict[str, dict[str, str]]:
+    """The contrast's labelled columns: heading -> its four cards, in page order."""
     cards = [(m.label, m.value) for m in at.metric]
-    assert len(cards) == 8, cards
-    return {headings[0]: dict(cards[:4]), headings[1]: dict(cards[4:])}
+    headings = [s.value for s in at.subheader][: len(cards) // 4]
+    assert len(cards) == 4 * len(headings), cards
+    return {h: dict(cards[4 * n : 4 * n + 4]) for n, h in enumerate(headings)}
+
+
+def _expected_cards(table: pd.DataFrame) -> dict[str, dict[str, str]]:
+    text = contrast_text(table)
+    return {
+        side: {label: text.at[metric, side] for metric, label in HEADLINE} for side in table.columns
+    }
 
 
 def test_layout_contrast(app: AppTest, analysis, other_analysis) -> None:
     _open(app, "contrast")
     assert [t.value for t in app.title] == ["Layout contrast"]
-    sides = _sides(app)
-    assert list(sides) == ["monolith (actual)", "per-model (actual)"]
-    for side, answer in zip(sides.values(), (analysis, other_analysis), strict=True):
-        incident = answer.incidents()[0].to_dict()
-        blast = incident["blast_radius"]
-        fit = incident["fault_isolation"]["service_only"]["seconds"]
-        most = max(len(m) for m in answer.layouts()["models"])
-        assert side == {
-            "Isolation time (plain OTel)": seconds(fit),
-            "Blast radius (requests)": str(blast["requests"]),
-            "Collateral (requests)": str(blast["collateral"]),
-            "Models restarted per update": str(most),
-        }
+    table = analysis.contrast(other_analysis)
+    assert {"monolith (actual)", "per-model (actual)"} <= set(table.columns)
+    assert _cards(app) == _expected_cards(table)
+    _has_frame(app, contrast_text(table).reset_index())
+    blast = analysis.incidents()[0].to_dict()["blast_radius"]
+    assert _cards(app)["monolith (actual)"]["Blast radius (requests)"] == str(blast["requests"])
 
 
 def test_layout_contrast_counterfactual_on_a_single_layout_store(
@@ -101,13 +103,14 @@ def test_layout_contrast_counterfactual_on_a_single_layout_store(
     _open(at, "contrast")
     projected = analysis.incidents()[0].to_dict()["counterfactual_per_model"]
     assert projected is not None
-    sides = _sides(at)
-    assert list(sides) == ["monolith (actual)", "per-model (counterfactual)"]
-    assert sides["per-model (counterfactual)"] == {
+    cards = _cards(at)
+    assert list(cards) == ["monolith (actual)", "per-model (counterfactual)"]
+    assert cards == _expected_cards(analysis.contrast())
+    assert cards["per-model (counterfactual)"] == {
         "Isolation time (plain OTel)": "not projected",
         "Blast radius (requests)": str(projected["requests"]),
         "Collateral (requests)": "0",
-        "Models restarted per update": "1",
+        "Models restarted per update": "not projected",
     }
 
 
@@ -136,7 +139,7 @@ def test_logs(app: AppTest, analysis) -> None:
     assert [t.value for t in app.title] == ["Logs"]
     app.selectbox(key="logs-severity").select("ERROR").run()
     assert not app.exception, app.exception
-    logs = analysis.logs(trace_id=None, model=None, min_severity="ERROR", limit=500)
+    logs = analysis.logs(trace_id=None, model=None, min_severity=17, limit=500)
     assert len(logs) > 0
     _has_frame(app, logs)
     app.text_input(key="logs-trace").input("<b>not-a-trace</b>").run()
