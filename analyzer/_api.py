@@ -299,7 +299,7 @@ class Analysis:
         top = ranked["model_aware"].iloc[0]
         service = str(top.service)
         model = top.model if isinstance(top.model, str) else None
-        svc_models = self._service_models().get(service, [])
+        svc_models = self._svc_models.get(service, [])
         candidates = tuple(
             self._candidate(evs["model_aware"], r, svc_models)
             for r in ranked["model_aware"].itertuples()
@@ -327,7 +327,7 @@ class Analysis:
             slo_ms=slo_ms,
         )
         layout = self._run_layout(run)
-        coupling = self.update_coupling()
+        coupling = self._update_coupling
         near = coupling[
             (coupling.run == run)
             & (coupling.changed_ns >= onset - _localize.LOOKBACK_NS)
@@ -375,7 +375,8 @@ class Analysis:
         declared = str(f.declared.iloc[0] or "")
         return declared or ("monolith" if int(f.most.iloc[0] or 0) > 1 else "per-model")
 
-    def _service_models(self) -> dict[str, builtins.list[str]]:
+    @cached_property
+    def _svc_models(self) -> dict[str, builtins.list[str]]:
         lay = self.layouts()
         return dict(zip(lay.service, lay.models, strict=True))
 
@@ -387,12 +388,16 @@ class Analysis:
         live = v[(v.first_ns < ev.buckets[-1] + ev.bucket_ns) & (v.last_ns >= ev.onset_ns)]
         v = (live if len(live) else v).sort_values("first_ns")
         version = str(v.version.iloc[-1]) if len(v) else None
-        evidence = _localize.describe(ev, r, svc_models=self._service_models().get(r.service, []))
+        evidence = _localize.describe(ev, r, svc_models=self._svc_models.get(r.service, []))
         return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)
 
     # -- coupling -----------------------------------------------------------------
     def update_coupling(self) -> pd.DataFrame:
         """Per model-version change: models restarted with it and downtime (s)."""
+        return self._update_coupling.copy()
+
+    @cached_property
+    def _update_coupling(self) -> pd.DataFrame:
         assert self._facts
         return _coupling.update_coupling(self.con, self.d)
 
@@ -594,6 +599,12 @@ def incident_report(
 ) -> str:
     """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
     a = open(db)
+    # The id starts with its run: analyse only that run.
+    runs = [
+        r for r in a.runs().run if incident_id.startswith(f"{(r or 'store').replace('/', '-')}-")
+    ]
+    if len(runs) == 1:
+        a = Analysis(a.con.raw, run=runs[0] or None, settings=a.settings)
     i = a.incident(incident_id, slo_ms=slo_ms)
     d = i.to_dict()
     when = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()  # noqa: E731
