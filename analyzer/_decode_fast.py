@@ -23,11 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from faultlens.analyzer._decode import (
-    _HEX16,
-    _HEX32,
     _I63,
-    _ZERO16,
-    _ZERO32,
     KIND_NAMES,
     MODEL_KEYS,
     STATUS_NAMES,
@@ -136,11 +132,8 @@ _SCHEMA = pa.schema(
     ]
 )
 _PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="error")
-_DIGITS = r"^[0-9]+$"
 _KINDS = pa.array([KIND_NAMES[i] for i in range(6)], pa.string())
 _STATUSES = pa.array([STATUS_NAMES[i] for i in range(3)], pa.string())
-_ALIAS_KEYS = sorted(MODEL_KEYS)
-_SEP = "\x1f"
 
 
 class _Unsure(Exception):
@@ -165,25 +158,44 @@ def _any(mask: pa.Array) -> bool:
     return bool(pc.any(pc.fill_null(mask, True)).as_py())
 
 
-def _ids(raw: pa.Array, pattern: str, zero: str | None) -> pa.Array:
-    low = pc.utf8_lower(pc.fill_null(raw, ""))
-    bad = pc.invert(pc.match_substring_regex(low, pattern))
-    if zero is not None:
-        bad = pc.or_(bad, pc.equal(low, zero))
-    if _any(bad):
-        raise _Unsure("an id is not valid hex")
-    return low
+_HEX = np.zeros(256, np.uint8)  # 1: 0-9 a-f, 2: A-F, 0: anything else
+_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = 1
+_HEX[np.frombuffer(b"ABCDEF", np.uint8)] = 2
+_DIGIT = np.zeros(256, bool)
+_DIGIT[np.frombuffer(b"0123456789", np.uint8)] = True
+
+
+def _bytes_of(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, the characters as bytes) of a string array without nulls."""
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
+    return np.diff(offsets), data
+
+
+def _ids(raw: pa.Array, width: int, *, zero: bool, optional: bool) -> pa.Array:
+    """Hex ids of `width` digits (or empty when optional), lower-cased; anything else: unsure."""
+    text = pc.fill_null(raw, "")
+    lengths, data = _bytes_of(text)
+    ok = lengths == width
+    if optional:
+        ok |= lengths == 0
+    if not ok.all():
+        raise _Unsure("an id has the wrong length")
+    kinds = _HEX[data]
+    if not kinds.all():
+        raise _Unsure("an id is not hex")
+    if zero and len(data) and (data.reshape(-1, width) == ord("0")).all(axis=1).any():
+        raise _Unsure("an all-zero id")
+    return pc.utf8_lower(text) if (kinds == 2).any() else text
 
 
 def _nanos(raw: pa.Array) -> pa.Array:
     """Unsigned decimal strings (absent = 0) as uint64, all below 2**63."""
     text = pc.fill_null(raw, "0")
-    if _any(pc.invert(pc.match_substring_regex(text, _DIGITS))):
-        raise _Unsure("a time is not plain digits")
-    try:
-        nanos = pc.cast(text, pa.uint64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Unsure("a time is out of range") from None
+    lengths, data = _bytes_of(text)
+    if not ((lengths > 0) & (lengths < 20)).all() or not _DIGIT[data].all():
+        raise _Unsure("a time is not plain digits below 10**19")
+    nanos = pc.cast(text, pa.uint64())
     if len(nanos) and _any(pc.greater_equal(nanos, pa.scalar(_I63, pa.uint64()))):
         raise _Unsure("a time is out of range")
     return nanos
@@ -240,28 +252,40 @@ def _model(
     n: int, keys: pa.Array, values: pa.Array, parents: np.ndarray, scope_of: np.ndarray, scopes: Any
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
     """ModelName, ModelVersion, HttpRoute per span: resolve_model over distinct alias tuples."""
-    picked = pc.is_in(keys, pa.array(_ALIAS_KEYS, pa.string()))
+    # Each span's alias values as one integer (a digit per alias key), resolved once per
+    # distinct combination.
+    key_codes = pc.dictionary_encode(keys)
+    kcodes = key_codes.indices.to_numpy()
+    aliases = [(k, c) for c, k in enumerate(key_codes.dictionary.to_pylist()) if k in MODEL_KEYS]
+    sel = np.flatnonzero(np.isin(kcodes, [c for _, c in aliases]))
+    value_codes = pc.dictionary_encode(pc.take(values, pa.array(sel)))
+    vcodes = value_codes.indices.to_numpy().astype(np.int64) + 1
+    texts = ["", *value_codes.dictionary.to_pylist()]
     has = np.zeros(n, bool)
-    columns = []
-    if _any(pc.match_substring(pc.filter(values, picked), _SEP)):
-        raise _Unsure("a model attribute holds the separator")
-    for key in _ALIAS_KEYS:
-        where = pc.indices_nonzero(pc.equal(keys, key)).to_numpy()
-        index = np.full(n, len(values), np.int64)  # one past the end: ''
-        index[parents[where]] = where
-        has[parents[where]] = True
-        columns.append(pc.take(pa.concat_arrays([values, pa.array([""])]), pa.array(index)))
-    joined = pc.binary_join_element_wise(*columns, _SEP)
-    codes = pc.dictionary_encode(joined)
+    has[parents[sel]] = True
+    combo = np.zeros(n, np.int64)
+    stride = 1
+    for _, code in aliases:
+        mine = kcodes[sel] == code
+        digit = np.zeros(n, np.int64)
+        digit[parents[sel[mine]]] = vcodes[mine]
+        combo += digit * stride
+        stride *= len(texts)
+        if stride >= 1 << 62:
+            raise _Unsure("too many distinct model attribute values")
+    codes = pc.dictionary_encode(pa.array(combo))
     names: list[str | None] = []
     versions: list[str | None] = []
     routes: list[str] = []
-    for combo in codes.dictionary.to_pylist():
-        found = dict(zip(_ALIAS_KEYS, combo.split(_SEP), strict=True))
+    for number in codes.dictionary.to_pylist():
+        found = {}
+        for key, _ in aliases:
+            number, digit = divmod(number, len(texts))
+            found[key] = texts[digit]
         name, version = resolve_model(found)
         names.append(name)
         versions.append(version)
-        routes.append(found["http.route"])
+        routes.append(found.get("http.route", ""))
     idx = codes.indices
     scope_of_arr = pa.array(scope_of, pa.int32())
     scope_name = pc.take(pa.array([m[0] for m in scopes.scope_model], pa.string()), scope_of_arr)
@@ -327,13 +351,32 @@ def _links(links: pa.Array) -> dict[str, pa.Array]:
     off = pa.array(offsets, pa.int32())
     maps = _attr_maps(_field(flat, "attributes"))[0]
     return {
-        "Links.TraceId": pa.ListArray.from_arrays(off, _ids(_field(flat, "traceId"), _HEX32, None)),
-        "Links.SpanId": pa.ListArray.from_arrays(off, _ids(_field(flat, "spanId"), _HEX16, None)),
+        "Links.TraceId": pa.ListArray.from_arrays(
+            off, _ids(_field(flat, "traceId"), 32, zero=False, optional=False)
+        ),
+        "Links.SpanId": pa.ListArray.from_arrays(
+            off, _ids(_field(flat, "spanId"), 16, zero=False, optional=False)
+        ),
         "Links.TraceState": pa.ListArray.from_arrays(
             off, pc.fill_null(_field(flat, "traceState"), "")
         ),
         "Links.Attributes": pa.ListArray.from_arrays(off, maps),
     }
+
+
+def _object_lines(data: bytes) -> int:
+    """Lines that are exactly '{...}' (an optional CR aside); -1 when another line is not empty."""
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if not len(buf) or buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    last = ends - 1
+    last[(last >= starts) & (buf[np.maximum(last, 0)] == 13)] -= 1  # CRLF
+    filled = last >= starts
+    first_ok = buf[np.minimum(starts[filled], len(buf) - 1)] == ord("{")
+    last_ok = buf[last[filled]] == ord("}")
+    return int(filled.sum()) if (first_ok & last_ok).all() else -1
 
 
 def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
@@ -350,8 +393,7 @@ def _decode(data: bytes) -> tuple[pa.Table | None, int]:
     lines = pj.read_json(io.BytesIO(data), parse_options=_PARSE)["resourceSpans"].combine_chunks()
     # One object per line, as the Python decoder reads them: a line that starts with '{'
     # and ends with '}' cannot be part of a longer object, so equal counts mean one each.
-    objects = [text for text in (line.strip() for line in data.split(b"\n")) if text]
-    if len(lines) != len(objects) or any(o[:1] != b"{" or o[-1:] != b"}" for o in objects):
+    if len(lines) != _object_lines(data):
         raise _Unsure("not one JSON object per line")  # the Python decoder rejects such lines
     if lines.null_count or _any(pc.equal(pc.list_value_length(lines), 0)):
         raise _Unsure("a line without resourceSpans")  # the Python decoder may reject it
@@ -371,9 +413,9 @@ def _decode(data: bytes) -> tuple[pa.Table | None, int]:
     names, versions, routes = _model(n, keys, values, parents, scope_of, scopes)
     cols: dict[str, pa.Array] = {
         "Timestamp": start.cast(pa.int64()).cast(pa.timestamp("ns")),
-        "TraceId": _ids(_field(spans, "traceId"), _HEX32, _ZERO32),
-        "SpanId": _ids(_field(spans, "spanId"), _HEX16, _ZERO16),
-        "ParentSpanId": _ids(_field(spans, "parentSpanId"), r"^([0-9a-f]{16})?$", None),
+        "TraceId": _ids(_field(spans, "traceId"), 32, zero=True, optional=False),
+        "SpanId": _ids(_field(spans, "spanId"), 16, zero=True, optional=False),
+        "ParentSpanId": _ids(_field(spans, "parentSpanId"), 16, zero=False, optional=True),
         "TraceState": pc.fill_null(_field(spans, "traceState"), ""),
         "SpanName": pc.fill_null(_field(spans, "name"), ""),
         "SpanKind": _enum(kind, _KINDS, ""),
