@@ -10,6 +10,9 @@ import typer
 from faultlens.cli._app import DEFAULT_DB, app
 from faultlens.cli._dashboard import HostOption, free_port, serve
 
+# The run whose contrast shows the all-in-one cost most plainly (printed as a link).
+SHOWCASE = "crash/monolith"
+
 
 def sample_runs() -> dict[str, Path]:
     """The committed sample runs: ``"<scenario>/<layout>"`` -> its directory."""
@@ -54,4 +57,10 @@ def demo(host: HostOption = "127.0.0.1") -> None:
         analyzer.ingest([str(p) for p in todo.values()], db=str(db))
     else:
         typer.echo(f"faultlens demo: {db} already holds the {len(runs)} sample runs")
-    serve(str(db), host=host, port=free_port(host, 8501))
+    port = free_port(host, 8501)
+    if SHOWCASE in runs:
+        typer.echo(
+            f"faultlens demo: the layout contrast of one crash: "
+            f"http://{host}:{port}/contrast?run={SHOWCASE}"
+        )
+    serve(str(db), host=host, port=port)

@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+FAULTLENS = Path(sys.executable).with_name("faultlens")
 # (url path, heading) of every page, in navigation order.
 PAGES = (
     ("overview", "Overview"),
@@ -55,31 +56,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path, *, timeout_s: float = 60) -> float:
+    """Seconds until Streamlit's health endpoint answers; fails with the server's log."""
+    started = time.monotonic()
+    while True:
+        assert proc.poll() is None, f"dashboard exited early:\n{log.read_text()}"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        waited = time.monotonic() - started
+        assert waited < timeout_s, f"dashboard not up in {timeout_s} s:\n{log.read_text()}"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def server(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`faultlens dashboard` on a free loopback port, as a user starts it."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "dashboard.log"
-    faultlens = Path(sys.executable).with_name("faultlens")
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(faultlens), "dashboard", "--db", sample_db, "--port", str(port)],
+            [str(FAULTLENS), "dashboard", "--db", sample_db, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"dashboard exited early:\n{log.read_text()}"
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"dashboard not up in 60 s:\n{log.read_text()}"
-            time.sleep(0.3)
+        wait_healthy(proc, url, log)
         yield url
     finally:
         proc.terminate()
