@@ -88,7 +88,8 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
                nullif(ModelName, '') AS model, nullif(ModelVersion, '') AS version,
                ServiceInstanceId AS instance, {d.kind()} AS kind,
                CASE WHEN {d.is_error()} THEN 1 ELSE 0 END AS is_err,
-               nullif(HttpRoute, '') AS route, SpanName AS name, {peer} AS peer,
+               nullif(HttpRoute, '') AS route, SpanName AS name,
+               CASE WHEN {d.is_client()} THEN {peer} END AS peer,
                Layout AS layout
         FROM otel_traces WHERE {run_filter}"""
     con.execute(d.temp_table("fl_base", base), params)
