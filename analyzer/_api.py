@@ -539,7 +539,7 @@ class Analysis:
                     "blast radius (share)": i.counterfactual["share"],
                     "collateral (requests)": 0,
                 }
-        frame = pd.DataFrame(cols)
+        frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in cols.items()})
         frame.index.name = "metric"
         return frame
 
