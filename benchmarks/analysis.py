@@ -5,6 +5,10 @@ shifted by microseconds): the same incidents at many times the traffic, up to
 --spans spans (default 10 million). Prints what ran, on which machine, both
 timings and the ratio (target: at most 5x).
 
+Then (unless --no-chdb) the same store is copied into chDB under the
+OpenTelemetry Collector ClickHouse exporter's DDL and the same analysis runs
+there: chDB against DuckDB on the same data, and whether the answers agree.
+
 Example: .venv/bin/python benchmarks/analysis.py --spans 1000000
 """
 
@@ -66,6 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--db", type=Path, help="keep the store here (default: a temp dir)")
+    parser.add_argument(
+        "--no-chdb", action="store_true", help="skip the chDB run of the same analysis"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "bench.duckdb"
@@ -98,6 +105,31 @@ def main() -> None:
             f"{full:.2f} s, {len(incidents)} incidents, {named} with a culprit"
         )
         print(f"ratio analysis / full scan: {full / scan:.1f}x (target <= 5x)")
+        if not args.no_chdb:
+            compare_chdb(db, Path(tmp) / "chdb", incidents, full)
+
+
+def compare_chdb(db: Path, directory: Path, incidents: list, duckdb_s: float) -> None:
+    """The same analysis on chDB over the exporter's tables holding the same spans."""
+    import chdb
+
+    from faultlens.analyzer._clickhouse_ddl import load_from_duckdb
+    from faultlens.analyzer._engines import open_engine
+
+    t = time.perf_counter()
+    with open_engine(f"chdb:{directory}", read_only=False) as engine:
+        copied = load_from_duckdb(db, engine)
+    loaded = time.perf_counter() - t
+    print(
+        f"chDB {chdb.__version__}: {copied['otel_traces']:,} spans copied into the exporter's "
+        f"otel_traces (model identity resolved in SQL) in {loaded:.1f} s"
+    )
+    t = time.perf_counter()
+    answer = fa.open(f"chdb:{directory}").incidents()
+    chdb_s = time.perf_counter() - t
+    same = [i.to_dict() for i in answer] == [i.to_dict() for i in incidents]
+    print(f"analysis on chDB: {chdb_s:.2f} s, {len(answer)} incidents, same answer: {same}")
+    print(f"ratio chDB / DuckDB: {chdb_s / duckdb_s:.1f}x")
 
 
 if __name__ == "__main__":
