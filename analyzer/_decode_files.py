@@ -33,7 +33,7 @@ from faultlens.analyzer._decode_fast import decode_traces_fast
 from faultlens.analyzer._decode_json import Decoded, decode_document, decode_json_lines
 from faultlens.analyzer._decode_proto import decode_protobuf
 
-__all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "expand_paths"]
+__all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "decode_chunk_fast", "expand_paths"]
 
 # Bytes per decoded chunk; the environment override exists for the kill -9 test.
 CHUNK_BYTES = int(os.environ.get("FAULTLENS_CHUNK_BYTES", 24 << 20))
@@ -42,6 +42,17 @@ _ZSTD = b"\x28\xb5\x2f\xfd"
 _SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".proto", ".protobuf", ".otlp", ".bin"}
 _COMPRESSED = {".gz", ".zst", ".zstd"}
 _MAX_FRAME = 1 << 30
+_OTLP_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "resourceProfiles")
+NOT_OTLP = "not OTLP (no resourceSpans/resourceLogs)"
+
+
+def _not_otlp(doc: object) -> bool:
+    """A JSON value that is recognisably something else: an object (or a list of them)
+    with fields, none of them OTLP's. ``{}`` is an empty TracesData, so it is OTLP."""
+    docs = doc if isinstance(doc, list) else [doc]
+    return bool(docs) and all(
+        isinstance(d, dict) and d and not any(k in d for k in _OTLP_KEYS) for d in docs
+    )
 
 
 @dataclass
@@ -64,6 +75,7 @@ class DecodedChunk:
     logs: pa.Table | None
     rejects: list[tuple[str, Reject]] = field(default_factory=list)
     read: dict[str, int] = field(default_factory=dict)
+    skipped: str | None = None  # why the whole source was skipped (it is not OTLP)
 
 
 def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -150,8 +162,11 @@ def _chunks(
     if first in (b"{", b"[") or (json_name and head[0] != 0):
         first_line = head.split(b"\n", 1)[0]
         try:
-            orjson.loads(first_line)
+            first_doc = orjson.loads(first_line)
             is_lines = True
+            if _not_otlp(first_doc):
+                yield Chunk(source, "skip", NOT_OTLP, consumed=consumed())
+                return
         except orjson.JSONDecodeError:
             # A pretty-printed document opens with a line that is not JSON on its own.
             is_lines = first_line.lstrip()[:1] not in (b"{", b"[")
@@ -225,8 +240,24 @@ def _decode_frame(data: bytes, label: str, out: Decoded) -> None:
     decode_protobuf(data, label, out)
 
 
-def decode_chunk(chunk: Chunk) -> DecodedChunk:
+def decode_chunk_fast(chunk: Chunk) -> DecodedChunk | None:
+    """The chunk through the vectorized trace decoder, or None when it declines it."""
+    if chunk.kind != "jsonl":
+        return None
+    if not chunk.data.strip():
+        return DecodedChunk(chunk.source, None, None, [], {"traces": 0, "logs": 0, "unknown": 0})
+    fast = decode_traces_fast(chunk.data)
+    if fast is None:
+        return None
+    read = {"traces": fast[1], "logs": 0, "unknown": 0}
+    return DecodedChunk(chunk.source, fast[0], None, [], read)
+
+
+def decode_chunk(chunk: Chunk, *, fast: bool = True) -> DecodedChunk:
     """Decode one chunk into tables and rejects (runs in a worker process when parallel)."""
+    decoded = decode_chunk_fast(chunk) if fast else None
+    if decoded is not None:
+        return decoded
     # Decoding allocates millions of acyclic containers and keeps them alive until the
     # chunk is done: the cyclic GC would rescan them over and over (2x the decode time).
     enabled = gc.isenabled()
@@ -239,11 +270,6 @@ def decode_chunk(chunk: Chunk) -> DecodedChunk:
 
 
 def _decode_chunk(chunk: Chunk) -> DecodedChunk:
-    if chunk.kind == "jsonl":
-        fast = decode_traces_fast(chunk.data)
-        if fast is not None:
-            read = {"traces": fast[1], "logs": 0, "unknown": 0}
-            return DecodedChunk(chunk.source, fast[0], None, [], read)
     out = Decoded()
     if chunk.kind == "jsonl":
         decode_json_lines(chunk.data, chunk.source, chunk.first_line, out)
@@ -255,6 +281,8 @@ def _decode_chunk(chunk: Chunk) -> DecodedChunk:
                 f"{chunk.source}:{exc.lineno}:{exc.colno}", f"not valid JSON ({exc.msg})", b""
             )
         else:
+            if _not_otlp(doc):
+                return DecodedChunk(chunk.source, None, None, [], {}, skipped=NOT_OTLP)
             docs = doc if isinstance(doc, list) else [doc]
             for i, one in enumerate(docs):
                 label = chunk.source if len(docs) == 1 else f"{chunk.source}[{i}]"
@@ -262,6 +290,8 @@ def _decode_chunk(chunk: Chunk) -> DecodedChunk:
     elif chunk.kind == "frames":
         for offset, data in chunk.data:
             _decode_frame(data, f"{chunk.source}@byte {offset}", out)
+    elif chunk.kind == "skip":
+        return DecodedChunk(chunk.source, None, None, [], {}, skipped=chunk.data)
     elif chunk.kind == "proto":
         decode_protobuf(chunk.data, f"{chunk.source}@byte 0", out)
     else:

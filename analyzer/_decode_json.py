@@ -38,6 +38,9 @@ for _k in range(4):
     _SEVERITY[f"SEVERITY_NUMBER_FATAL{_k + 1 if _k else ''}"] = 21 + _k
 
 
+_OTLP_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "resourceProfiles")
+
+
 class BadValue(ValueError):
     """A value the OTLP/JSON encoding does not allow."""
 
@@ -404,6 +407,9 @@ def decode_document(doc: Any, label: str, out: Decoded) -> None:
     """One TracesData/LogsData (or Export*ServiceRequest) object, already parsed."""
     if not isinstance(doc, dict):
         out.reject(label, "not an OTLP JSON object", orjson.dumps(doc, default=str))
+        return
+    if doc and not any(key in doc for key in _OTLP_KEYS):
+        out.reject(label, "not OTLP (no resourceSpans/resourceLogs)", orjson.dumps(doc))
         return
     if "resourceSpans" in doc:
         _signal(

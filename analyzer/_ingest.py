@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from faultlens.analyzer._decode_files import (
     DecodedChunk,
     chunks,
     decode_chunk,
+    decode_chunk_fast,
     expand_paths,
     file_size,
 )
@@ -45,7 +47,8 @@ class IngestReport:
     """What an ingest read and did with it; ``read == stored + duplicates + quarantined``.
 
     ``errors`` holds one line per problem (``FILE:LINE record N: reason``), the
-    first 1000; ``errors_omitted`` counts the rest.
+    first 1000; ``errors_omitted`` counts the rest. ``skipped`` names the files that
+    are recognisably not OTLP (``FILE: not OTLP (...)``); ``files`` does not count them.
     """
 
     files: int
@@ -58,24 +61,55 @@ class IngestReport:
     errors: tuple[str, ...]
     errors_omitted: int
     seconds: float
+    skipped: tuple[str, ...] = ()
 
 
-def _windowed(
-    items: Iterator[Chunk], pool: ProcessPoolExecutor | None, window: int
-) -> Iterator[tuple[Chunk, DecodedChunk]]:
-    if pool is None:
+class _Decoder:
+    """Decodes chunks ahead of the writer, in order, a bounded window at a time.
+
+    A thread tries the vectorized path first (pyarrow and DuckDB release the GIL, so
+    decoding the next chunks overlaps the insert of this one, without pickling); a chunk
+    it declines goes to worker processes (started on first need) when the input is large,
+    since the Python decoder holds the GIL.
+    """
+
+    def __init__(self, processes: int, window: int) -> None:
+        self.processes = processes
+        self.window = window
+        self.threads = ThreadPoolExecutor(2, thread_name_prefix="faultlens-decode")
+        self.pool: ProcessPoolExecutor | None = None
+        self.lock = threading.Lock()
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        with self.lock:
+            if self.pool is None:
+                context = multiprocessing.get_context("spawn")
+                self.pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            return self.pool
+
+    def _decode(self, chunk: Chunk) -> DecodedChunk:
+        fast = decode_chunk_fast(chunk)
+        if fast is not None:
+            return fast
+        if self.processes > 1:
+            return self._process_pool().submit(decode_chunk, chunk, fast=False).result()
+        return decode_chunk(chunk, fast=False)
+
+    def decoded(self, items: Iterator[Chunk]) -> Iterator[tuple[Chunk, DecodedChunk]]:
+        pending: deque[tuple[Chunk, Future[DecodedChunk]]] = deque()
         for chunk in items:
-            yield chunk, decode_chunk(chunk)
-        return
-    pending: deque[tuple[Chunk, Future[DecodedChunk]]] = deque()
-    for chunk in items:
-        pending.append((chunk, pool.submit(decode_chunk, chunk)))
-        if len(pending) >= window:
+            pending.append((chunk, self.threads.submit(self._decode, chunk)))
+            if len(pending) >= self.window:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
             done, future = pending.popleft()
             yield done, future.result()
-    while pending:
-        done, future = pending.popleft()
-        yield done, future.result()
+
+    def close(self) -> None:
+        self.threads.shutdown(cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
@@ -103,6 +137,7 @@ def _grouped(
             _concat([d.logs for _, d in group]),
             [r for _, d in group for r in d.rejects],
             read,
+            next((d.skipped for _, d in group if d.skipped), None),
         )
         return group[0][0].source, sum(c.consumed for c, _ in group), merged
 
@@ -148,16 +183,19 @@ def ingest(
     run_id = uuid.uuid4().hex
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if total >= _PARALLEL_BYTES else 0
-    pool = None
-    if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    decoder = _Decoder(workers, window=max(4, workers + 2))
     sums = dict.fromkeys(("read", "stored", "duplicates", "quarantined", "spans", "logs"), 0)
     lines: list[str] = list(errors)
     omitted = 0
     done = 0
+    skipped: list[str] = []
     try:
-        stream = _windowed(_all_chunks(files), pool, window=max(2, workers + 1))
+        stream = decoder.decoded(_all_chunks(files))
         for source, consumed, decoded in _grouped(stream):
+            if decoded.skipped:
+                skipped.append(f"{source}: {decoded.skipped}")
+                done += consumed
+                continue
             counts = write_batch(
                 con,
                 run_id=run_id,
@@ -182,14 +220,13 @@ def ingest(
             if progress is not None:
                 progress(min(done, total), total)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        decoder.close()
         if con is not db:
             con.close()
     if progress is not None:
         progress(total, total)
     return IngestReport(
-        files=len(files),
+        files=len(files) - len(skipped),
         read=sums["read"],
         stored=sums["stored"],
         duplicates=sums["duplicates"],
@@ -199,4 +236,5 @@ def ingest(
         errors=tuple(lines),
         errors_omitted=omitted,
         seconds=time.perf_counter() - started,
+        skipped=tuple(skipped),
     )

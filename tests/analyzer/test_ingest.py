@@ -158,6 +158,22 @@ def test_quarantine_is_not_repeated_on_reingest(tmp_path: Path) -> None:
     ]
 
 
+def test_files_that_are_not_otlp_are_skipped_and_lines_quarantined(tmp_path: Path) -> None:
+    spans = _sdk_spans()
+    good = _json_line(encode_spans(spans))
+    (tmp_path / "truth.json").write_text('{\n  "scenario": "crash"\n}\n')
+    (tmp_path / "app.jsonl").write_text('{"level": "info", "msg": "up"}\n')
+    (tmp_path / "traces.jsonl").write_bytes(good + b"\n" + b'{"level": "info"}\n')
+    report = ingest(tmp_path, db=connect(":memory:"))
+    reason = "not OTLP (no resourceSpans/resourceLogs)"
+    assert report.skipped == (
+        f"{tmp_path / 'app.jsonl'}: {reason}",
+        f"{tmp_path / 'truth.json'}: {reason}",
+    )
+    assert (report.files, report.read, report.stored, report.quarantined) == (1, 7, 6, 1)
+    assert report.errors == (f"{tmp_path / 'traces.jsonl'}:2: {reason}",)
+
+
 _KILL_SCRIPT = """
 import sys
 from faultlens.analyzer import ingest
