@@ -47,6 +47,8 @@ def ingest(
         except StoreError as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None
+    for line in report.skipped:
+        err.print(f"skipped {line}", markup=False)
     for line in report.errors:
         err.print(f"error: {line}", markup=False)
     if report.errors_omitted:

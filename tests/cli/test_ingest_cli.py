@@ -36,3 +36,17 @@ def test_ingest_bad_store_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: clickhouse://x/y: faultlens writes DuckDB")
     assert "Traceback" not in result.output
+
+
+def test_ingest_skips_a_file_that_is_not_otlp_with_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "traces.json").write_bytes((FIXTURES / "trace.json").read_bytes())
+    truth = run / "truth.json"
+    truth.write_text('{\n  "scenario": "crash",\n  "culprit": "fraud"\n}\n')
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path), "--db", str(tmp_path / "f.db")])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("skipped")] == [
+        f"skipped {truth}: not OTLP (no resourceSpans/resourceLogs)"
+    ]
+    assert "1 files: read 1, stored 1 (1 spans, 0 log records)" in result.output
