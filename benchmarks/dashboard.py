@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 
 import duckdb
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from faultlens import analyzer
-from faultlens.dashboards import ENTRYPOINT
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # AppTest's bare-mode warnings
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from faultlens import analyzer  # noqa: E402
+from faultlens.dashboards import ENTRYPOINT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_traces" / "data"
@@ -37,8 +39,10 @@ BUDGET_S = 3.0
 
 def build_sample(db: Path) -> None:
     """Ingest the committed sample runs the benchmark reads."""
-    db.unlink(missing_ok=True)
-    analyzer.ingest([str(SAMPLE / r) for r in RUNS], db=str(db))
+    partial = db.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    analyzer.ingest([str(SAMPLE / r) for r in RUNS], db=str(partial))
+    partial.rename(db)
 
 
 def replicate(sample: Path, db: Path, *, spans: int) -> tuple[int, int]:
@@ -47,8 +51,10 @@ def replicate(sample: Path, db: Path, *, spans: int) -> tuple[int, int]:
     Copy k rewrites the first four hex digits of every trace ID to k and moves
     every timestamp k microseconds later: new requests, same shape of traffic.
     """
-    shutil.copyfile(sample, db)
-    con = duckdb.connect(str(db))
+    partial = db.with_suffix(".partial")  # renamed when complete: a killed build is redone
+    partial.unlink(missing_ok=True)
+    shutil.copyfile(sample, partial)
+    con = duckdb.connect(str(partial))
     base = con.execute("SELECT count(*) FROM otel_traces").fetchone()[0]
     copies = -(-spans // base) - 1
     for table in ("otel_traces", "otel_logs"):
@@ -56,25 +62,25 @@ def replicate(sample: Path, db: Path, *, spans: int) -> tuple[int, int]:
     con.execute(
         """
         INSERT INTO otel_traces
-        SELECT * REPLACE (
+        SELECT s.* REPLACE (
             Timestamp + to_microseconds(k) AS Timestamp,
             printf('%04x', k) || TraceId[5:] AS TraceId,
-            list_transform("Events.Timestamp", t -> t + to_microseconds(k))
+            list_transform("Events.Timestamp", lambda t: t + to_microseconds(k))
                 AS "Events.Timestamp"
         )
-        FROM src_otel_traces, range(1, $copies + 1) AS r(k)
+        FROM src_otel_traces AS s, range(1, $copies + 1) AS r(k)
         """,
         {"copies": copies},
     )
     con.execute(
         """
         INSERT INTO otel_logs
-        SELECT * REPLACE (
+        SELECT s.* REPLACE (
             Timestamp + to_microseconds(k) AS Timestamp,
             CASE WHEN TraceId = '' THEN '' ELSE printf('%04x', k) || TraceId[5:] END AS TraceId,
             RecordId || '-' || k AS RecordId
         )
-        FROM src_otel_logs, range(1, $copies + 1) AS r(k)
+        FROM src_otel_logs AS s, range(1, $copies + 1) AS r(k)
         """,
         {"copies": copies},
     )
@@ -82,6 +88,7 @@ def replicate(sample: Path, db: Path, *, spans: int) -> tuple[int, int]:
     n_logs = con.execute("SELECT count(*) FROM otel_logs").fetchone()[0]
     con.execute("CHECKPOINT")
     con.close()
+    partial.rename(db)
     return n_spans, n_logs
 
 
@@ -140,7 +147,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.system()} "
         f"{platform.release()}, python {platform.python_version()}, duckdb {duckdb.__version__}, "
-        f"streamlit {st.__version__}"
+        f"streamlit {st.__version__}, load average {os.getloadavg()[0]:.1f} at start"
     )
     print(f"runs: {', '.join(RUNS)} (sample_traces/data)")
     print(f"baseline store: {sample.relative_to(ROOT)}: {s_spans:,} spans")

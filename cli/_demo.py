@@ -11,7 +11,7 @@ from faultlens.cli._app import DEFAULT_DB, app
 from faultlens.cli._dashboard import HostOption, free_port, serve
 
 # The run whose contrast shows the all-in-one cost most plainly (printed as a link).
-SHOWCASE = "crash/monolith"
+SHOWCASE = "cpu-hog/monolith"
 
 
 def sample_runs() -> dict[str, Path]:
@@ -60,7 +60,7 @@ def demo(host: HostOption = "127.0.0.1") -> None:
     port = free_port(host, 8501)
     if SHOWCASE in runs:
         typer.echo(
-            f"faultlens demo: the layout contrast of one crash: "
+            f"faultlens demo: one model's CPU hog, monolith against per-model: "
             f"http://{host}:{port}/contrast?run={SHOWCASE}"
         )
     serve(str(db), host=host, port=port)

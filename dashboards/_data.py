@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,19 +72,15 @@ class Filters:
 
 @dataclass(frozen=True)
 class Connection:
-    """An analyzer handle and the lock that serialises use of its store across sessions.
+    """An analyzer handle (its own DuckDB connection) and the lock that guards it.
 
-    Streamlit serves every browser session from its own thread; a DuckDB
-    connection must not run two queries at once.
+    Streamlit serves every browser session from its own thread; one DuckDB
+    connection must not run two queries at once. Different runs have
+    different connections, so they may be analysed in parallel.
     """
 
     analysis: Any
     lock: threading.Lock
-
-
-@st.cache_resource(show_spinner=False)
-def _store_lock(db: str) -> threading.Lock:
-    return threading.Lock()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -92,7 +89,7 @@ def connection(db: str, version: int, run: str | None) -> Connection:
     from faultlens import analyzer
 
     del version  # only part of the cache key
-    return Connection(analyzer.open(db, read_only=True, run=run), _store_lock(db))
+    return Connection(analyzer.open(db, read_only=True, run=run), threading.Lock())
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
@@ -121,11 +118,23 @@ def sibling_run(filters: Filters) -> str | None:
     return others[0] if others else None
 
 
+def _incidents_of(con: Connection) -> None:
+    with con.lock:
+        con.analysis.incidents()
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _contrast(_con: Connection, _other: Connection | None, key: tuple, other: str | None) -> Any:
     del key, other  # only part of the cache key
-    with _con.lock:
-        return _con.analysis.contrast(None if _other is None else _other.analysis)
+    if _other is None:
+        with _con.lock:
+            return _con.analysis.contrast(None)
+    # Each run's first analysis is the slow part: run both at once (DuckDB frees the GIL).
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_incidents_of, (_con, _other)))
+    first, second = sorted((_con, _other), key=id)  # one lock order: no deadlock
+    with first.lock, second.lock:
+        return _con.analysis.contrast(_other.analysis)
 
 
 def contrast(con: Connection, filters: Filters) -> pd.DataFrame:

@@ -28,6 +28,8 @@ NOT_PROJECTED = "not projected"
 # (row of the analyzer's contrast, card label): the cards atop every column.
 HEADLINE = (
     ("FIT, service-only (s)", "Isolation time (plain OTel)"),
+    ("suspects, service-only", "Suspects (plain OTel)"),
+    ("evidence to read, service-only (spans+logs)", "Spans + logs to read"),
     ("blast radius (requests)", "Blast radius (requests)"),
     ("collateral (requests)", "Collateral (requests)"),
     ("models restarted per update", "Models restarted per update"),
@@ -72,9 +74,10 @@ def render(con: Connection, filters: Filters) -> None:
     for column, side in zip(st.columns(len(table.columns)), table.columns, strict=True):
         with column:
             st.subheader(side)
-            for row in (HEADLINE[:2], HEADLINE[2:]):
+            for row in (HEADLINE[:2], HEADLINE[2:4], HEADLINE[4:]):
                 for card, (metric, label) in zip(st.columns(2), row, strict=True):
-                    card.metric(label, table.at[metric, side] if metric in table.index else "—")
+                    value = table.at[metric, side] if metric in table.index else "—"
+                    card.metric(label, "—" if value == NOT_PROJECTED else value)
     st.subheader("Side by side")
     st.dataframe(
         as_text(table.reset_index()),

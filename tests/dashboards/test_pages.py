@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from faultlens.dashboards import ENTRYPOINT
 from faultlens.dashboards._data import as_text
 from faultlens.dashboards._views import seconds, share
-from faultlens.dashboards.app_pages.contrast import HEADLINE, contrast_text
+from faultlens.dashboards.app_pages.contrast import HEADLINE, NOT_PROJECTED, contrast_text
 
 
 def _open(at: AppTest, page: str) -> AppTest:
@@ -70,15 +70,16 @@ def test_incident(app: AppTest, analysis) -> None:
 
 
 def _cards(at: AppTest) -> dict[str, dict[str, str]]:
-    """The contrast's labelled columns: heading -> its four cards, in page order."""
+    """The contrast's labelled columns: heading -> its cards, in page order."""
     cards = [(m.label, m.value) for m in at.metric]
-    headings = [s.value for s in at.subheader][: len(cards) // 4]
-    assert len(cards) == 4 * len(headings), cards
-    return {h: dict(cards[4 * n : 4 * n + 4]) for n, h in enumerate(headings)}
+    n = len(HEADLINE)
+    headings = [s.value for s in at.subheader][: len(cards) // n]
+    assert len(cards) == n * len(headings), cards
+    return {h: dict(cards[n * i : n * i + n]) for i, h in enumerate(headings)}
 
 
 def _expected_cards(table: pd.DataFrame) -> dict[str, dict[str, str]]:
-    text = contrast_text(table)
+    text = contrast_text(table).replace(NOT_PROJECTED, "—")
     return {
         side: {label: text.at[metric, side] for metric, label in HEADLINE} for side in table.columns
     }
@@ -106,11 +107,14 @@ def test_layout_contrast_counterfactual_on_a_single_layout_store(
     cards = _cards(at)
     assert list(cards) == ["monolith (actual)", "per-model (counterfactual)"]
     assert cards == _expected_cards(analysis.contrast())
+    _has_frame(at, contrast_text(analysis.contrast()).reset_index())
     assert cards["per-model (counterfactual)"] == {
-        "Isolation time (plain OTel)": "not projected",
+        "Isolation time (plain OTel)": "—",
+        "Suspects (plain OTel)": "—",
+        "Spans + logs to read": "—",
         "Blast radius (requests)": str(projected["requests"]),
         "Collateral (requests)": "0",
-        "Models restarted per update": "not projected",
+        "Models restarted per update": "—",
     }
 
 
