@@ -342,6 +342,12 @@ class ChDBEngine(Engine):
         )
         return frozenset(frame["name"]) if len(frame) else frozenset()
 
+    def __del__(self) -> None:
+        # An Analysis dropped without close() (the CLI, a notebook cell) frees the
+        # directory, so the process can open another chdb: store afterwards.
+        if getattr(self, "_session", None) is not None:
+            self.close()
+
     def close(self) -> None:
         if self._session is None:
             return

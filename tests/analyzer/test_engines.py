@@ -206,3 +206,19 @@ def test_cli_says_what_is_wrong_with_the_store(tmp_path, db: str, message: str) 
 
     result = CliRunner().invoke(app, ["incidents", "--db", db.format(tmp=tmp_path)])
     assert (result.exit_code, result.stderr.strip()) == (1, message.format(tmp=tmp_path))
+
+
+def test_cli_frees_the_chdb_directory(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from faultlens.cli._app import app
+
+    with open_engine(f"chdb:{tmp_path / 'a'}", read_only=False) as engine:
+        for statement in create_statements():
+            engine.execute(statement)
+    result = CliRunner().invoke(
+        app, ["incidents", "--db", f"chdb:{tmp_path / 'a'}", "--format", "json"]
+    )
+    assert (result.exit_code, result.stdout.strip()) == (0, '{\n  "incidents": []\n}')
+    with open_engine(f"chdb:{tmp_path / 'b'}") as engine:  # another directory, same process
+        assert engine.query("SELECT 1 AS one").to_dict("records") == [{"one": 1}]
