@@ -120,6 +120,7 @@ def test_every_page_in_chromium(server: str, analysis, tmp_path: Path) -> None:
                     expect(
                         page.get_by_test_id("stMetric").filter(has_text="Blast radius (share)")
                     ).to_contain_text(share(blast["share"]))
+                page.wait_for_timeout(800)  # data grids size themselves after the run
                 page.screenshot(path=tmp_path / f"{path}.png", full_page=True)
         finally:
             browser.close()
