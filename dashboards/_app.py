@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from faultlens.dashboards._data import Connection, Filters, connection, db_path, db_version, query
+from faultlens.dashboards._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.
@@ -44,9 +45,9 @@ def _dt_to_ns(value: dt.datetime) -> int:
 def _sidebar(db: str) -> tuple[Connection, Filters]:
     """Draw the shared filters; stop the run with a clear message when there is no data."""
     version = db_version(db)
-    st.sidebar.caption(f"Store: {db}")
+    st.sidebar.caption(f"Store: {plain(db)}")
     if not version:
-        st.error(f"No faultlens store at {db}. Load traces first: faultlens ingest PATH --db {db}")
+        st.error(f"No faultlens store at {db}. Load traces: `faultlens ingest PATH --db {db}`")
         st.stop()
     store = connection(db, version, None)
     runs = query(store, Filters(db, version, None), "runs")

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import streamlit as st
 
 from faultlens.dashboards._data import Connection, Filters, incidents
 
-__all__ = ["clock", "culprit_label", "pick_incident", "seconds", "share"]
+__all__ = ["clock", "culprit_label", "pick_incident", "plain", "seconds", "share"]
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:$])")
+
+
+def plain(text: object) -> str:
+    """A data value made safe for a Markdown element (caption, heading): shown as typed.
+
+    Streamlit already escapes HTML; this escapes Markdown, so a run or layout
+    name from the data cannot become a link, an image or emphasis.
+    """
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def clock(ns: int | None) -> str:

@@ -22,7 +22,7 @@ from faultlens.dashboards._data import (
     query,
     sibling_run,
 )
-from faultlens.dashboards._views import seconds, share
+from faultlens.dashboards._views import plain, seconds, share
 
 NOT_PROJECTED = "not projected"
 # (row of the analyzer's contrast, card label): the cards atop every column.
@@ -67,13 +67,14 @@ def render(con: Connection, filters: Filters) -> None:
     scenario = (filters.run or "").partition("/")[0]
     raw = contrast(con, filters)
     if raw.empty:
-        st.info(f"No incident in the runs of scenario {scenario}: nothing to contrast.")
+        st.info(f"No incident in the runs of scenario {plain(scenario)}: nothing to contrast.")
         return
     table = contrast_text(raw)
-    st.caption(f"Scenario {scenario}: " + " · ".join(table.columns) + ". Same fault, same load.")
+    sides = " · ".join(plain(c) for c in table.columns)
+    st.caption(f"Scenario {plain(scenario)}: {sides}. Same fault, same load.")
     for column, side in zip(st.columns(len(table.columns)), table.columns, strict=True):
         with column:
-            st.subheader(side)
+            st.subheader(plain(side))
             for row in (HEADLINE[:2], HEADLINE[2:4], HEADLINE[4:]):
                 for card, (metric, label) in zip(st.columns(2), row, strict=True):
                     value = table.at[metric, side] if metric in table.index else "—"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 from pandas.testing import assert_frame_equal
 from streamlit.testing.v1 import AppTest
@@ -73,7 +75,8 @@ def _cards(at: AppTest) -> dict[str, dict[str, str]]:
     """The contrast's labelled columns: heading -> its cards, in page order."""
     cards = [(m.label, m.value) for m in at.metric]
     n = len(HEADLINE)
-    headings = [s.value for s in at.subheader][: len(cards) // n]
+    # Headings are Markdown with the data's punctuation escaped; read them as shown.
+    headings = [re.sub(r"\\(.)", r"\1", s.value) for s in at.subheader][: len(cards) // n]
     assert len(cards) == n * len(headings), cards
     return {h: dict(cards[n * i : n * i + n]) for i, h in enumerate(headings)}
 
