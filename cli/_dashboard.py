@@ -30,11 +30,6 @@ def free_port(host: str, preferred: int) -> int:
     raise typer.BadParameter(f"no free port on {host}")
 
 
-def _is_server(db: str) -> bool:
-    """A ClickHouse store (``chdb:PATH``, ``clickhouse://…``) rather than a DuckDB file."""
-    return db.startswith("chdb:") or "://" in db
-
-
 def serve(db: str, *, host: str, port: int) -> None:
     """Replace this process with ``streamlit run`` on the dashboard entrypoint.
 
@@ -43,8 +38,7 @@ def serve(db: str, *, host: str, port: int) -> None:
     """
     from faultlens.dashboards import ENTRYPOINT
 
-    store = db if _is_server(db) else str(Path(db).resolve())
-    env = dict(os.environ, FAULTLENS_DB=store)
+    env = dict(os.environ, FAULTLENS_DB=str(Path(db).resolve()))
     argv = [
         sys.executable,
         "-m",
@@ -81,7 +75,9 @@ def dashboard(
 
     Example: faultlens dashboard --db .faultlens/faultlens.duckdb --port 8501
     """
-    if not _is_server(db) and not Path(db).is_file():
-        typer.echo(f"faultlens dashboard: {db}: no such store; run `faultlens ingest` first.")
+    if not Path(db).is_file():  # the dashboard reads DuckDB files
+        typer.echo(
+            f"faultlens dashboard: {db}: no such store; run `faultlens ingest` first.", err=True
+        )
         raise typer.Exit(2)
     serve(db, host=host, port=port)

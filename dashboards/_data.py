@@ -32,7 +32,6 @@ __all__ = [
     "db_version",
     "query",
     "sibling_run",
-    "window",
 ]
 
 DEFAULT_DB = ".faultlens/faultlens.duckdb"
@@ -45,8 +44,6 @@ def db_path() -> str:
 
 def db_version(db: str) -> int:
     """The file's modification time (ns): part of every cache key, so a re-ingest shows."""
-    if db.startswith("chdb:") or "://" in db:
-        return 1  # a server store: no file to watch
     try:
         return Path(db).stat().st_mtime_ns
     except OSError:
@@ -146,16 +143,6 @@ def contrast(con: Connection, filters: Filters) -> pd.DataFrame:
     other = sibling_run(filters)
     other_con = None if other is None else connection(filters.db, filters.version, other)
     return _contrast(con, other_con, filters.key, other)
-
-
-def window(frame: pd.DataFrame, filters: Filters, column: str = "bucket_start") -> pd.DataFrame:
-    """The rows whose ``column`` (ns) lies inside the sidebar's time range."""
-    keep = pd.Series(True, index=frame.index)
-    if filters.start_ns is not None:
-        keep &= frame[column] >= filters.start_ns
-    if filters.end_ns is not None:
-        keep &= frame[column] <= filters.end_ns
-    return frame[keep]
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
