@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_browser import FAULTLENS, wait_healthy
+from test_dashboard_browser import FAULTLENS, wait_healthy
 
 from faultlens import analyzer
 from faultlens.cli._demo import sample_runs
