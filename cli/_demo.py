@@ -39,7 +39,7 @@ def demo(host: HostOption = "127.0.0.1") -> None:
     """Load the committed sample traces into the default store, then serve the dashboard.
 
     Loads only what the store does not hold yet, so a second run starts at once.
-    The dashboard listens on 127.0.0.1, port 8501 or the next free one.
+    The dashboard listens on 127.0.0.1, port 8501 (another free port if that one is taken).
 
     Example: faultlens demo
     """
