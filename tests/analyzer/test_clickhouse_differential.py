@@ -11,6 +11,7 @@ alias list at query time, and its older ``SPAN_KIND_SERVER`` /
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from faultlens.analyzer._engines import open_engine
 from faultlens.cli._app import app
 
 DATA = Path(__file__).parents[2] / "sample_traces" / "data"
-SCHEMA = Path("/work/shared/contracts/incidents.schema.json")
+SCHEMA = Path(os.environ["FAULTLENS_SHARED"]) / "contracts" / "incidents.schema.json"
 VARIANTS = {
     "Server-Error+alias-list": {"legacy_enums": False, "model_columns": False},
     "SPAN_KIND_SERVER+model-columns": {"legacy_enums": True, "model_columns": True},

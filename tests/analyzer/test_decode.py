@@ -4,6 +4,7 @@ each encoding trap, the model alias list, and a fuzz that every input is account
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,7 @@ from faultlens.analyzer import connect, ingest
 from faultlens.analyzer._decode import resolve_model
 from faultlens.analyzer._decode_json import Decoded, decode_json_lines
 
-FIXTURES = Path("/work/shared/fixtures/otlp-examples")
+FIXTURES = Path(os.environ["FAULTLENS_SHARED"]) / "fixtures" / "otlp-examples"
 T0 = dt.datetime(2018, 12, 13, 14, 51)
 
 

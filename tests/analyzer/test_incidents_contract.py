@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -14,7 +15,9 @@ from faultlens.cli._app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "sample_traces" / "data"
-SCHEMA = json.loads((ROOT.parent / "shared" / "contracts" / "incidents.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(os.environ["FAULTLENS_SHARED"]) / "contracts" / "incidents.schema.json").read_text()
+)
 RUNS = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in DATA.glob("*/*/truth.json"))
 
 
