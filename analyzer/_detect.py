@@ -117,12 +117,12 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
         FROM fl_base b
         LEFT JOIN c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
         LEFT JOIN p ON p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
-    con.execute(d.temp_table("fl_spans", facts))
+    con.execute(d.temp_table("fl_facts", facts))
     con.execute("DROP TABLE fl_base")
     # Which service each (caller, peer) reaches, learned where the callee answered.
     callee = """
         SELECT service AS caller, peer, child_service AS callee, count(*) AS n
-        FROM fl_spans WHERE kind = 'client' AND child_service IS NOT NULL AND peer IS NOT NULL
+        FROM fl_facts WHERE kind = 'client' AND child_service IS NOT NULL AND peer IS NOT NULL
         GROUP BY service, peer, child_service"""
     con.execute(d.temp_table("fl_callee_all", callee))
     con.execute(
@@ -134,25 +134,32 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
     )
     svc_models = """
         SELECT service, count(DISTINCT model) AS n_models, min(model) AS only_model
-        FROM fl_spans GROUP BY service"""
+        FROM fl_facts GROUP BY service"""
     con.execute(d.temp_table("fl_service_models", svc_models))
+    # The candidate each span speaks for, computed once; rows in (run, time) order so a
+    # query over one incident's window reads only that window's blocks (zone maps).
+    spans = f"""
+        SELECT s.*, {candidate_sql("service")} AS cand_service,
+               {candidate_sql("model")} AS cand_model
+        FROM {candidate_from("s", table="fl_facts")} ORDER BY s.run, s.ts"""
+    con.execute(d.temp_table("fl_spans", spans))
+    con.execute("DROP TABLE fl_facts")
     # DESIGN.md: the endpoint of a request is the http.route of its entry span.
     requests = """
         SELECT run, trace_id, ts, end_ts, dur, service, coalesce(route, name) AS endpoint,
                is_err, layout
-        FROM fl_spans WHERE is_entry = 1"""
+        FROM fl_spans WHERE is_entry = 1 ORDER BY run, ts"""
     con.execute(d.temp_table("fl_requests", requests))
-    exposure = f"""
-        SELECT DISTINCT s.trace_id, {candidate_sql("service")} AS service,
-               {candidate_sql("model")} AS model,
-               CASE WHEN {candidate_sql("model")} = s.model THEN s.version END AS version
-        FROM {candidate_from()}"""
+    exposure = """
+        SELECT DISTINCT run, trace_id, cand_service AS service, cand_model AS model,
+               CASE WHEN cand_model = model THEN version END AS version
+        FROM fl_spans ORDER BY run"""
     con.execute(d.temp_table("fl_exposure", exposure))
 
 
-def candidate_from(alias: str = "s") -> str:
+def candidate_from(alias: str = "s", *, table: str = "fl_spans") -> str:
     """FROM clause joining span facts to the callee and service-model maps."""
-    return f"""fl_spans {alias}
+    return f"""{table} {alias}
         LEFT JOIN fl_callee cm ON cm.caller = {alias}.service AND cm.peer = {alias}.peer
         LEFT JOIN fl_service_models sm_own ON sm_own.service = {alias}.service
         LEFT JOIN fl_service_models sm_callee ON sm_callee.service = nullif(cm.callee, '')
@@ -202,11 +209,9 @@ def scope_timeseries(con: Any, d: Dialect, *, bucket_ns: int) -> pd.DataFrame:
                                  WHERE model IS NOT NULL) e ON e.trace_id = r.trace_id
         GROUP BY r.run, e.model, {d.bucket("r.ts", bucket_ns)}
         UNION ALL
-        SELECT s.run, 'service', {candidate_sql("service")}, {d.bucket("s.ts", bucket_ns)},
-               count(*), sum(s.is_err), {d.quantile("s.dur", 0.95)} / 1e6
-        FROM {candidate_from()}
-        WHERE s.kind = 'server' OR (s.kind = 'client' AND s.child_n = 0)
-        GROUP BY s.run, {candidate_sql("service")}, {d.bucket("s.ts", bucket_ns)}"""
+        SELECT run, 'service', cand_service, {b}, count(*), sum(is_err), {p95} / 1e6
+        FROM fl_spans WHERE kind = 'server' OR (kind = 'client' AND child_n = 0)
+        GROUP BY run, cand_service, {b}"""
     frame = con.execute(sql).df()
     frame["error_ratio"] = frame["errors"] / frame["requests"].clip(lower=1)
     return frame.sort_values(["run", "scope", "key", "bucket_start"], ignore_index=True)

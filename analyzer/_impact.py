@@ -54,15 +54,17 @@ def blast_radius(
                      CASE WHEN t.hit = 1 THEN 0 ELSE 1 END AS untouched
               FROM req q
               LEFT JOIN (SELECT DISTINCT trace_id, 1 AS hit FROM fl_exposure
-                         WHERE model = {prm["model"]}) t ON t.trace_id = q.trace_id
+                         WHERE run = {prm["run"]} AND model = {prm["model"]}) t
+                ON t.trace_id = q.trace_id
               WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
         keyed AS (
             SELECT 'all' AS dimension, '' AS key, trace_id FROM w
             UNION ALL SELECT 'endpoint', endpoint, trace_id FROM w
             UNION ALL SELECT DISTINCT 'model', e.model, e.trace_id FROM fl_exposure e
-                JOIN w ON w.trace_id = e.trace_id WHERE e.model IS NOT NULL
+                JOIN w ON w.trace_id = e.trace_id
+                WHERE e.run = {prm["run"]} AND e.model IS NOT NULL
             UNION ALL SELECT DISTINCT 'service', e.service, e.trace_id FROM fl_exposure e
-                JOIN w ON w.trace_id = e.trace_id)
+                JOIN w ON w.trace_id = e.trace_id WHERE e.run = {prm["run"]})
         SELECT k.dimension, k.key, w.inc, count(*) AS n, sum(w.bad) AS bad,
                sum(w.untouched) AS n_untouched, sum(w.bad * w.untouched) AS bad_untouched
         FROM keyed k JOIN w ON w.trace_id = k.trace_id
@@ -151,11 +153,13 @@ def _silent_requests(
                          AND q.ts < {prm["onset"]})
             SELECT 'model' AS dimension, b.endpoint, e.model AS key,
                    count(DISTINCT b.trace_id) AS n
-            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id WHERE e.model IS NOT NULL
+            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id
+            WHERE e.run = {prm["run"]} AND e.model IS NOT NULL
             GROUP BY b.endpoint, e.model
             UNION ALL
             SELECT 'service', b.endpoint, e.service, count(DISTINCT b.trace_id)
-            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id GROUP BY b.endpoint, e.service""",
+            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id WHERE e.run = {prm["run"]}
+            GROUP BY b.endpoint, e.service""",
         p,
     ).df()
     n_e = pd.Series({k[1]: float(base_n.get(k, 0)) for k in ends})

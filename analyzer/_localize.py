@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._detect import bad_requests_cte, candidate_from, candidate_sql
+from faultlens.analyzer._detect import bad_requests_cte
 from faultlens.analyzer._dialect import Dialect
 
 __all__ = [
@@ -90,16 +90,16 @@ def collect_evidence(
     """Aggregate spans, logs and request exposure per candidate and bucket."""
     p = {"run": run, "base_start": base_start, "onset": onset, "end": end}
     prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
-    model = _model_expr(d, view, candidate_sql("model"))
+    model = _model_expr(d, view, "s.cand_model")
     spans = con.execute(
         f"""
         SELECT service, model, bucket_start, count(*) AS spans, sum(is_err) AS errors,
                sum(origin) AS origin_errors, sum(self_ns) AS self_ns
-        FROM (SELECT {candidate_sql("service")} AS service, {model} AS model,
+        FROM (SELECT s.cand_service AS service, {model} AS model,
                      {d.bucket("s.ts", bucket_ns)} AS bucket_start, s.is_err,
                      CASE WHEN s.is_err = 1 AND s.child_err = 0 THEN 1 ELSE 0 END AS origin,
                      greatest(s.dur - s.child_dur, 0) AS self_ns
-              FROM {candidate_from()}
+              FROM fl_spans s
               WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]} AND s.ts < {prm["end"]})
         GROUP BY service, model, bucket_start""",
         p,
@@ -137,7 +137,8 @@ def collect_evidence(
         WITH {bad_requests_cte(d, slo_ms=slo_ms)},
         x AS (SELECT {phase} AS phase, q.trace_id, e.service, {e_model} AS model,
                      {e_version} AS version
-              FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id WHERE {chosen})
+              FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id
+              WHERE e.run = {prm["run"]} AND {chosen})
         SELECT phase AS bucket_start, service, model, version, count(DISTINCT trace_id) AS n
         FROM x WHERE version IS NOT NULL GROUP BY phase, service, model, version
         UNION ALL
@@ -173,8 +174,8 @@ def collect_evidence(
     ).df()
     cand = con.execute(
         f"""
-        SELECT DISTINCT {candidate_sql("service")} AS service, {model} AS model
-        FROM {candidate_from()} WHERE s.run = {prm["run"]}""",
+        SELECT DISTINCT s.cand_service AS service, {model} AS model
+        FROM fl_spans s WHERE s.run = {prm["run"]}""",
         p,
     ).df()
     svc = con.execute("SELECT service, n_models FROM fl_service_models").df()
