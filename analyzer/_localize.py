@@ -153,16 +153,16 @@ def collect_evidence(
         GROUP BY {phase}""",
         p,
     ).df()
-    versions = con.execute(
-        f"""
-        SELECT service, {_model_expr(d, view, "model")} AS model, version,
-               min(ts) AS first_ns, max(ts) AS last_ns
-        FROM fl_spans WHERE run = {prm["run"]} AND version IS NOT NULL
-        GROUP BY service, {_model_expr(d, view, "model")}, version""",
-        p,
-    ).df()
-    if view != "model_aware":
-        versions = versions.iloc[0:0]
+    # Model versions are what the service-only view cannot see: none there.
+    versions = pd.DataFrame(columns=["service", "model", "version", "first_ns", "last_ns"])
+    if view == "model_aware":
+        versions = con.execute(
+            f"""
+            SELECT service, model, version, min(ts) AS first_ns, max(ts) AS last_ns
+            FROM fl_spans WHERE run = {prm["run"]} AND version IS NOT NULL
+            GROUP BY service, model, version""",
+            p,
+        ).df()
     restarts = con.execute(
         f"""
         WITH i AS (SELECT service, instance, min(ts) AS first_ns FROM fl_spans

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from opentelemetry.trace import SpanKind
 from otel_spans import MS, T0, System
@@ -136,3 +137,25 @@ def test_enum_forms_are_both_read(tmp_path: Path, store_form: str) -> None:
         )
     inc = fa.open(con).incidents()[0]
     assert (inc.culprit.service, inc.culprit.model, inc.blast.requests) == ("model-b", "b", 60)
+
+
+def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
+    """A burst in one bucket then nothing (a crash's orphaned spans) is no traffic baseline.
+
+    At 22x the sample's traffic such a burst passed the volume bar alone and made a
+    second, empty incident; a scope busy bucket after bucket that stops still departs.
+    """
+    from faultlens.analyzer._detect import DetectionSettings, Window, abnormal_windows
+
+    st = DetectionSettings()
+    b = st.bucket_ns
+    rows = [("burst", 0, 44)] + [("steady", i, 40) for i in range(4)]
+    rows += [("other", i, 40) for i in range(5)]  # the run goes on for one more bucket
+    series = pd.DataFrame(
+        [
+            {"run": "r", "scope": "endpoint", "key": k, "bucket_start": i * b, "requests": n}
+            for k, i, n in rows
+        ]
+    ).assign(errors=0, p95_ms=1.0)
+    got = abnormal_windows(series, st, bounds={"r": (0, 5 * b - 1)})
+    assert got == [Window("r", "endpoint", "steady", 4 * b, 5 * b, "traffic")]
