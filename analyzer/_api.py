@@ -311,7 +311,14 @@ class Analysis:
             )
             narrow = model if view == "model_aware" and len(svc_models) > 1 else None
             spans, logs = _isolation.evidence_volume(
-                self.con, self.d, run=run, onset=onset, end=end, service=service, model=narrow
+                self.con,
+                self.d,
+                run=run,
+                onset=onset,
+                end=end,
+                service=service,
+                model=narrow,
+                ev=evs[view],
             )
             iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
         # One bucket either side: the onset bucket is the first judged abnormal, so the

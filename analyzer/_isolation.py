@@ -8,6 +8,12 @@ volume (spans and log records in the culprit's failure domain that a person
 would have to read: the whole process in a monolith, one service per model
 otherwise). Compute all three for two views of the same data: with model
 identity, and service-level only (as plain OTel would show it)."
+
+When the culprit is a multi-model process whose model the data does not name (it died
+without the fatal span or log), the model-aware view still reads model identity from
+absence (:func:`~faultlens.analyzer._localize.left_by_absence`): its suspect set is the
+models that stopped completing, and its evidence volume is what those models produced.
+The service-only view cannot do this and reads the whole process.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from faultlens.analyzer._dialect import Dialect
-from faultlens.analyzer._localize import Evidence, ranking, suspects
+from faultlens.analyzer._localize import Evidence, left_by_absence, ranking, suspects
 
 __all__ = ["IsolationView", "evidence_volume", "isolation_replay"]
 
@@ -49,6 +55,8 @@ def isolation_replay(
     T = len(ev.buckets)
     if T == 0:
         return None, 0
+    left = left_by_absence(ev, service) if model is None else ()
+    narrowed = {service: left} if left else None
     tops, counts = [], []
     for t in range(T):
         r = ranking(ev, sig, t)
@@ -58,7 +66,7 @@ def isolation_replay(
             or (top.model if isinstance(top.model, str) else None) == model
         )
         tops.append(hit and float(top.score) > 0)
-        counts.append(suspects(r, ev.view))
+        counts.append(suspects(r, ev.view, narrowed=narrowed))
     if not tops[-1]:
         return None, counts[-1]
     t = T - 1
@@ -76,12 +84,22 @@ def evidence_volume(
     end: int,
     service: str,
     model: str | None,
+    ev: Evidence | None = None,
 ) -> tuple[int, int]:
     """Spans and log records in the failure domain during the incident.
 
     ``model`` narrows a multi-model process to what that model produced: what a
-    person with model identity has to read; None means the whole service.
+    person with model identity has to read; None means the whole service, unless
+    ``ev`` (model-aware) leaves only some of its models suspect by absence: then
+    what those models produced.
     """
+    left = left_by_absence(ev, service) if ev is not None and model is None else ()
+    if left:
+        counts = [
+            evidence_volume(con, d, run=run, onset=onset, end=end, service=service, model=m)
+            for m in left
+        ]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
     p = {"run": run, "onset": onset, "end": end, "service": service, "model": model}
     prm = {
         k: d.param(k, "Nullable(String)" if k in ("run", "service", "model") else "Int64")

@@ -30,6 +30,7 @@ __all__ = [
     "Evidence",
     "collect_evidence",
     "describe",
+    "left_by_absence",
     "ranking",
     "score_matrix",
     "suspects",
@@ -51,6 +52,8 @@ SELF_RATIO = 1.5  # self-time must at least grow this much to count ...
 SELF_MIN_NS = 20_000_000  # ... and by at least 20 ms per span
 LOOKBACK_NS = 60 * 1_000_000_000  # version changes and restarts this long before onset count
 MARGIN = 0.1  # suspects: candidates within 10% of the top score
+ABSENT_RATIO = 1 / 3  # a model completing under a third of what its process's traffic implies ...
+ABSENT_MIN_EXPECTED = 5.0  # ... out of at least this many expected completions is still a suspect
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,35 @@ def _undecided_process(ev: Evidence, total: np.ndarray) -> np.ndarray:
     return out
 
 
+def left_by_absence(ev: Evidence, service: str) -> tuple[str, ...]:
+    """Models of a multi-model process that absence still names, when its model is unknown.
+
+    A process that died without leaving the fatal span or log (os._exit, SIGKILL) still
+    tells its models apart by what they stopped doing: a model that completed spans in
+    the baseline, whose traffic still arrives (the process's other models keep completing
+    at their baseline mix, so the requests that would reach it keep coming), but which now
+    completes under ``ABSENT_RATIO`` of its expected share (at least ``ABSENT_MIN_EXPECTED``
+    completions expected) stays a suspect; models that keep completing are cleared.
+    Expected = baseline completions of the model / baseline completions of the others x
+    incident completions of the others. Empty when the view has no model identity, or
+    absence clears every model or none (then it says nothing).
+    """
+    if ev.view != "model_aware":
+        return ()
+    sp = ev.spans[(ev.spans.service == service) & ev.spans.model.notna()]
+    ok = sp.assign(ok=sp.spans - sp.errors, inc=sp.bucket_start >= ev.onset_ns)
+    ok = ok.pivot_table(index="model", columns="inc", values="ok", aggfunc="sum")
+    ok = ok.reindex(columns=[False, True]).fillna(0)
+    if len(ok) < 2:
+        return ()
+    base, inc = ok[False], ok[True]
+    other_base, other_inc = base.sum() - base, inc.sum() - inc
+    expected = base / other_base.where(other_base > 0) * other_inc
+    absent = (base > 0) & (expected >= ABSENT_MIN_EXPECTED) & (inc <= ABSENT_RATIO * expected)
+    left = tuple(sorted(str(m) for m in ok.index[absent.to_numpy()]))
+    return left if 0 < len(left) < len(ok) else ()
+
+
 def ranking(ev: Evidence, sig: dict[str, np.ndarray], t: int) -> pd.DataFrame:
     """Candidates ranked by score at prefix t: model null before models on ties."""
     c = ev.candidates.copy()
@@ -387,21 +419,36 @@ def ranking(ev: Evidence, sig: dict[str, np.ndarray], t: int) -> pd.DataFrame:
     return c
 
 
-def suspects(ranked: pd.DataFrame, view: str) -> int:
+def suspects(
+    ranked: pd.DataFrame, view: str, *, narrowed: dict[str, tuple[str, ...]] | None = None
+) -> int:
     """Candidates within the score margin, counted as a person would have to check them.
 
     In the service-only view a multi-model process counts once per model it runs;
     in the model-aware view a process entry gives way to its own models in the margin.
+    ``narrowed`` (model-aware only) maps a process whose model is unknown to the models
+    absence leaves (:func:`left_by_absence`): those replace its models in the count.
     """
     top = float(ranked.score.iloc[0]) if len(ranked) else 0.0
     if top <= 0:
-        return int(ranked.n_models.clip(lower=1).sum()) if view == "service_only" else len(ranked)
-    close = ranked[ranked.score >= top * (1 - MARGIN)]
+        if view == "service_only":
+            return int(ranked.n_models.clip(lower=1).sum())
+        if not narrowed:
+            return len(ranked)
+        close = ranked
+    else:
+        close = ranked[ranked.score >= top * (1 - MARGIN)]
     if view == "service_only":
         return int(close.n_models.clip(lower=1).sum())
+    extra = 0
+    for service, models in (narrowed or {}).items():
+        mine = (close.service == service) & close.model.notna()
+        close = close[~mine | close.model.isin(models)]
+        extra += len(set(models) - set(close.model[close.service == service]))
+        close = close[(close.service != service) | close.model.notna()]
     with_models = set(close.service[close.model.notna()])
     keep = close.model.notna() | ~close.service.isin(with_models)
-    return int(keep.sum())
+    return int(keep.sum()) + extra
 
 
 def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:

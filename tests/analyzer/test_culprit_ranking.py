@@ -159,3 +159,53 @@ def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
     ).assign(errors=0, p95_ms=1.0)
     got = abnormal_windows(series, st, bounds={"r": (0, 5 * b - 1)})
     assert got == [Window("r", "endpoint", "steady", 4 * b, 5 * b, "traffic")]
+
+
+def _absence_evidence(view: str, incident: dict[str, int]) -> object:
+    """Three models in one process, 10 completed spans each per baseline bucket."""
+    from faultlens.analyzer._localize import Evidence
+
+    b = 5_000_000_000
+    rows = [("app", m, i * b, 10, 0) for m in "abc" for i in range(4)]
+    rows += [("app", m, 4 * b, n, 0) for m, n in incident.items()]
+    spans = pd.DataFrame(rows, columns=["service", "model", "bucket_start", "spans", "errors"])
+    empty = pd.DataFrame()
+    return Evidence(
+        view=view,
+        onset_ns=4 * b,
+        bucket_ns=b,
+        buckets=pd.Series([4 * b]).to_numpy(),
+        candidates=empty,
+        spans=spans,
+        logs=empty,
+        exposure=empty,
+        bad_totals=pd.Series(dtype=int),
+        versions=empty,
+        restarts=empty,
+        base_buckets=4,
+    )
+
+
+def test_absence_leaves_the_model_that_stopped_completing_while_the_others_went_on() -> None:
+    from faultlens.analyzer._localize import left_by_absence
+
+    got = {
+        "one stopped": left_by_absence(
+            _absence_evidence("model_aware", {"a": 10, "b": 10, "c": 1}), "app"
+        ),
+        "all stopped (a dead process tells nothing)": left_by_absence(
+            _absence_evidence("model_aware", {"a": 0, "b": 0, "c": 0}), "app"
+        ),
+        "half rate is no absence": left_by_absence(
+            _absence_evidence("model_aware", {"a": 10, "b": 10, "c": 5}), "app"
+        ),
+        "no model identity": left_by_absence(
+            _absence_evidence("service_only", {"a": 10, "b": 10, "c": 1}), "app"
+        ),
+    }
+    assert got == {
+        "one stopped": ("c",),
+        "all stopped (a dead process tells nothing)": (),
+        "half rate is no absence": (),
+        "no model identity": (),
+    }

@@ -117,12 +117,22 @@ def test_monolith_counterfactual_matches_the_per_model_run(scenario: str, root: 
 
 @pytest.mark.parametrize("scenario", sorted({s for s, _ in CASES}))
 def test_monolith_service_only_view_costs_more(scenario: str, root: str) -> None:
-    inc = analyse(scenario, "monolith", root).incident
+    row = analyse(scenario, "monolith", root)
+    inc = row.incident
     iso = {v.view: v for v in inc.isolation}
     ma, so = iso["model_aware"], iso["service_only"]
-    if inc.culprit.model is None:  # no model to narrow to: both views read the same
-        assert (so.evidence_spans, so.evidence_logs) == (ma.evidence_spans, ma.evidence_logs)
+    if not inc.suspect_models and inc.culprit.model is None:
+        # The culprit runs no model (a feature store): nothing to narrow, both read the same.
+        assert (so.suspects, so.evidence_spans, so.evidence_logs) == (
+            ma.suspects,
+            ma.evidence_spans,
+            ma.evidence_logs,
+        )
         return
+    if inc.culprit.model is None:
+        # A process that died silently: model identity still narrows by absence, never
+        # naming a model, and the true culprit stays among the suspects.
+        assert row.truth["culprit"]["model"] in inc.suspect_models
     assert so.suspects > ma.suspects
     assert so.evidence_spans + so.evidence_logs > ma.evidence_spans + ma.evidence_logs
 
