@@ -51,13 +51,15 @@ without identity unless you hand the context over yourself::
     ctx = contextvars.copy_context()
     pool.submit(ctx.run, predict, features)
 
-instrument_app(app, *, default_model)
--------------------------------------
+instrument_app(app, *, default_model, **fastapi_options)
+-------------------------------------------------------
 Instruments a FastAPI app with opentelemetry-instrumentation-fastapi unless that is
 done already, and httpx clients so outgoing calls carry W3C trace context. Each server
 span gets ``faultlens.models``: the sorted names of the models that ran under the
 request (set just before the last response chunk is sent; models run by background
 tasks after the response are not counted). ``default_model`` tags that app's requests.
+Other keywords go to ``FastAPIInstrumentor.instrument_app``, e.g.
+``exclude_spans=["receive", "send"]`` drops the ASGI send/receive spans.
 
 ModelIdentitySpanProcessor, ModelIdentityLogProcessor
 -----------------------------------------------------

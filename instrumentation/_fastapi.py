@@ -26,8 +26,14 @@ _Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def instrument_app(app: Any, *, default_model: str | model | None = None) -> None:
-    """Instrument a FastAPI app; see the package docstring."""
+def instrument_app(
+    app: Any, *, default_model: str | model | None = None, **fastapi_options: Any
+) -> None:
+    """Instrument a FastAPI app; see the package docstring.
+
+    ``fastapi_options`` (``excluded_urls``, ``exclude_spans``, ...) go to
+    ``FastAPIInstrumentor.instrument_app`` when faultlens instruments the app itself.
+    """
     if getattr(app, "_faultlens_instrumented", False):
         _logger.warning("faultlens: instrument_app called twice on the same app; ignored")
         return
@@ -38,7 +44,13 @@ def instrument_app(app: Any, *, default_model: str | model | None = None) -> Non
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     if not getattr(app, "_is_instrumented_by_opentelemetry", False):
-        FastAPIInstrumentor.instrument_app(app)
+        FastAPIInstrumentor.instrument_app(app, **fastapi_options)
+    elif fastapi_options:
+        _logger.warning(
+            "faultlens: %s was already instrumented; options %s not applied",
+            type(app).__name__,
+            sorted(fastapi_options),
+        )
     # FastAPIInstrumentor wraps the whole middleware stack, so this middleware runs inside
     # the server span and can still write to it before it ends.
     app.add_middleware(_RequestModelsMiddleware, default=resolve_model(default_model))

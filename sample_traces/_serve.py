@@ -18,7 +18,6 @@ import os
 from collections.abc import AsyncIterator
 
 import uvicorn
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from faultlens import instrumentation
 from faultlens.sample_traces import _services
@@ -58,13 +57,13 @@ def main() -> None:
         version = settings.get("versions", {}).get(served, MODELS[served].version)
         default_model = f"{served}@{version}"
     instrumentation.configure(default_model=default_model)
-    # instrument_app does not pass exclude_spans: instrument first ourselves so that the
-    # ASGI send/receive spans (3 per request, no information) stay out of the sample data;
-    # instrument_app sees the app instrumented and adds only its own middleware.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,_faultlens", exclude_spans=["receive", "send"]
+    # The ASGI send/receive spans (3 per request, no information) stay out of the sample data.
+    instrumentation.instrument_app(
+        app,
+        default_model=default_model,
+        excluded_urls="healthz,_faultlens",
+        exclude_spans=["receive", "send"],
     )
-    instrumentation.instrument_app(app, default_model=default_model)
     log = logging.getLogger("faultlens.sample")
 
     @contextlib.asynccontextmanager
