@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,7 +168,7 @@ def _converter() -> Any:
     return duckdb.connect()
 
 
-class Engine:
+class Engine(ABC):
     """One store behind one interface; subclasses bind parameters their own way."""
 
     target: Target
@@ -176,17 +177,17 @@ class Engine:
     def dialect(self) -> Literal["duckdb", "clickhouse"]:
         return self.target.dialect
 
+    @abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run one statement in this engine's dialect with bound ``params``; rows as a frame."""
-        raise NotImplementedError
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run one statement for its effect (DDL, inserts)."""
         self.query(sql, params)
 
+    @abstractmethod
     def insert_arrow(self, table: str, rows: Any) -> None:
         """Append an Arrow table's rows to ``table`` (columns matched by name)."""
-        raise NotImplementedError
 
     def table(self, name: str) -> str:
         """``name`` qualified and quoted for this engine."""
@@ -194,9 +195,9 @@ class Engine:
             return '"' + name.replace('"', '""') + '"'
         return f"{quote_identifier(self.target.database)}.{quote_identifier(name)}"
 
+    @abstractmethod
     def columns(self, table: str) -> frozenset[str]:
         """Column names of ``table``; empty when the table does not exist."""
-        raise NotImplementedError
 
     @property
     def has_model_columns(self) -> bool:
@@ -205,8 +206,9 @@ class Engine:
             set(MODEL_COLUMNS) <= self.columns(table) for table in ("otel_traces", "otel_logs")
         )
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the store."""
 
     def __enter__(self) -> Engine:
         return self
