@@ -93,37 +93,22 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
                Layout AS layout
         FROM otel_traces WHERE {run_filter}"""
     con.execute(d.temp_table("fl_base", base), params)
-    # The latest-ending child; when no child erred it is the one that outlived a timeout.
-    child_service = d.arg_max("service", "end_ts")
-    child_model = d.arg_max("model", "end_ts")
-    facts = f"""
-        WITH c AS (
-            SELECT trace_id, parent_id, count(*) AS child_n, sum(dur) AS child_dur,
-                   max(is_err) AS child_err, max(end_ts * (1 - is_err)) AS child_ok_end,
-                   {child_service} AS child_service, {child_model} AS child_model
-            FROM fl_base WHERE parent_id <> '' GROUP BY trace_id, parent_id
-        ), p AS (SELECT DISTINCT trace_id, span_id, 1 AS hit FROM fl_base)
-        SELECT b.*, coalesce(c.child_n, 0) AS child_n, coalesce(c.child_dur, 0) AS child_dur,
-               coalesce(c.child_err, 0) AS child_err,
-               CASE WHEN b.is_err = 1 AND coalesce(c.child_err, 0) = 0
-                         AND coalesce(c.child_ok_end, 0) > b.end_ts
-                    THEN nullif(c.child_service, '') END AS outlived_service,
-               CASE WHEN b.is_err = 1 AND coalesce(c.child_err, 0) = 0
-                         AND coalesce(c.child_ok_end, 0) > b.end_ts
-                    THEN nullif(c.child_model, '') END AS outlived_model,
-               nullif(c.child_service, '') AS child_service,
-               CASE WHEN b.parent_id = '' OR coalesce(p.hit, 0) = 0 THEN 1 ELSE 0 END
-                   AS is_entry
-        FROM fl_base b
-        LEFT JOIN c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
-        LEFT JOIN p ON p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
-    con.execute(d.temp_table("fl_facts", facts))
-    con.execute("DROP TABLE fl_base")
+    # Per (trace, parent): its children's aggregate. The latest-ending child; when no
+    # child erred it is the one that outlived a timeout.
+    child = f"""
+        SELECT trace_id, parent_id, count(*) AS child_n, sum(dur) AS child_dur,
+               max(is_err) AS child_err, max(end_ts * (1 - is_err)) AS child_ok_end,
+               nullif({d.arg_max("service", "end_ts")}, '') AS child_service,
+               {d.arg_max("model", "end_ts")} AS child_model
+        FROM fl_base WHERE parent_id <> '' GROUP BY trace_id, parent_id"""
+    con.execute(d.temp_table("fl_child", child))
     # Which service each (caller, peer) reaches, learned where the callee answered.
     callee = """
-        SELECT service AS caller, peer, child_service AS callee, count(*) AS n
-        FROM fl_facts WHERE kind = 'client' AND child_service IS NOT NULL AND peer IS NOT NULL
-        GROUP BY service, peer, child_service"""
+        SELECT b.service AS caller, b.peer, c.child_service AS callee, count(*) AS n
+        FROM fl_base b
+        JOIN fl_child c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        WHERE b.kind = 'client' AND c.child_service IS NOT NULL AND b.peer IS NOT NULL
+        GROUP BY b.service, b.peer, c.child_service"""
     con.execute(d.temp_table("fl_callee_all", callee))
     con.execute(
         d.temp_table(
@@ -134,16 +119,42 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
     )
     svc_models = """
         SELECT service, count(DISTINCT model) AS n_models, min(model) AS only_model
-        FROM fl_facts GROUP BY service"""
+        FROM fl_base GROUP BY service"""
     con.execute(d.temp_table("fl_service_models", svc_models))
-    # The candidate each span speaks for, computed once (not joined again per query).
-    # Not sorted: ordering 10M wide rows by (run, time) costs more than it saves.
+    # One pass over the wide rows: child aggregate, entry flag and the candidate each
+    # span speaks for, computed once (not joined again per query). Only the columns
+    # later queries read are kept. Not sorted: ordering 10M wide rows by (run, time)
+    # costs more than it saves.
+    outlived = (
+        "CASE WHEN b.is_err = 1 AND coalesce(c.child_err, 0) = 0"
+        " AND coalesce(c.child_ok_end, 0) > b.end_ts THEN {col} END"
+    )
+    facts = f"""
+        SELECT b.run, b.trace_id, b.span_id, b.parent_id, b.ts, b.end_ts, b.dur, b.service,
+               b.model, b.version, b.instance, b.kind, b.is_err, b.route, b.name, b.peer,
+               b.layout, coalesce(c.child_n, 0) AS child_n,
+               coalesce(c.child_dur, 0) AS child_dur, coalesce(c.child_err, 0) AS child_err,
+               {outlived.format(col="c.child_service")} AS outlived_service,
+               {outlived.format(col="nullif(c.child_model, '')")} AS outlived_model,
+               CASE WHEN b.parent_id = '' OR coalesce(p.hit, 0) = 0 THEN 1 ELSE 0 END
+                   AS is_entry
+        FROM fl_base b
+        LEFT JOIN fl_child c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        LEFT JOIN (SELECT DISTINCT trace_id, span_id, 1 AS hit FROM fl_base) p
+            ON p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
+    keep = (
+        "run, trace_id, span_id, parent_id, ts, end_ts, dur, service, model, version, "
+        "instance, kind, is_err, route, name, layout, child_n, child_dur, child_err, is_entry"
+    )
     spans = f"""
-        SELECT s.*, {candidate_sql("service")} AS cand_service,
+        WITH f AS ({facts})
+        SELECT {", ".join("s." + c for c in keep.split(", "))},
+               {candidate_sql("service")} AS cand_service,
                {candidate_sql("model")} AS cand_model
-        FROM {candidate_from("s", table="fl_facts")}"""
+        FROM {candidate_from("s", table="f")}"""
     con.execute(d.temp_table("fl_spans", spans))
-    con.execute("DROP TABLE fl_facts")
+    con.execute("DROP TABLE fl_base")
+    con.execute("DROP TABLE fl_child")
     # DESIGN.md: the endpoint of a request is the http.route of its entry span.
     requests = """
         SELECT run, trace_id, ts, end_ts, dur, service, coalesce(route, name) AS endpoint,
