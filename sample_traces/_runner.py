@@ -25,7 +25,12 @@ import httpx
 
 from faultlens.sample_traces._catalogue import FEATURE_STORE, SCENARIOS, Scenario
 from faultlens.sample_traces._faults import FaultPlan
-from faultlens.sample_traces._load import CLIENT_TIMEOUT_S, generate
+from faultlens.sample_traces._load import (
+    CLIENT_SERVICE,
+    CLIENT_TIMEOUT_S,
+    client_tracer_provider,
+    generate,
+)
 from faultlens.sample_traces._models import ENDPOINTS, MODELS
 from faultlens.sample_traces._procs import ServiceProcess, arm, free_port, stop_all, wait_healthy
 
@@ -67,13 +72,22 @@ def culprit_service(scenario: Scenario, layout: str) -> str:
     return "monolith" if layout == "monolith" else f"model-{scenario.target}"
 
 
+def _run_resource(scenario: Scenario, layout: str) -> dict[str, str]:
+    """The resource attributes every process of a run carries, the load generator too."""
+    return {
+        "faultlens.layout": layout,
+        "faultlens.run": f"{scenario.name}/{layout}",
+        "faultlens.scenario": scenario.name,
+    }
+
+
 def _run_env(
     scenario: Scenario, layout: str, raw: Path, otlp_endpoint: str | None
 ) -> dict[str, str]:
+    resource = _run_resource(scenario, layout)
     env = {
         "FAULTLENS_LAYOUT": layout,
-        "OTEL_RESOURCE_ATTRIBUTES": f"faultlens.layout={layout},"
-        f"faultlens.run={scenario.name}/{layout},faultlens.scenario={scenario.name}",
+        "OTEL_RESOURCE_ATTRIBUTES": ",".join(f"{k}={v}" for k, v in resource.items()),
         # Short batch delays: a crashing process loses at most half a second of telemetry.
         "OTEL_BSP_SCHEDULE_DELAY": "500",
         "OTEL_BLRP_SCHEDULE_DELAY": "500",
@@ -188,9 +202,23 @@ async def _run(
             deploys.append(asyncio.create_task(supervisor.deploy(
                 target, at_ns=end_ns, model=model, version=old_version,
                 service_version=old_service, reason="rollback")))  # fmt: skip
+        client_spans = client_tracer_provider(
+            _run_resource(scenario, layout),
+            file_dir=None if otlp_endpoint else raw / "telemetry",
+            otlp_endpoint=otlp_endpoint,
+        )
         try:
-            requests = await generate(entry.url, rate=rate, seconds=seconds, seed=seed,
-                                      start_ns=start_ns)  # fmt: skip
+            try:
+                requests = await generate(
+                    entry.url,
+                    rate=rate,
+                    seconds=seconds,
+                    seed=seed,
+                    start_ns=start_ns,
+                    tracer_provider=client_spans,
+                )
+            finally:
+                client_spans.shutdown()  # flushes the last batch of client spans
             for task in deploys:
                 await task
         finally:
@@ -228,6 +256,7 @@ async def _run(
             "end_ns": start_ns + int(seconds * 1e9),
             "client_timeout_s": CLIENT_TIMEOUT_S,
             "entry_service": entry.service,
+            "client_service": CLIENT_SERVICE,
         },  # fmt: skip
         "endpoints": {route: list(models) for route, models in ENDPOINTS.items()},
         "services": {p.service: _models_of(p) for p in procs},
@@ -244,7 +273,8 @@ def _models_of(proc: ServiceProcess) -> list[str]:
 
 
 def _merge(raw: Path, out: Path) -> dict[str, str]:
-    """Concatenate every incarnation's JSON Lines into one gzip file per signal."""
+    """Concatenate every incarnation's JSON Lines (and the load generator's spans) into one
+    gzip file per signal."""
     files = {}
     for signal_name in ("traces", "logs"):
         parts = sorted((raw / "telemetry").glob(f"{signal_name}-*.jsonl"), key=os.path.getmtime)

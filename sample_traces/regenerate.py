@@ -2,10 +2,10 @@
 
 Runs every scenario (or those named) in both layouts, 40 s at 12 requests/s
 (15 s baseline, 15 s fault, 10 s recovery), into
-``sample_traces/data/<scenario>/<layout>/``, then rewrites the table in
-``sample_traces/data/README.md`` from the truth files.
+``sample_traces/data/<scenario>/<layout>/`` (or ``--out DIR/<scenario>/<layout>/``),
+then rewrites the table in that directory's ``README.md`` from the truth files.
 
-Example: python -m faultlens.sample_traces.regenerate crash error-burst
+Example: python -m faultlens.sample_traces.regenerate crash error-burst --out /tmp/runs
 """
 
 from __future__ import annotations
@@ -40,18 +40,20 @@ def summarize(truth: dict) -> str:
     )
 
 
-def write_readme() -> None:
+def write_readme(data_dir: Path = DATA_DIR) -> None:
     rows = []
     for name, scenario in SCENARIOS.items():
         cells = []
         for layout in LAYOUTS:
-            path = DATA_DIR / name / layout / "truth.json"
+            path = data_dir / name / layout / "truth.json"
             cells.append(summarize(json.loads(path.read_text())) if path.exists() else "not run")
         rows.append(f"| `{name}` | {scenario.target} | {scenario.shows} | {' | '.join(cells)} |")
-    (DATA_DIR / "README.md").write_text(
+    (data_dir / "README.md").write_text(
         "# Committed sample runs\n\n"
         "Each `<scenario>/<layout>/` holds `traces.jsonl.gz` and `logs.jsonl.gz` (OTLP JSON "
-        "Lines, as the exporters wrote them) and `truth.json` (the ground truth: fault, "
+        "Lines, as the exporters wrote them; the load generator `loadgen` records one CLIENT "
+        "span per request, parent of the entry service's span) and `truth.json` (the ground "
+        "truth: fault, "
         "culprit, onset/end, every request, every restart). Regenerate with "
         "`python -m faultlens.sample_traces.regenerate`.\n\n"
         f"Each run: {SECONDS:g} s at {RATE:g} requests/s (15 s baseline, 15 s fault, "
@@ -68,13 +70,18 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
     parser.add_argument("--layout", choices=LAYOUTS, action="append")
     parser.add_argument("--readme-only", action="store_true", help="Only rewrite the table.")
+    parser.add_argument("--out", type=Path, default=DATA_DIR,
+                        help="Where to write the runs (default: the committed data).")  # fmt: skip
     args = parser.parse_args()
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
     for name in [] if args.readme_only else args.scenarios:
         for layout in args.layout or LAYOUTS:
-            out = DATA_DIR / name / layout
+            out = args.out / name / layout
             truth = run_scenario(name, layout=layout, seconds=SECONDS, rate=RATE, out=out)
             print(f"{name}/{layout}: {summarize(truth)}", flush=True)
-    write_readme()
+    write_readme(args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from faultlens.sample_traces._models import ENDPOINTS, MODELS
 pytestmark = pytest.mark.timeout(120)
 
 SECONDS = 16.0
-SERVER, STATUS_ERROR = 2, 2
+SERVER, CLIENT, STATUS_ERROR = 2, 3, 2
 HEX32, HEX16 = re.compile(r"^[0-9a-f]{32}$"), re.compile(r"^[0-9a-f]{16}$")
 RESOURCE_KEYS = {"service.name", "service.instance.id", "service.version", "faultlens.layout",
                  "faultlens.run", "faultlens.scenario"}  # fmt: skip
@@ -156,6 +156,83 @@ def test_crash_blast_radius_seen_in_the_spans(runs) -> None:
     assert set(failed_by_endpoint) == set(ENDPOINTS)
     for endpoint, trace_ids in failed_by_endpoint.items():
         assert not trace_ids & ok_traces, endpoint
+
+
+def _expected_client_span(request: dict[str, Any], port: int) -> dict[str, Any]:
+    """The loadgen span a truth request must have: name, kind, attributes, status."""
+    endpoint, status = request["endpoint"], request["status"]
+    expected_attrs: dict[str, Any] = {
+        "http.request.method": "POST",
+        "url.full": f"http://127.0.0.1:{port}{endpoint}",
+        "url.template": endpoint,
+        "server.address": "127.0.0.1",
+        "server.port": port,
+    }
+    if status:
+        expected_attrs["http.response.status_code"] = status
+    if request["outcome"] == "error":
+        # a status code as text, or the exception class when there was no response
+        expected_attrs["error.type"] = str(status) if status else request["error"].split(":")[0]
+    return {
+        "name": f"POST {endpoint}",
+        "kind": CLIENT,
+        "attrs": expected_attrs,
+        "error": request["outcome"] == "error",
+        "start_ns": request["start_ns"],
+    }
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_request_has_one_loadgen_client_span(runs, layout: str) -> None:
+    truth, out = runs[layout]
+    assert truth["load"]["client_service"] == "loadgen"
+    client_spans = defaultdict(list)
+    for span in spans(out / "traces.jsonl.gz"):
+        if span["resource"]["service.name"] == "loadgen":
+            client_spans[span["traceId"]].append(span)
+    requests = truth["requests"]
+    assert sorted(client_spans) == sorted(r["trace_id"] for r in requests)
+    assert all(len(found) == 1 for found in client_spans.values())
+    port = client_spans[requests[0]["trace_id"]][0]["attrs"]["server.port"]
+    for request in requests:
+        span = client_spans[request["trace_id"]][0]
+        assert not span.get("parentSpanId"), span  # the request's trace starts here
+        assert {
+            "name": span["name"],
+            "kind": span["kind"],
+            "attrs": span["attrs"],
+            "error": span.get("status", {}).get("code") == STATUS_ERROR,
+            "start_ns": int(span["startTimeUnixNano"]),
+        } == _expected_client_span(request, port)
+        duration_ms = (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
+        assert abs(duration_ms - request["latency_ms"]) < 1.0, request
+        if request["status"] == 0:  # no response: the exception is recorded on the span
+            events = [e for e in span.get("events", []) if e["name"] == "exception"]
+            assert len(events) == 1
+            assert attrs(events[0]["attributes"])["exception.type"] == (
+                f"httpx.{span['attrs']['error.type']}"
+            )
+    if layout == "monolith":
+        # While the crashed process was down, refused requests left only the client's span.
+        refused = {r["trace_id"] for r in requests if (r["error"] or "").startswith("ConnectError")}
+        assert refused, "the dead monolith refuses connections"
+        others = {s["traceId"] for s in spans(out / "traces.jsonl.gz")
+                  if s["resource"]["service.name"] != "loadgen"}  # fmt: skip
+        assert not refused & others
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_entry_server_spans_are_children_of_the_loadgen_span(runs, layout: str) -> None:
+    truth, out = runs[layout]
+    all_spans = spans(out / "traces.jsonl.gz")
+    client_span_id = {s["traceId"]: s["spanId"] for s in all_spans
+                      if s["resource"]["service.name"] == "loadgen"}  # fmt: skip
+    entry = [s for s in all_spans if s["kind"] == SERVER
+             and s["resource"]["service.name"] == truth["load"]["entry_service"]]  # fmt: skip
+    ok = [r["trace_id"] for r in truth["requests"] if r["outcome"] == "ok"]
+    # Not all: a process that crashes loses the spans still in its export batch (<= 0.5 s).
+    assert len({s["traceId"] for s in entry} & set(ok)) >= 0.9 * len(ok)
+    assert [s for s in entry if s.get("parentSpanId") != client_span_id.get(s["traceId"])] == []
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
