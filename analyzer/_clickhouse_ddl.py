@@ -209,7 +209,8 @@ def faultlens_columns_sql(
     extra = ["ResourceAttributes['service.instance.id'] AS ServiceInstanceId"]
     if table == "otel_traces":
         extra += [
-            "SpanAttributes['http.route'] AS HttpRoute",
+            "if(SpanAttributes['http.route'] != '', SpanAttributes['http.route'], "
+            "SpanAttributes['url.template']) AS HttpRoute",
             "ResourceAttributes['faultlens.layout'] AS Layout",
         ]
     return f"SELECT *, {model}, {', '.join(extra)} FROM {_table(database, table)}"

@@ -24,6 +24,7 @@ __all__ = [
     "KIND_NAMES",
     "LOG_COLUMNS",
     "MODEL_KEYS",
+    "ROUTE_KEYS",
     "STATUS_NAMES",
     "TRACE_COLUMNS",
     "LogColumns",
@@ -32,6 +33,7 @@ __all__ = [
     "double_text",
     "json_text",
     "resolve_model",
+    "route_of",
 ]
 
 # The exporter's strings; the JSON encoding may carry the enum's integer or its name.
@@ -56,7 +58,15 @@ _SERVED = (
 )
 # Names that report what a hosted API served (become the version when they differ).
 _SERVED_ONLY = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
-MODEL_KEYS = frozenset((*_ASKED, *_INVOCATION, *_SERVED, "ml.model.version", "http.route"))
+# The endpoint: a server span's http.route, else a client span's url.template (an ingress
+# or load generator in front of the services).
+ROUTE_KEYS = ("http.route", "url.template")
+MODEL_KEYS = frozenset((*_ASKED, *_INVOCATION, *_SERVED, "ml.model.version", *ROUTE_KEYS))
+
+
+def route_of(attrs: dict[str, str]) -> str:
+    """HttpRoute: ``http.route``, else ``url.template``, else ''."""
+    return attrs.get("http.route") or attrs.get("url.template") or ""
 
 
 def resolve_model(found: dict[str, str]) -> tuple[str | None, str | None]:

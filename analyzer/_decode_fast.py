@@ -30,6 +30,7 @@ from faultlens.analyzer._decode import (
     TRACE_COLUMNS,
     _Scopes,
     resolve_model,
+    route_of,
 )
 from faultlens.analyzer._decode_json import BadValue, _attributes, value_text
 
@@ -285,7 +286,7 @@ def _model(
         name, version = resolve_model(found)
         names.append(name)
         versions.append(version)
-        routes.append(found.get("http.route", ""))
+        routes.append(route_of(found))
     idx = codes.indices
     scope_of_arr = pa.array(scope_of, pa.int32())
     scope_name = pc.take(pa.array([m[0] for m in scopes.scope_model], pa.string()), scope_of_arr)

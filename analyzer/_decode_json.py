@@ -26,6 +26,7 @@ from faultlens.analyzer._decode import (
     double_text,
     json_text,
     resolve_model,
+    route_of,
 )
 
 __all__ = ["Decoded", "decode_document", "decode_json_lines", "value_text"]
@@ -252,7 +253,7 @@ def _spans(cols: TraceColumns, spans: list, scope: int, label: str) -> None:
                 name, version = resolve_model(attrs)
                 if name is None:
                     name, version = scope_res_model
-                route = attrs.get("http.route", "")
+                route = route_of(attrs)
         except (BadValue, KeyError, TypeError, AttributeError, ValueError) as exc:
             cols.read -= 1
             cols.reject_record(_reason(exc), span)

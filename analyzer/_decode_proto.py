@@ -20,6 +20,7 @@ from faultlens.analyzer._decode import (
     double_text,
     json_text,
     resolve_model,
+    route_of,
 )
 from faultlens.analyzer._decode_json import Decoded
 
@@ -113,7 +114,7 @@ def _traces(msg: TracesData, label: str, cols: TraceColumns) -> None:
                 cols.attr_off.append(len(cols.attr_keys))
                 cols.model_name.append(name)
                 cols.model_version.append(version)
-                cols.route.append(attrs.get("http.route", ""))
+                cols.route.append(route_of(attrs))
                 for event in span.events:
                     ev_attrs = _attributes(event.attributes)
                     cols.ev_ts.append(event.time_unix_nano)

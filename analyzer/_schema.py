@@ -8,7 +8,8 @@ faultlens' own columns come after them, materialized at ingest:
 - ``ModelName`` / ``ModelVersion``: model identity resolved through the alias
   list of DESIGN.md ("Model identity");
 - ``ServiceInstanceId``: ``service.instance.id``, scanned for restarts;
-- ``HttpRoute``: ``http.route``, the endpoint of entry spans;
+- ``HttpRoute``: ``http.route`` (else a client span's ``url.template``), the endpoint of
+  entry spans;
 - ``Layout``: the ``faultlens.layout`` resource attribute, '' when absent;
 - ``ScopeAttributes`` on ``otel_traces`` (the exporter keeps them for logs only);
 - ``RecordId`` on ``otel_logs``: a hash of the record's identity (resource,
