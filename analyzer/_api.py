@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from faultlens.analyzer import _coupling, _detect, _impact, _isolation, _localize
+from faultlens.analyzer import _facts as _stored
 from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
 from faultlens.analyzer._engines import analysis_connection, parse_db
 from faultlens.analyzer._store import connect
@@ -163,8 +164,10 @@ class Analysis:
 
     @cached_property
     def _facts(self) -> bool:
-        where, params = self._run_filter
-        _detect.build_facts(self.con, self.d, run_filter=where, params=params)
+        # The facts ingest stored when they still cover the store, else derived here.
+        if not _stored.use_stored_facts(self.con, self.d, run=self.run):
+            where, params = self._run_filter
+            _detect.build_facts(self.con, self.d, run_filter=where, params=params)
         return True
 
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:

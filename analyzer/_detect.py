@@ -61,14 +61,21 @@ class Window:
     signal: str  # errors | latency | traffic
 
 
-def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]) -> None:
+def build_facts(
+    con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any], by_run: bool = False
+) -> None:
     """Materialize the span facts and request tables the analysis shares.
 
     ``fl_spans`` holds one row per span with its children's aggregate (count,
     summed duration, any error, the latest non-error child that outlived it),
     ``is_entry`` (DESIGN.md: "an entry span is the first span of a request that
     the data holds: a root, or a span whose parent was never recorded").
+
+    ``by_run`` keys every join and map on the run too, so that each run's facts are
+    what an analysis of that run alone computes (the stored facts, ``_facts``).
     """
+    r = "run, " if by_run else ""
+    on = "c.run = b.run AND " if by_run else ""
     attr = d.attr
     run = f"coalesce({attr('ResourceAttributes', 'faultlens.run')}, '')"
     peer = (
@@ -96,30 +103,31 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
     # Per (trace, parent): its children's aggregate. The latest-ending child; when no
     # child erred it is the one that outlived a timeout.
     child = f"""
-        SELECT trace_id, parent_id, count(*) AS child_n, sum(dur) AS child_dur,
+        SELECT {r}trace_id, parent_id, count(*) AS child_n, sum(dur) AS child_dur,
                max(is_err) AS child_err, max(end_ts * (1 - is_err)) AS child_ok_end,
                nullif({d.arg_max("service", "end_ts")}, '') AS child_service,
                {d.arg_max("model", "end_ts")} AS child_model
-        FROM fl_base WHERE parent_id <> '' GROUP BY trace_id, parent_id"""
+        FROM fl_base WHERE parent_id <> '' GROUP BY {r}trace_id, parent_id"""
     con.execute(d.temp_table("fl_child", child))
     # Which service each (caller, peer) reaches, learned where the callee answered.
-    callee = """
-        SELECT b.service AS caller, b.peer, c.child_service AS callee, count(*) AS n
+    callee = f"""
+        SELECT {"b.run, " if by_run else ""}b.service AS caller, b.peer,
+               c.child_service AS callee, count(*) AS n
         FROM fl_base b
-        JOIN fl_child c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        JOIN fl_child c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
         WHERE b.kind = 'client' AND c.child_service IS NOT NULL AND b.peer IS NOT NULL
-        GROUP BY b.service, b.peer, c.child_service"""
+        GROUP BY {"b.run, " if by_run else ""}b.service, b.peer, c.child_service"""
     con.execute(d.temp_table("fl_callee_all", callee))
     con.execute(
         d.temp_table(
             "fl_callee",
-            f"SELECT caller, peer, {d.arg_max('callee', 'n')} AS callee "
-            "FROM fl_callee_all GROUP BY caller, peer",
+            f"SELECT {r}caller, peer, {d.arg_max('callee', 'n')} AS callee "
+            f"FROM fl_callee_all GROUP BY {r}caller, peer",
         )
     )
-    svc_models = """
-        SELECT service, count(DISTINCT model) AS n_models, min(model) AS only_model
-        FROM fl_base GROUP BY service"""
+    svc_models = f"""
+        SELECT {r}service, count(DISTINCT model) AS n_models, min(model) AS only_model
+        FROM fl_base GROUP BY {r}service"""
     con.execute(d.temp_table("fl_service_models", svc_models))
     # One pass over the wide rows: child aggregate, entry flag and the candidate each
     # span speaks for, computed once (not joined again per query). Only the columns
@@ -139,9 +147,9 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
                CASE WHEN b.parent_id = '' OR coalesce(p.hit, 0) = 0 THEN 1 ELSE 0 END
                    AS is_entry
         FROM fl_base b
-        LEFT JOIN fl_child c ON c.trace_id = b.trace_id AND c.parent_id = b.span_id
-        LEFT JOIN (SELECT DISTINCT trace_id, span_id, 1 AS hit FROM fl_base) p
-            ON p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
+        LEFT JOIN fl_child c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        LEFT JOIN (SELECT DISTINCT {r}trace_id, span_id, 1 AS hit FROM fl_base) p
+            ON {on.replace("c.", "p.")}p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
     keep = (
         "run, trace_id, span_id, parent_id, ts, end_ts, dur, service, model, version, "
         "instance, kind, is_err, route, name, layout, child_n, child_dur, child_err, is_entry"
@@ -151,7 +159,7 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
         SELECT {", ".join("s." + c for c in keep.split(", "))},
                {candidate_sql("service")} AS cand_service,
                {candidate_sql("model")} AS cand_model
-        FROM {candidate_from("s", table="f")}"""
+        FROM {candidate_from("s", table="f", by_run=by_run)}"""
     con.execute(d.temp_table("fl_spans", spans))
     con.execute("DROP TABLE fl_base")
     con.execute("DROP TABLE fl_child")
@@ -168,13 +176,17 @@ def build_facts(con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any]
     con.execute(d.temp_table("fl_exposure", exposure))
 
 
-def candidate_from(alias: str = "s", *, table: str = "fl_spans") -> str:
+def candidate_from(alias: str = "s", *, table: str = "fl_spans", by_run: bool = False) -> str:
     """FROM clause joining span facts to the callee and service-model maps."""
-    return f"""{table} {alias}
-        LEFT JOIN fl_callee cm ON cm.caller = {alias}.service AND cm.peer = {alias}.peer
-        LEFT JOIN fl_service_models sm_own ON sm_own.service = {alias}.service
-        LEFT JOIN fl_service_models sm_callee ON sm_callee.service = nullif(cm.callee, '')
-        LEFT JOIN fl_service_models sm_out ON sm_out.service = {alias}.outlived_service"""
+    a = alias
+    run = (lambda t: f"{t}.run = {a}.run AND ") if by_run else (lambda t: "")
+    return f"""{table} {a}
+        LEFT JOIN fl_callee cm ON {run("cm")}cm.caller = {a}.service AND cm.peer = {a}.peer
+        LEFT JOIN fl_service_models sm_own ON {run("sm_own")}sm_own.service = {a}.service
+        LEFT JOIN fl_service_models sm_callee
+            ON {run("sm_callee")}sm_callee.service = nullif(cm.callee, '')
+        LEFT JOIN fl_service_models sm_out
+            ON {run("sm_out")}sm_out.service = {a}.outlived_service"""
 
 
 def candidate_sql(part: str, alias: str = "s") -> str:

@@ -32,6 +32,7 @@ from faultlens.analyzer._decode_files import (
     expand_paths,
     file_size,
 )
+from faultlens.analyzer._facts import store_facts
 from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
 
 __all__ = ["IngestReport", "ingest"]
@@ -219,6 +220,8 @@ def ingest(
             done += consumed
             if progress is not None:
                 progress(min(done, total), total)
+        # Derive the span facts every analysis reads once, here (analyzer/_facts.py).
+        store_facts(con)
     finally:
         decoder.close()
         if con is not db:
