@@ -232,3 +232,20 @@ def test_sigkill_mid_ingest_then_rerun_completes(tmp_path: Path, monkeypatch) ->
     assert con.execute(
         "SELECT count(*), count(DISTINCT (TraceId, SpanId)) FROM otel_traces"
     ).fetchone() == (total, total)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "protobuf"])
+def test_repeated_attribute_maps_stored_exactly(tmp_path: Path, fmt: str) -> None:
+    # The store hands repeated maps to DuckDB as a dictionary; values must not change.
+    spans = _sdk_spans(40)
+    path = _write_formats(tmp_path, spans)[fmt]
+    con = connect(":memory:")
+    ingest(path, db=con)
+    stored = con.execute(
+        "SELECT SpanId, SpanAttributes FROM otel_traces ORDER BY SpanId"
+    ).fetchall()
+    expected = sorted(
+        (format(s.context.span_id, "016x"), {k: str(v) for k, v in s.attributes.items()})
+        for s in spans
+    )
+    assert stored == expected
