@@ -293,12 +293,11 @@ class Analysis:
     ) -> Incident:
         bns = self.settings.bucket_ns
         kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
-        ranked, evs, sigs = {}, {}, {}
-        for view in _localize.VIEWS:
-            ev = _localize.collect_evidence(self.con, self.d, view=view, slo_ms=slo_ms, **kw)
-            sig = _localize.score_matrix(ev)
-            evs[view], sigs[view] = ev, sig
-            ranked[view] = _localize.ranking(ev, sig, len(ev.buckets) - 1)
+        ranked, sigs = {}, {}
+        evs = _localize.collect_views(self.con, self.d, slo_ms=slo_ms, **kw)
+        for view, ev in evs.items():
+            sigs[view] = _localize.score_matrix(ev)
+            ranked[view] = _localize.ranking(ev, sigs[view], len(ev.buckets) - 1)
         top = ranked["model_aware"].iloc[0]
         service = str(top.service)
         model = top.model if isinstance(top.model, str) else None

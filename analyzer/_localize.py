@@ -29,6 +29,7 @@ __all__ = [
     "WEIGHTS",
     "Evidence",
     "collect_evidence",
+    "collect_views",
     "describe",
     "left_by_absence",
     "ranking",
@@ -74,10 +75,6 @@ class Evidence:
     base_buckets: int
 
 
-def _model_expr(d: Dialect, view: str, expr: str) -> str:
-    return expr if view == "model_aware" else d.null_text
-
-
 def collect_evidence(
     con: Any,
     d: Dialect,
@@ -90,33 +87,68 @@ def collect_evidence(
     view: str,
     slo_ms: float | None,
 ) -> Evidence:
-    """Aggregate spans, logs and request exposure per candidate and bucket."""
+    """Aggregate spans, logs and request exposure per candidate and bucket, in one view."""
+    return collect_views(
+        con,
+        d,
+        run=run,
+        base_start=base_start,
+        onset=onset,
+        end=end,
+        bucket_ns=bucket_ns,
+        slo_ms=slo_ms,
+    )[view]
+
+
+def collect_views(
+    con: Any,
+    d: Dialect,
+    *,
+    run: str,
+    base_start: int,
+    onset: int,
+    end: int,
+    bucket_ns: int,
+    slo_ms: float | None,
+) -> dict[str, Evidence]:
+    """The evidence of both views from one pass: each query groups by the model-aware
+    candidate and, in a second grouping of the same rows, by the service alone
+    (the service-only view: model NULL)."""
     p = {"run": run, "base_start": base_start, "onset": onset, "end": end}
     prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
-    model = _model_expr(d, view, "s.cand_model")
+    null = d.null_text
+
+    def both(cte: str, key: str, rest: str, aggs: str, where: str = "") -> str:
+        """``cte`` grouped by (key, model, rest) as view 'model_aware' and by (key, rest)
+        as view 'service_only'."""
+        return f"""WITH {cte}
+            SELECT 'model_aware' AS view, {key}, model, {rest}, {aggs} FROM x {where}
+            GROUP BY {key}, model, {rest}
+            UNION ALL
+            SELECT 'service_only', {key}, {null}, {rest}, {aggs} FROM x {where}
+            GROUP BY {key}, {rest}"""
+
     spans = con.execute(
-        f"""
-        SELECT service, model, bucket_start, count(*) AS spans, sum(is_err) AS errors,
-               sum(origin) AS origin_errors, sum(self_ns) AS self_ns
-        FROM (SELECT s.cand_service AS service, {model} AS model,
+        both(
+            f"""x AS (SELECT s.cand_service AS service, s.cand_model AS model,
                      {d.bucket("s.ts", bucket_ns)} AS bucket_start, s.is_err,
                      CASE WHEN s.is_err = 1 AND s.child_err = 0 THEN 1 ELSE 0 END AS origin,
                      greatest(s.dur - s.child_dur, 0) AS self_ns
               FROM fl_spans s
-              WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]} AND s.ts < {prm["end"]})
-        GROUP BY service, model, bucket_start""",
+              WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]}
+                AND s.ts < {prm["end"]})""",
+            "service",
+            "bucket_start",
+            """count(*) AS spans, sum(is_err) AS errors, sum(origin) AS origin_errors,
+               sum(self_ns) AS self_ns""",
+        ),
         p,
     ).df()
-    log_model = _model_expr(
-        d,
-        view,
-        "coalesce(nullif(l.ModelName, ''), CASE WHEN sm.n_models = 1 THEN sm.only_model END)",
-    )
     logs = con.execute(
-        f"""
-        SELECT service, model, bucket_start, sum(warn) AS warn_logs, sum(err) AS error_logs,
-               sum(fatal) AS fatal_logs
-        FROM (SELECT l.ServiceName AS service, {log_model} AS model,
+        both(
+            f"""x AS (SELECT l.ServiceName AS service,
+                     coalesce(nullif(l.ModelName, ''),
+                              CASE WHEN sm.n_models = 1 THEN sm.only_model END) AS model,
                      {d.bucket("ts", bucket_ns)} AS bucket_start,
                      CASE WHEN l.SeverityNumber < 17 THEN 1 ELSE 0 END AS warn,
                      CASE WHEN l.SeverityNumber >= 17 AND l.SeverityNumber < 21
@@ -126,29 +158,40 @@ def collect_evidence(
               LEFT JOIN fl_service_models sm ON sm.service = l.ServiceName
               WHERE coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') = {prm["run"]}
                 AND l.ts >= {prm["base_start"]} AND l.ts < {prm["end"]}
-                AND l.SeverityNumber >= 13)
-        GROUP BY service, model, bucket_start""",
+                AND l.SeverityNumber >= 13)""",
+            "service",
+            "bucket_start",
+            "sum(warn) AS warn_logs, sum(err) AS error_logs, sum(fatal) AS fatal_logs",
+        ),
         p,
     ).df()
-    e_model = _model_expr(d, view, "e.model")
-    e_version = _model_expr(d, view, "e.version")
     phase = f"CASE WHEN q.ts >= {prm['onset']} THEN {d.bucket('q.ts', bucket_ns)} ELSE -1 END"
     chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}
                  AND (q.ts < {prm["onset"]} OR q.bad = 1)"""
-    exposure = con.execute(
-        f"""
-        WITH {bad_requests_cte(d, slo_ms=slo_ms)},
-        x AS (SELECT {phase} AS phase, q.trace_id, e.service, {e_model} AS model,
-                     {e_version} AS version
+    x = f"""{bad_requests_cte(d, slo_ms=slo_ms)},
+        x AS (SELECT {phase} AS bucket_start, q.trace_id, e.service, e.model, e.version
               FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id
-              WHERE e.run = {prm["run"]} AND {chosen})
-        SELECT phase AS bucket_start, service, model, version, count(DISTINCT trace_id) AS n
-        FROM x WHERE version IS NOT NULL GROUP BY phase, service, model, version
+              WHERE e.run = {prm["run"]} AND {chosen})"""
+    exposure = con.execute(
+        f"""{
+            both(
+                x,
+                "bucket_start, service",
+                "version",
+                "count(DISTINCT trace_id) AS n",
+                "WHERE version IS NOT NULL",
+            )
+        }
         UNION ALL
-        SELECT phase, service, model, '*', count(DISTINCT trace_id)
-        FROM x GROUP BY phase, service, model""",
+        SELECT 'model_aware', bucket_start, service, model, '*', count(DISTINCT trace_id)
+        FROM x GROUP BY bucket_start, service, model
+        UNION ALL
+        SELECT 'service_only', bucket_start, service, {null}, '*', count(DISTINCT trace_id)
+        FROM x GROUP BY bucket_start, service""",
         p,
     ).df()
+    # The service-only view has no model, hence no version: nothing there.
+    exposure = exposure[(exposure.view == "model_aware") | (exposure.version == "*")]
     totals = con.execute(
         f"""
         WITH {bad_requests_cte(d, slo_ms=slo_ms)}
@@ -157,15 +200,13 @@ def collect_evidence(
         p,
     ).df()
     # Model versions are what the service-only view cannot see: none there.
-    versions = pd.DataFrame(columns=["service", "model", "version", "first_ns", "last_ns"])
-    if view == "model_aware":
-        versions = con.execute(
-            f"""
-            SELECT service, model, version, min(ts) AS first_ns, max(ts) AS last_ns
-            FROM fl_spans WHERE run = {prm["run"]} AND version IS NOT NULL
-            GROUP BY service, model, version""",
-            p,
-        ).df()
+    versions = con.execute(
+        f"""
+        SELECT service, model, version, min(ts) AS first_ns, max(ts) AS last_ns
+        FROM fl_spans WHERE run = {prm["run"]} AND version IS NOT NULL
+        GROUP BY service, model, version""",
+        p,
+    ).df()
     restarts = con.execute(
         f"""
         WITH i AS (SELECT service, instance, min(ts) AS first_ns FROM fl_spans
@@ -175,30 +216,44 @@ def collect_evidence(
         WHERE i.first_ns > f.run_first""",
         p,
     ).df()
-    cand = con.execute(
+    aware = con.execute(
         f"""
-        SELECT DISTINCT s.cand_service AS service, {model} AS model
+        SELECT DISTINCT s.cand_service AS service, s.cand_model AS model
         FROM fl_spans s WHERE s.run = {prm["run"]}""",
         p,
     ).df()
     svc = con.execute("SELECT service, n_models FROM fl_service_models").df()
-    cand = cand.merge(svc, on="service", how="left").fillna({"n_models": 0})
-    cand = cand.astype({"n_models": int}).sort_values(["service", "model"], na_position="first")
     buckets = np.arange(onset, end, bucket_ns, dtype=np.int64)
-    return Evidence(
-        view=view,
-        onset_ns=onset,
-        bucket_ns=bucket_ns,
-        buckets=buckets,
-        candidates=cand.reset_index(drop=True),
-        spans=spans,
-        logs=logs,
-        exposure=exposure,
-        bad_totals=totals.set_index("bucket_start")["n"],
-        versions=versions,
-        restarts=restarts,
-        base_buckets=max(1, int((onset - base_start) // bucket_ns)),
-    )
+    out = {}
+    for view in VIEWS:
+        if view == "model_aware":
+            cand = aware
+        else:
+            services = aware.service.drop_duplicates().reset_index(drop=True)
+            cand = pd.DataFrame({"service": services, "model": [None] * len(services)})
+        cand = cand.merge(svc, on="service", how="left").fillna({"n_models": 0})
+        cand = cand.astype({"n_models": int}).sort_values(["service", "model"], na_position="first")
+        out[view] = Evidence(
+            view=view,
+            onset_ns=onset,
+            bucket_ns=bucket_ns,
+            buckets=buckets,
+            candidates=cand.reset_index(drop=True),
+            spans=_of_view(spans, view),
+            logs=_of_view(logs, view),
+            exposure=_of_view(exposure, view),
+            bad_totals=totals.set_index("bucket_start")["n"],
+            versions=versions
+            if view == "model_aware"
+            else pd.DataFrame(columns=["service", "model", "version", "first_ns", "last_ns"]),
+            restarts=restarts,
+            base_buckets=max(1, int((onset - base_start) // bucket_ns)),
+        )
+    return out
+
+
+def _of_view(frame: pd.DataFrame, view: str) -> pd.DataFrame:
+    return frame[frame.view == view].drop(columns="view").reset_index(drop=True)
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
