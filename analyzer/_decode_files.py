@@ -160,7 +160,8 @@ def _chunks(
 
     # Content decides; a .json/.jsonl name only breaks the tie for text that is not JSON.
     if first in (b"{", b"[") or (json_name and head[0] != 0):
-        first_line = head.split(b"\n", 1)[0]
+        end = head.find(b"\n")
+        first_line = head if end < 0 else head[:end]
         try:
             first_doc = orjson.loads(first_line)
             is_lines = True
@@ -173,20 +174,27 @@ def _chunks(
         if not is_lines:
             yield Chunk(source, "json", head + stream.read(), consumed=consumed())
             return
+        # Each read is cut after its last newline; the partial line left over opens the
+        # next chunk (each byte is copied once at most).
         line = 1
-        buffer = head
-        while True:
-            more = stream.read(size)
-            if more:
-                buffer += more
-            cut = buffer.rfind(b"\n") + 1 if more else len(buffer)
-            if cut == 0 and more:
-                continue
-            piece, buffer = buffer[:cut], buffer[cut:]
-            yield Chunk(source, "jsonl", piece, first_line=line, consumed=consumed())
-            line += piece.count(b"\n")
-            if not more:
-                return
+        partial = b""
+        data = head
+        while data:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                partial += data
+            else:
+                if partial or cut < len(data):
+                    piece = b"".join((partial, memoryview(data)[:cut]))
+                    partial = data[cut:]
+                else:
+                    piece = data
+                yield Chunk(source, "jsonl", piece, first_line=line, consumed=consumed())
+                line += piece.count(b"\n")
+            data = stream.read(size)
+        if partial:
+            yield Chunk(source, "jsonl", partial, first_line=line, consumed=consumed())
+        return
     if head[0] == 0 and len(head) >= 4 and int.from_bytes(head[:4], "big") < _MAX_FRAME:
         yield from _frames(source, head, stream, size, consumed)
         return

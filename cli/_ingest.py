@@ -57,7 +57,7 @@ def ingest(
         f"{report.files} files: read {report.read}, stored {report.stored} "
         f"({report.spans} spans, {report.log_records} log records), "
         f"duplicates {report.duplicates}, quarantined {report.quarantined} "
-        f"in {report.seconds:.1f} s -> {db}"
+        f"in {report.seconds:.1f} s (span facts {report.facts_seconds:.1f} s) -> {db}"
     )
     if report.errors:
         raise typer.Exit(1)
