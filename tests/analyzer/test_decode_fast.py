@@ -109,3 +109,16 @@ GOOD = {"traceId": "a" * 32, "spanId": "b" * 16, "startTimeUnixNano": "5", "name
 )
 def test_declines_what_it_cannot_decode_exactly(data: bytes) -> None:
     assert decode_traces_fast(data) is None
+
+
+def test_fields_only_in_middle_lines_are_read_as_by_the_python_path() -> None:
+    # The parse schema is cut to the fields of the first and last lines; a middle line
+    # with more (events, links, other value types, status) must still decode exactly.
+    lines = _sdk_lines().splitlines(keepends=True)
+    plain = _one({**GOOD, "endTimeUnixNano": "9"})
+    data = plain + b"".join(lines) + plain
+    fast = decode_traces_fast(data)
+    assert fast is not None
+    table, read, rejects = _python_path(data)
+    assert (fast[1], rejects) == (read, [])
+    assert fast[0].equals(table)
