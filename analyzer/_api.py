@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from faultlens.analyzer import _coupling, _detect, _impact, _isolation, _localize
-from faultlens.analyzer import _facts as _stored
+from faultlens.analyzer import _facts as _stored_facts
 from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
 from faultlens.analyzer._engines import analysis_connection, parse_db
 from faultlens.analyzer._store import connect
@@ -153,6 +153,7 @@ class Analysis:
         self.run = run
         self.settings = settings or _detect.DetectionSettings()
         self._incidents: dict[float | None, list[Incident]] = {}
+        self._series: dict[int, pd.DataFrame] = {}
 
     # -- shared state -------------------------------------------------------------
     @property
@@ -163,12 +164,26 @@ class Analysis:
         return f"{expr} = {self.d.param('run')}", {"run": self.run}
 
     @cached_property
+    def _stored(self) -> _stored_facts.StoredFacts | None:
+        """The facts ingest stored, while they still cover the store (analyzer/_facts.py)."""
+        return _stored_facts.use_stored_facts(self.con, self.d, run=self.run)
+
+    @cached_property
     def _facts(self) -> bool:
-        # The facts ingest stored when they still cover the store, else derived here.
-        if not _stored.use_stored_facts(self.con, self.d, run=self.run):
+        if self._stored is None:
             where, params = self._run_filter
             _detect.build_facts(self.con, self.d, run_filter=where, params=params)
         return True
+
+    def _scope_series(self, bucket_ns: int) -> pd.DataFrame:
+        """Every scope's time series (read-only: shared by callers), computed once per bucket."""
+        assert self._facts
+        if bucket_ns not in self._series:
+            stored = self._stored is not None and self._stored.series_bucket_ns == bucket_ns
+            self._series[bucket_ns] = _detect.scope_timeseries(
+                self.con, self.d, bucket_ns=bucket_ns, stored="fl_scope_series" if stored else None
+            )
+        return self._series[bucket_ns]
 
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
@@ -176,6 +191,12 @@ class Analysis:
     # -- listing ------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
         """[run, layout, start_ns, end_ns, spans]: one row per ``faultlens.run`` ('' if none)."""
+        if self._stored is not None:  # the same, from the stored facts (no map lookups)
+            return self._q(
+                """SELECT run, max(layout) AS layout, min(ts) AS start_ns, max(ts) AS end_ns,
+                          count(*) AS spans
+                   FROM fl_spans GROUP BY 1 ORDER BY start_ns"""
+            )
         a = self.d.attr
         where, params = self._run_filter
         return self._q(
@@ -206,7 +227,7 @@ class Analysis:
         """[run, bucket_start, scope, key, requests, errors, error_ratio, p95_ms]."""
         assert self._facts
         bns = int((bucket_s or self.settings.bucket_s) * 1e9)
-        ts = _detect.scope_timeseries(self.con, self.d, bucket_ns=bns)
+        ts = self._scope_series(bns)
         return ts[ts.scope == scope].reset_index(drop=True)
 
     # -- incidents ----------------------------------------------------------------
@@ -263,7 +284,7 @@ class Analysis:
     def _detect_and_analyse(self, slo_ms: float | None) -> list[Incident]:
         assert self._facts
         st = self.settings
-        series = _detect.scope_timeseries(self.con, self.d, bucket_ns=st.bucket_ns)
+        series = self._scope_series(st.bucket_ns)
         ext = self._q("SELECT run, min(ts) AS lo, max(ts) AS hi FROM fl_requests GROUP BY run")
         bounds = {r: (int(lo), int(hi)) for r, lo, hi in ext.itertuples(index=False)}
         windows = _detect.abnormal_windows(series, st, bounds=bounds)

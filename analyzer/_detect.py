@@ -24,6 +24,7 @@ __all__ = [
     "build_facts",
     "candidate_sql",
     "merge_windows",
+    "scope_series_sql",
     "scope_timeseries",
 ]
 
@@ -213,15 +214,31 @@ def candidate_sql(part: str, alias: str = "s") -> str:
             ELSE coalesce({s}.model, {single.format(t="sm_own")}) END"""
 
 
-def scope_timeseries(con: Any, d: Dialect, *, bucket_ns: int) -> pd.DataFrame:
+def scope_timeseries(
+    con: Any, d: Dialect, *, bucket_ns: int, stored: str | None = None
+) -> pd.DataFrame:
     """Per scope (service, endpoint, model) and bucket: requests, errors, p95 latency.
 
     DESIGN.md: "Time is bucketed (default 5 s). A scope is a service, an
     endpoint (http.route of entry spans) or a model."
+    ``stored`` names a table holding :func:`scope_series_sql`'s rows for this bucket.
     """
+    sql = (
+        scope_series_sql(d, bucket_ns=bucket_ns)
+        if stored is None
+        else f"""
+        SELECT run, scope, key, bucket_start, requests, errors, p95_ms FROM {stored}"""
+    )
+    frame = con.execute(sql).df()
+    frame["error_ratio"] = frame["errors"] / frame["requests"].clip(lower=1)
+    return frame.sort_values(["run", "scope", "key", "bucket_start"], ignore_index=True)
+
+
+def scope_series_sql(d: Dialect, *, bucket_ns: int) -> str:
+    """The rows of :func:`scope_timeseries`, unsorted: one query over the facts."""
     b = d.bucket("ts", bucket_ns)
     p95 = d.quantile("dur", 0.95)
-    sql = f"""
+    return f"""
         SELECT run, 'endpoint' AS scope, endpoint AS key, {b} AS bucket_start,
                count(*) AS requests, sum(is_err) AS errors, {p95} / 1e6 AS p95_ms
         FROM fl_requests GROUP BY run, endpoint, {b}
@@ -235,9 +252,6 @@ def scope_timeseries(con: Any, d: Dialect, *, bucket_ns: int) -> pd.DataFrame:
         SELECT run, 'service', cand_service, {b}, count(*), sum(is_err), {p95} / 1e6
         FROM fl_spans WHERE kind = 'server' OR (kind = 'client' AND child_n = 0)
         GROUP BY run, cand_service, {b}"""
-    frame = con.execute(sql).df()
-    frame["error_ratio"] = frame["errors"] / frame["requests"].clip(lower=1)
-    return frame.sort_values(["run", "scope", "key", "bucket_start"], ignore_index=True)
 
 
 def abnormal_windows(

@@ -12,6 +12,8 @@ one run's or one incident's rows are read without scanning the rest:
   ``build_facts`` makes as ``fl_spans``, ``fl_requests``, ``fl_exposure``,
   each run's facts derived from that run alone;
 - ``faultlens_service_models``: the distinct (run, service, model) rows;
+- ``faultlens_scope_series``: the per-scope time series incident detection reads
+  (``scope_series_sql``), for the default 5 s bucket;
 - ``faultlens_facts_meta``: the facts' format, the number of spans they were
   derived from, and whether a whole-store analysis may read them too.
 
@@ -24,20 +26,30 @@ answers False). ClickHouse stores never have them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from faultlens.analyzer._detect import build_facts
+from faultlens.analyzer._detect import DetectionSettings, build_facts, scope_series_sql
 from faultlens.analyzer._dialect import DUCKDB, Dialect
 
-__all__ = ["FACTS_FORMAT", "store_facts", "use_stored_facts"]
+__all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 1  # bump when a stored table's meaning changes
+FACTS_FORMAT = 2  # bump when a stored table's meaning changes
+SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 _META = "faultlens_facts_meta"
 _TABLES = {  # stored table: (temp table it replaces, order)
     "faultlens_spans": ("fl_spans", "run, ts"),
     "faultlens_requests": ("fl_requests", "run, ts"),
     "faultlens_exposure": ("fl_exposure", "run, trace_id"),
+    "faultlens_scope_series": ("fl_scope_series", "run"),
 }
+
+
+@dataclass(frozen=True)
+class StoredFacts:
+    """The stored facts an analysis reads: ``fl_scope_series`` holds this bucket's series."""
+
+    series_bucket_ns: int
 
 
 def _span_count(con: Any) -> int:
@@ -54,7 +66,8 @@ def store_facts(con: Any) -> int:
     Nothing is rewritten when the stored facts already cover every span.
     """
     spans = _span_count(con)
-    if _stored_meta(con) == (FACTS_FORMAT, spans):
+    meta = _stored_meta(con)
+    if meta is not None and meta[1] == spans:
         return spans
     d = DUCKDB
     build_facts(con, d, run_filter="1 = 1", params={}, by_run=True)
@@ -84,6 +97,7 @@ def store_facts(con: Any) -> int:
            WHERE g.n_models <> r.n_models OR g.only_model IS DISTINCT FROM r.only_model"""
     ).fetchone()[0]
     whole_store = split == 0 and callee_differs == 0 and models_differ == 0
+    con.execute(d.temp_table("fl_scope_series", scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS)))
     con.execute("BEGIN TRANSACTION")
     try:
         for stored, (temp, order) in _TABLES.items():
@@ -96,42 +110,49 @@ def store_facts(con: Any) -> int:
         con.execute(f"DROP TABLE IF EXISTS {_META}")
         con.execute(
             f"""CREATE TABLE {_META} AS SELECT CAST($format AS INTEGER) AS format,
-                       CAST($spans AS BIGINT) AS spans, CAST($whole AS BOOLEAN) AS whole_store""",
-            {"format": FACTS_FORMAT, "spans": spans, "whole": whole_store},
+                       CAST($spans AS BIGINT) AS spans, CAST($whole AS BOOLEAN) AS whole_store,
+                       CAST($bucket AS BIGINT) AS series_bucket_ns""",
+            {
+                "format": FACTS_FORMAT,
+                "spans": spans,
+                "whole": whole_store,
+                "bucket": SERIES_BUCKET_NS,
+            },
         )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    for temp in ("fl_spans", "fl_requests", "fl_exposure", "fl_callee", "fl_callee_all"):
+    for temp in ("fl_callee", "fl_callee_all", *(t for t, _ in _TABLES.values())):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     con.execute("DROP TABLE IF EXISTS fl_service_models")
     con.execute("DROP TABLE IF EXISTS fl_service_models_by_run")
     return spans
 
 
-def _stored_meta(con: Any, *, whole_store: bool = False) -> tuple[int, int] | None:
+def _stored_meta(con: Any, *, whole_store: bool = False) -> tuple[int, int, int] | None:
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND NOT temporary",
         {"t": _META},
     ).fetchone()[0]
     if not exists:
         return None
-    row = con.execute(f"SELECT format, spans, whole_store FROM {_META}").fetchone()
-    if row is None or (whole_store and not row[2]):
+    row = con.execute(f"SELECT * FROM {_META}").fetchone()
+    if row is None or row[0] != FACTS_FORMAT or (whole_store and not row[2]):
         return None
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[3])
 
 
-def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> bool:
-    """Point ``fl_spans``, ``fl_requests``, ``fl_exposure`` and ``fl_service_models`` at the
-    stored facts (of ``run``, or of the whole store) when they cover every span; else False.
+def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | None:
+    """Point ``fl_spans``, ``fl_requests``, ``fl_exposure``, ``fl_scope_series`` and
+    ``fl_service_models`` at the stored facts (of ``run``, or of the whole store) when
+    they cover every span; else None.
     """
     if d.name != "duckdb":
-        return False
+        return None
     meta = _stored_meta(con, whole_store=run is None)
-    if meta != (FACTS_FORMAT, _span_count(con)):
-        return False
+    if meta is None or meta[1] != _span_count(con):
+        return None
     # A view cannot take a bound parameter: the run is a quoted literal.
     where = "" if run is None else f" WHERE run = {_literal(run)}"
     for stored, (temp, _) in _TABLES.items():
@@ -143,7 +164,7 @@ def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> bool:
                 FROM faultlens_service_models{where} GROUP BY service""",
         )
     )
-    return True
+    return StoredFacts(series_bucket_ns=meta[2])
 
 
 def _literal(value: str) -> str:
