@@ -304,6 +304,67 @@ def _model(
     )
 
 
+def _codes(values: pa.Array) -> np.ndarray:
+    """Equal values, equal integers (null: -1)."""
+    indices = pc.dictionary_encode(values).indices
+    return pc.fill_null(indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _list_codes(lists: pa.Array) -> np.ndarray | None:
+    """One integer per list<KeyValue>, equal exactly when the keys and values are, entry by
+    entry (an absent or empty list alike, as the Python decoder reads them); None when a
+    value is an array (left to the Python decoder's own conversion)."""
+    kvs, _, offsets = _flatten(lists)
+    value = _field(kvs, "value")
+    if pc.any(pc.is_valid(_field(value, "arrayValue"))).as_py():
+        return None
+    parts = [_codes(_field(kvs, "key")), pc.is_valid(value).to_numpy(zero_copy_only=False)]
+    parts += [_codes(_field(value, name)) for name, _ in _SCALAR]
+    entries = np.ascontiguousarray(np.stack(parts, axis=1).astype(np.int32))
+    width = entries.shape[1] * 4
+    rows = pa.Array.from_buffers(
+        pa.binary(),
+        len(lists),
+        [None, pa.py_buffer((offsets * width).astype(np.int32)), pa.py_buffer(entries)],
+    )
+    return _codes(rows)
+
+
+def _distinct_scopes(
+    resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray
+) -> tuple[_Scopes, np.ndarray]:
+    """Resources and scopes, each distinct one once (a file repeats its resource and scope
+    on every line), and the distinct scope of each scope."""
+    resource = _field(resources, "resource")
+    scope = _field(scope_structs, "scope")
+    res_attrs = _list_codes(_field(resource, "attributes"))
+    scope_attrs = _list_codes(_field(scope, "attributes"))
+    if res_attrs is None or scope_attrs is None:
+        return _scopes(resources, scope_structs, scope_res), np.arange(len(scope_structs))
+    res_key = np.stack([res_attrs, _codes(_field(resources, "schemaUrl"))], axis=1)
+    _, res_first, res_of = np.unique(res_key, axis=0, return_index=True, return_inverse=True)
+    res_of = res_of.reshape(-1)
+    scope_key = np.stack(
+        [
+            res_of[scope_res],
+            _codes(_field(scope, "name")),
+            _codes(_field(scope, "version")),
+            scope_attrs,
+            _codes(_field(scope_structs, "schemaUrl")),
+        ],
+        axis=1,
+    )
+    _, first, distinct_of = np.unique(scope_key, axis=0, return_index=True, return_inverse=True)
+    # Only the resources the distinct scopes name, renumbered in that order.
+    used, res_index = np.unique(res_of[scope_res[first]], return_inverse=True)
+    scopes = _scopes(
+        resources.take(pa.array(res_first[used])),
+        scope_structs.take(pa.array(first)),
+        res_index.reshape(-1),
+    )
+    return scopes, distinct_of.reshape(-1)
+
+
 def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray) -> _Scopes:
     """Resources and scopes through the Python decoder's own attribute code."""
     scopes = _Scopes()
@@ -456,7 +517,8 @@ def _decode(data: bytes) -> tuple[pa.Table | None, int]:
     n = len(spans)
     if n == 0:
         return None, 0
-    scopes = _scopes(resources, scope_structs, scope_res)
+    scopes, distinct_of = _distinct_scopes(resources, scope_structs, scope_res)
+    scope_of = distinct_of[scope_of]
     start = _nanos(_field(spans, "startTimeUnixNano"))
     end = _nanos(_field(spans, "endTimeUnixNano"))
     attrs, keys, values, parents = _attr_maps(_field(spans, "attributes"))
