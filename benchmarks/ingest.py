@@ -6,9 +6,13 @@ times, in one run and on the same file:
 
 1. ``faultlens ingest FILE --db fresh.duckdb`` (a subprocess, start-up included);
 2. the parse-only floor: ``orjson.loads`` of every line, single process;
-3. the naive path a user would write: DuckDB ``read_json`` + ``unnest`` into a table.
+3. the naive path a user would write: DuckDB ``read_json`` + ``unnest`` into a table, in
+   two forms: the minimal unnest of the spans (attributes left as lists of key/value
+   structs, ids and times as read), and the table a user can query by service and
+   attribute (what faultlens stores: service name, MAP attributes, timestamps, duration).
 
-and prints both ratios (targets: ingest <= 1.5x the floor, >= 5x faster than naive).
+and prints the ratios (targets: ingest <= 1.5x the floor, >= 5x faster than naive), for
+the whole ingest and for it without the span facts it derives for the analysis at the end.
 It also measures the OTLP/HTTP receiver's persisted spans/s: the real OpenTelemetry
 OTLP/HTTP exporter sending protobuf from separate processes (``--senders``), each with its
 spans built before the clock starts (``--no-receiver`` skips this).
@@ -23,6 +27,7 @@ import multiprocessing
 import os
 import platform
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -100,6 +105,8 @@ def floor(path: Path) -> float:
 
 
 def naive(path: Path, db: Path) -> float:
+    """Minimal: unnest the spans, nothing else (attributes stay lists of key/value structs,
+    ids and times as read, no service name)."""
     started = time.perf_counter()
     con = duckdb.connect(str(db))
     con.execute(
@@ -109,6 +116,51 @@ def naive(path: Path, db: Path) -> float:
         "   maximum_object_size = 1000000000)))",
         [str(path)],
     )
+    con.close()
+    return time.perf_counter() - started
+
+
+# What a user writes to query the spans by service and attribute: one row per span with
+# the service name, attributes as MAP(VARCHAR, VARCHAR), start time as TIMESTAMP and a
+# duration (the generated attributes are all strings, so stringValue is the text).
+_NAIVE_QUERYABLE = """
+CREATE TABLE spans AS
+WITH r AS (
+  SELECT unnest(resourceSpans) AS rs
+  FROM read_json(?, format = 'newline_delimited', maximum_object_size = 1000000000)
+), s AS (
+  SELECT rs.resource AS resource, unnest(rs.scopeSpans) AS ss FROM r
+), sp AS (
+  SELECT resource, ss.scope AS scope, unnest(ss.spans) AS span FROM s
+)
+SELECT
+  make_timestamp_ns(span.startTimeUnixNano::BIGINT) AS Timestamp,
+  lower(span.traceId) AS TraceId,
+  lower(span.spanId) AS SpanId,
+  coalesce(lower(span.parentSpanId), '') AS ParentSpanId,
+  span.name AS SpanName,
+  span.kind AS SpanKind,
+  list_filter(resource.attributes, lambda a: a.key = 'service.name')[1].value.stringValue
+    AS ServiceName,
+  map_from_entries(list_transform(resource.attributes,
+    lambda a: {'key': a.key, 'value': a.value.stringValue})) AS ResourceAttributes,
+  scope.name AS ScopeName,
+  scope.version AS ScopeVersion,
+  map_from_entries(list_transform(span.attributes,
+    lambda a: {'key': a.key, 'value': a.value.stringValue})) AS SpanAttributes,
+  span.endTimeUnixNano::UBIGINT - span.startTimeUnixNano::UBIGINT AS Duration,
+  coalesce(json_extract(span.status, '$.code')::INTEGER, 0) AS StatusCode,
+  coalesce(json_extract_string(span.status, '$.message'), '') AS StatusMessage
+FROM sp
+"""
+
+
+def naive_queryable(path: Path, db: Path) -> float:
+    """read_json + unnest into a table equivalent to what faultlens stores (queryable by
+    service and attribute), default DuckDB settings."""
+    started = time.perf_counter()
+    con = duckdb.connect(str(db))
+    con.execute(_NAIVE_QUERYABLE, [str(path)])
     con.close()
     return time.perf_counter() - started
 
@@ -223,12 +275,25 @@ def main() -> None:
     print(f"input:   {path} ({args.spans:,} spans, {size / 1e6:.0f} MB OTLP JSON Lines)")
     ingest_s, summary = faultlens_ingest(path, workdir / "faultlens.duckdb")
     print(f"faultlens ingest:            {ingest_s:6.2f} s   ({summary})")
+    facts = re.search(r"span facts ([0-9.]+) s", summary)
+    facts_s = float(facts.group(1)) if facts else 0.0
+    spans_s = ingest_s - facts_s
+    print(f"  without the span facts:    {spans_s:6.2f} s   (start-up, decode, dedupe, insert)")
     floor_s = floor(path)
     print(f"parse-only floor (orjson):   {floor_s:6.2f} s")
     naive_s = naive(path, workdir / "naive.duckdb")
-    print(f"naive (read_json + unnest):  {naive_s:6.2f} s")
-    print(f"ingest / floor = {ingest_s / floor_s:.2f}x  (target <= 1.5x)")
-    print(f"naive / ingest = {naive_s / ingest_s:.2f}x  (target >= 5x)")
+    print(f"naive, minimal unnest:       {naive_s:6.2f} s   (spans unnested, nothing converted)")
+    queryable_s = naive_queryable(path, workdir / "naive-queryable.duckdb")
+    print(
+        f"naive, queryable table:      {queryable_s:6.2f} s   "
+        "(service name, MAP attributes, TIMESTAMP, duration)"
+    )
+    for label, took in (("ingest", ingest_s), ("ingest without span facts", spans_s)):
+        print(
+            f"{label}: / floor = {took / floor_s:.2f}x (target <= 1.5x); "
+            f"naive minimal / it = {naive_s / took:.2f}x, "
+            f"naive queryable / it = {queryable_s / took:.2f}x (target >= 5x)"
+        )
     if not args.no_receiver:
         elapsed, stored, failed = receiver(args.receiver_spans, workdir, args.senders)
         rate = stored / elapsed
