@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -290,7 +292,7 @@ class Analysis:
         windows = _detect.abnormal_windows(series, st, bounds=bounds)
         groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
         run_start = ext.set_index("run").lo
-        out: list[Incident] = []
+        jobs = []
         prev_end: dict[str, int] = {}
         for g in groups:
             run = g[0].run
@@ -300,11 +302,40 @@ class Analysis:
             prev_end[run] = end
             if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
                 continue
-            out.append(self._analyse(run, g, base_start, onset, end, slo_ms))
-        return out
+            jobs.append((run, g, base_start, onset, end, slo_ms))
+        cursors = self._cursors(len(jobs))
+        if len(cursors) < 2:
+            return [self._analyse(self.con, *job) for job in jobs]
+        # Incidents are independent: each worker analyses every n-th one on its own cursor,
+        # so one's SQL runs while another's Python scores (DuckDB frees the GIL).
+        self._svc_models, self._versions, self._update_coupling  # noqa: B018 - shared, fill once
+        n = len(cursors)
+
+        def work(k: int) -> list[Incident]:
+            return [self._analyse(cursors[k], *job) for job in jobs[k::n]]
+
+        try:
+            with ThreadPoolExecutor(n) as pool:
+                parts = list(pool.map(work, range(n)))
+        finally:
+            for cur in cursors:
+                cur.raw.close()
+        return [parts[i % n][i // n] for i in range(len(jobs))]
+
+    def _cursors(self, jobs: int) -> builtins.list[BoundConnection]:
+        """Extra DuckDB connections over the stored facts for parallel incident analysis;
+        none when the facts were derived here (temporary tables are per connection)."""
+        workers = min(jobs, os.cpu_count() or 1, 4)
+        if workers < 2 or self._stored is None or not hasattr(self.con.raw, "cursor"):
+            return []
+        cursors = [BoundConnection(self.con.raw.cursor(), self.d) for _ in range(workers)]
+        for cur in cursors:
+            _stored_facts.use_stored_facts(cur, self.d, run=self.run)
+        return cursors
 
     def _analyse(
         self,
+        con: BoundConnection,
         run: str,
         g: list[_detect.Window],
         base_start: int,
@@ -315,7 +346,7 @@ class Analysis:
         bns = self.settings.bucket_ns
         kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
         ranked, sigs = {}, {}
-        evs = _localize.collect_views(self.con, self.d, slo_ms=slo_ms, **kw)
+        evs = _localize.collect_views(con, self.d, slo_ms=slo_ms, **kw)
         for view, ev in evs.items():
             sigs[view] = _localize.score_matrix(ev)
             ranked[view] = _localize.ranking(ev, sigs[view], len(ev.buckets) - 1)
@@ -334,7 +365,7 @@ class Analysis:
             )
             narrow = model if view == "model_aware" and len(svc_models) > 1 else None
             spans, logs = _isolation.evidence_volume(
-                self.con,
+                con,
                 self.d,
                 run=run,
                 onset=onset,
@@ -347,7 +378,7 @@ class Analysis:
         # One bucket either side: the onset bucket is the first judged abnormal, so the
         # fault began inside the bucket before it; excess over baseline keeps this honest.
         blast = _impact.blast_radius(
-            self.con,
+            con,
             self.d,
             run=run,
             base_start=base_start,
@@ -356,7 +387,7 @@ class Analysis:
             culprit_model=model,
             slo_ms=slo_ms,
         )
-        layout = self._run_layout(run)
+        layout = self._run_layout(run, con=con)
         coupling = self._update_coupling
         near = coupling[
             (coupling.run == run)
@@ -394,13 +425,17 @@ class Analysis:
                WHERE model IS NOT NULL AND version IS NOT NULL GROUP BY service, model, version"""
         )
 
-    def _run_layout(self, run: str) -> str:
+    def _run_layout(self, run: str, *, con: BoundConnection | None = None) -> str:
         """monolith when the run holds a process serving several models (or says so)."""
-        f = self._q(
-            f"""SELECT max(layout) AS declared, max(n) AS most FROM (
+        f = (
+            (con or self.con)
+            .execute(
+                f"""SELECT max(layout) AS declared, max(n) AS most FROM (
                     SELECT service, max(layout) AS layout, count(DISTINCT model) AS n
                     FROM fl_spans WHERE run = {self.d.param("run")} GROUP BY service)""",
-            {"run": run},
+                {"run": run},
+            )
+            .df()
         )
         declared = str(f.declared.iloc[0] or "")
         return declared or ("monolith" if int(f.most.iloc[0] or 0) > 1 else "per-model")

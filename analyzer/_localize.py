@@ -263,15 +263,21 @@ def _key(frame: pd.DataFrame) -> pd.Series:
 def _grid(ev: Evidence, frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(incident buckets x candidates) cumulative sums, and the baseline total per candidate."""
     keys = _key(ev.candidates).to_numpy()
-    if frame.empty:
-        return np.zeros((len(ev.buckets), len(keys))), np.zeros(len(keys))
-    f = frame.assign(k=_key(frame))
-    inc = f[f.bucket_start >= ev.onset_ns].pivot_table(
-        index="bucket_start", columns="k", values=column, aggfunc="sum"
-    )
-    inc = inc.reindex(index=ev.buckets, columns=keys).fillna(0).to_numpy(dtype=float)
-    base = f[f.bucket_start < ev.onset_ns].groupby("k")[column].sum()
-    return np.cumsum(inc, axis=0), base.reindex(keys).fillna(0).to_numpy(dtype=float)
+    inc = np.zeros((len(ev.buckets), len(keys)))
+    base = np.zeros(len(keys))
+    if frame.empty or not len(ev.buckets):
+        return inc, base
+    # Every value is a count (or a multiple of 0.5): sums are exact in any order.
+    col = pd.Index(keys).get_indexer(_key(frame).to_numpy())
+    values = frame[column].to_numpy(dtype=float)
+    start = frame["bucket_start"].to_numpy()
+    row = np.searchsorted(ev.buckets, start)
+    found = (row < len(ev.buckets)) & (ev.buckets[np.minimum(row, len(ev.buckets) - 1)] == start)
+    now = (start >= ev.onset_ns) & found & (col >= 0)
+    np.add.at(inc, (row[now], col[now]), values[now])
+    before = (start < ev.onset_ns) & (col >= 0)
+    np.add.at(base, col[before], values[before])
+    return np.cumsum(inc, axis=0), base
 
 
 def _share(x: np.ndarray) -> np.ndarray:
@@ -480,7 +486,8 @@ def suspects(
     """Candidates within the score margin, counted as a person would have to check them.
 
     In the service-only view a multi-model process counts once per model it runs;
-    in the model-aware view a process entry gives way to its own models in the margin.
+    in the model-aware view a process entry gives way to its own models in the margin, and
+    counts once per model it runs when none of them is (its model is unknown).
     ``narrowed`` (model-aware only) maps a process whose model is unknown to the models
     absence leaves (:func:`left_by_absence`): those replace its models in the count.
     """
@@ -502,8 +509,9 @@ def suspects(
         extra += len(set(models) - set(close.model[close.service == service]))
         close = close[(close.service != service) | close.model.notna()]
     with_models = set(close.service[close.model.notna()])
-    keep = close.model.notna() | ~close.service.isin(with_models)
-    return int(keep.sum()) + extra
+    # A process entry none of whose models is in the margin leaves all of them to check.
+    entries = close[close.model.isna() & ~close.service.isin(with_models)]
+    return int(close.model.notna().sum()) + int(entries.n_models.clip(lower=1).sum()) + extra
 
 
 def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
