@@ -195,9 +195,9 @@ class Analysis:
         """[run, layout, start_ns, end_ns, spans]: one row per ``faultlens.run`` ('' if none)."""
         if self._stored is not None:  # the same, from the stored facts (no map lookups)
             return self._q(
-                """SELECT run, max(layout) AS layout, min(ts) AS start_ns, max(ts) AS end_ns,
-                          count(*) AS spans
-                   FROM fl_spans GROUP BY 1 ORDER BY start_ns"""
+                """SELECT run, max(layout) AS layout, min(first_ts) AS start_ns,
+                          max(last_ts) AS end_ns, CAST(sum(n_spans) AS BIGINT) AS spans
+                   FROM fl_instances GROUP BY 1 ORDER BY start_ns"""
             )
         a = self.d.attr
         where, params = self._run_filter
@@ -214,9 +214,9 @@ class Analysis:
         assert self._facts
         f = self._q(
             """SELECT service, max(layout) AS declared, count(DISTINCT instance) AS instances
-               FROM fl_spans GROUP BY service"""
+               FROM fl_instances GROUP BY service"""
         )
-        m = self._q("SELECT DISTINCT service, model FROM fl_spans WHERE model IS NOT NULL")
+        m = self._q("SELECT DISTINCT service, model FROM fl_instances WHERE model IS NOT NULL")
         models = m.groupby("service").model.agg(lambda s: sorted(s)).reindex(f.service)
         f["models"] = [x if isinstance(x, list) else [] for x in models]
         inferred = np.where(f.models.map(len) > 1, "monolith", "per-model")
@@ -421,8 +421,9 @@ class Analysis:
     def _versions(self) -> pd.DataFrame:
         assert self._facts
         return self._q(
-            """SELECT service, model, version, min(ts) AS first_ns, max(ts) AS last_ns FROM fl_spans
-               WHERE model IS NOT NULL AND version IS NOT NULL GROUP BY service, model, version"""
+            """SELECT service, model, version, min(first_ts) AS first_ns, max(last_ts) AS last_ns
+               FROM fl_instances WHERE model IS NOT NULL AND version IS NOT NULL
+               GROUP BY service, model, version"""
         )
 
     def _run_layout(self, run: str, *, con: BoundConnection | None = None) -> str:
@@ -432,7 +433,7 @@ class Analysis:
             .execute(
                 f"""SELECT max(layout) AS declared, max(n) AS most FROM (
                     SELECT service, max(layout) AS layout, count(DISTINCT model) AS n
-                    FROM fl_spans WHERE run = {self.d.param("run")} GROUP BY service)""",
+                    FROM fl_instances WHERE run = {self.d.param("run")} GROUP BY service)""",
                 {"run": run},
             )
             .df()

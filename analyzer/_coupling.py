@@ -24,17 +24,17 @@ def update_coupling(con: Any, d: Dialect) -> pd.DataFrame:
     span of the service's older instances and that first span (0 when they overlap).
     """
     versions = con.execute(
-        f"""SELECT run, service, model, version, min(ts) AS first_ns,
-                   {d.arg_max("instance", "-ts")} AS instance
-            FROM fl_spans WHERE model IS NOT NULL AND version IS NOT NULL
+        f"""SELECT run, service, model, version, min(first_ts) AS first_ns,
+                   {d.arg_max("instance", "-first_ts")} AS instance
+            FROM fl_instances WHERE model IS NOT NULL AND version IS NOT NULL
             GROUP BY run, service, model, version"""
     ).df()
     instances = con.execute(
-        """SELECT run, service, instance, min(ts) AS first_ns, max(end_ts) AS last_ns
-           FROM fl_spans GROUP BY run, service, instance"""
+        """SELECT run, service, instance, min(first_ts) AS first_ns, max(last_end_ts) AS last_ns
+           FROM fl_instances GROUP BY run, service, instance"""
     ).df()
     models = con.execute(
-        "SELECT DISTINCT run, instance, model FROM fl_spans WHERE model IS NOT NULL"
+        "SELECT DISTINCT run, instance, model FROM fl_instances WHERE model IS NOT NULL"
     ).df()
     cols = [
         "run",

@@ -1,7 +1,8 @@
 """Span facts, entry requests, per-scope time series and incident detection.
 
 The store is read once into three temporary tables that every later step
-shares (``fl_spans``, ``fl_requests``, ``fl_exposure``) plus two tiny maps
+shares (``fl_spans``, ``fl_requests``, ``fl_exposure``), their per-instance summary
+(``fl_instances``) plus two tiny maps
 (``fl_callee``: which service a client span calls; ``fl_service_models``: the
 models each service runs). Everything after that reads these, never the raw
 tables, except evidence counts and logs.
@@ -29,6 +30,13 @@ __all__ = [
 ]
 
 S = 1_000_000_000
+# Per process instance and the (model, version) it ran: when it ran, how much. Layouts,
+# versions, restarts and update coupling read this small table, not every span.
+INSTANCES_SQL = """
+    SELECT run, service, instance, model, version, max(layout) AS layout,
+           min(ts) AS first_ts, max(ts) AS last_ts, max(end_ts) AS last_end_ts,
+           count(*) AS n_spans
+    FROM fl_spans GROUP BY run, service, instance, model, version"""
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,7 @@ def build_facts(
                CASE WHEN cand_model = model THEN version END AS version
         FROM fl_spans"""
     con.execute(d.temp_table("fl_exposure", exposure))
+    con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
 
 
 def candidate_from(alias: str = "s", *, table: str = "fl_spans", by_run: bool = False) -> str:

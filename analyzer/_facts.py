@@ -11,6 +11,7 @@ one run's or one incident's rows are read without scanning the rest:
 - ``faultlens_spans``, ``faultlens_requests``, ``faultlens_exposure``: what
   ``build_facts`` makes as ``fl_spans``, ``fl_requests``, ``fl_exposure``,
   each run's facts derived from that run alone;
+- ``faultlens_instances``: per process instance and (model, version), when and how much;
 - ``faultlens_service_models``: the distinct (run, service, model) rows;
 - ``faultlens_scope_series``: the per-scope time series incident detection reads
   (``scope_series_sql``), for the default 5 s bucket;
@@ -34,7 +35,7 @@ from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 2  # bump when a stored table's meaning changes
+FACTS_FORMAT = 3  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 _META = "faultlens_facts_meta"
 _TABLES = {  # stored table: (temp table it replaces, order)
@@ -42,6 +43,7 @@ _TABLES = {  # stored table: (temp table it replaces, order)
     "faultlens_requests": ("fl_requests", "run, ts"),
     "faultlens_exposure": ("fl_exposure", "run, trace_id"),
     "faultlens_scope_series": ("fl_scope_series", "run"),
+    "faultlens_instances": ("fl_instances", "run"),
 }
 
 

@@ -172,16 +172,12 @@ def collect_views(
         x AS (SELECT {phase} AS bucket_start, q.trace_id, e.service, e.model, e.version
               FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id
               WHERE e.run = {prm["run"]} AND {chosen})"""
+    # The service-only view has no model, hence no version: only '*' rows there.
     exposure = con.execute(
-        f"""{
-            both(
-                x,
-                "bucket_start, service",
-                "version",
-                "count(DISTINCT trace_id) AS n",
-                "WHERE version IS NOT NULL",
-            )
-        }
+        f"""WITH {x}
+        SELECT 'model_aware' AS view, bucket_start, service, model, version,
+               count(DISTINCT trace_id) AS n
+        FROM x WHERE version IS NOT NULL GROUP BY bucket_start, service, model, version
         UNION ALL
         SELECT 'model_aware', bucket_start, service, model, '*', count(DISTINCT trace_id)
         FROM x GROUP BY bucket_start, service, model
@@ -190,8 +186,6 @@ def collect_views(
         FROM x GROUP BY bucket_start, service""",
         p,
     ).df()
-    # The service-only view has no model, hence no version: nothing there.
-    exposure = exposure[(exposure.view == "model_aware") | (exposure.version == "*")]
     totals = con.execute(
         f"""
         WITH {bad_requests_cte(d, slo_ms=slo_ms)}
@@ -202,14 +196,14 @@ def collect_views(
     # Model versions are what the service-only view cannot see: none there.
     versions = con.execute(
         f"""
-        SELECT service, model, version, min(ts) AS first_ns, max(ts) AS last_ns
-        FROM fl_spans WHERE run = {prm["run"]} AND version IS NOT NULL
+        SELECT service, model, version, min(first_ts) AS first_ns, max(last_ts) AS last_ns
+        FROM fl_instances WHERE run = {prm["run"]} AND version IS NOT NULL
         GROUP BY service, model, version""",
         p,
     ).df()
     restarts = con.execute(
         f"""
-        WITH i AS (SELECT service, instance, min(ts) AS first_ns FROM fl_spans
+        WITH i AS (SELECT service, instance, min(first_ts) AS first_ns FROM fl_instances
                    WHERE run = {prm["run"]} GROUP BY service, instance),
              f AS (SELECT service, min(first_ns) AS run_first FROM i GROUP BY service)
         SELECT i.service, i.first_ns FROM i JOIN f ON f.service = i.service
