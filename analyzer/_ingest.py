@@ -237,8 +237,9 @@ def ingest(
     done = 0
     skipped: list[str] = []
     facts_seconds = 0.0
+    read_ahead = _read_ahead(_all_chunks(files), depth=2)
     try:
-        stream = decoder.decoded(_read_ahead(_all_chunks(files), depth=2))
+        stream = decoder.decoded(read_ahead)
         for source, consumed, decoded in _grouped(stream):
             if decoded.skipped:
                 skipped.append(f"{source}: {decoded.skipped}")
@@ -273,6 +274,7 @@ def ingest(
         store_facts(con)
         facts_seconds = time.perf_counter() - facts_started
     finally:
+        read_ahead.close()  # stops the reader thread (an error may leave chunks unread)
         decoder.close()
         if con is not db:
             con.close()
