@@ -135,7 +135,8 @@ def build_facts(
         )
     )
     svc_models = f"""
-        SELECT {r}service, count(DISTINCT model) AS n_models, min(model) AS only_model
+        SELECT {r}service, count(DISTINCT model) AS n_models, min(model) AS only_model,
+               min(CASE WHEN kind = 'client' THEN 1 ELSE 0 END) AS only_client
         FROM fl_base GROUP BY {r}service"""
     con.execute(d.temp_table("fl_service_models", svc_models))
     # One pass over the wide rows: child aggregate, entry flag and the candidate each
@@ -203,12 +204,15 @@ def candidate_sql(part: str, alias: str = "s") -> str:
     """The (service, model) a span's evidence belongs to.
 
     A client span no callee span answered (the callee crashed, or is not
-    instrumented) speaks for the callee; an error span whose healthy child
+    instrumented), or any span of a service that records only client spans,
+    speaks for the callee; an error span whose healthy child
     outlived it (a caller's timeout) speaks for that child; a span without
     a model in a service that runs exactly one model speaks for that model.
     """
     s = alias
-    orphan = f"{s}.kind = 'client' AND {s}.child_n = 0"
+    # A pure client (a load generator, an ingress that records only its calls) measures
+    # its callee: every span of it speaks for the callee, answered or not.
+    orphan = f"({s}.kind = 'client' AND ({s}.child_n = 0 OR coalesce(sm_own.only_client, 0) = 1))"
     if part == "service":
         return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL THEN cm.callee
             WHEN {orphan} AND {s}.peer IS NOT NULL THEN {s}.peer

@@ -6,6 +6,11 @@ endpoint, model, service; as counts and as a share of traffic. Collateral =
 affected requests whose traces never touched the culprit model."
 "Counterfactual layout: from monolith telemetry, the blast radius had each
 model run in its own service (collateral removed), next to the actual one."
+
+A request that reached no model at all (a dead process refused it: only the
+ingress's or caller's span is left) would have touched what its endpoint's
+baseline requests touched, so it counts as collateral in the share of them that
+never touched the culprit model, not as wholly collateral.
 """
 
 from __future__ import annotations
@@ -49,14 +54,24 @@ def blast_radius(
     prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
     sql = f"""
         WITH {bad_requests_cte(d, slo_ms=slo_ms)},
+        hit AS (SELECT DISTINCT trace_id, 1 AS hit FROM fl_exposure
+                WHERE run = {prm["run"]} AND model = {prm["model"]}),
+        reached AS (SELECT DISTINCT trace_id, 1 AS reached FROM fl_exposure
+                    WHERE run = {prm["run"]} AND model IS NOT NULL),
+        tagged AS (SELECT q.trace_id, q.ts, q.endpoint, q.bad,
+                          coalesce(t.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
+                   FROM req q
+                   LEFT JOIN hit t ON t.trace_id = q.trace_id
+                   LEFT JOIN reached m ON m.trace_id = q.trace_id
+                   WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
+        would AS (SELECT endpoint, avg(CAST(hit AS DOUBLE)) AS frac FROM tagged
+                  WHERE reached = 1 AND ts < {prm["onset"]} GROUP BY endpoint),
         w AS (SELECT q.trace_id, q.endpoint, q.bad,
                      CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc,
-                     CASE WHEN t.hit = 1 THEN 0 ELSE 1 END AS untouched
-              FROM req q
-              LEFT JOIN (SELECT DISTINCT trace_id, 1 AS hit FROM fl_exposure
-                         WHERE run = {prm["run"]} AND model = {prm["model"]}) t
-                ON t.trace_id = q.trace_id
-              WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
+                     CASE WHEN q.hit = 1 THEN 0.0
+                          WHEN q.reached = 0 THEN 1.0 - coalesce(e.frac, 0.0)
+                          ELSE 1.0 END AS untouched
+              FROM tagged q LEFT JOIN would e ON e.endpoint = q.endpoint),
         keyed AS (
             SELECT 'all' AS dimension, '' AS key, trace_id FROM w
             UNION ALL SELECT 'endpoint', endpoint, trace_id FROM w
