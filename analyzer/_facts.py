@@ -35,7 +35,7 @@ from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 3  # bump when a stored table's meaning changes
+FACTS_FORMAT = 4  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 _META = "faultlens_facts_meta"
 _TABLES = {  # stored table: (temp table it replaces, order)
