@@ -10,6 +10,7 @@ tables, except evidence counts and logs.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,9 +282,10 @@ def abnormal_windows(
     """
     windows: list[Window] = []
     bns = settings.bucket_ns
+    run_ends = series.groupby("run").bucket_start.max()
     for (run, scope, key), g in series.groupby(["run", "scope", "key"], sort=True):
         first, last = int(g.bucket_start.min()), int(g.bucket_start.max())
-        run_end = int(series.loc[series.run == run, "bucket_start"].max())
+        run_end = int(run_ends[run])
         idx = np.arange(first, max(last, run_end) + bns, bns)
         g = g.set_index("bucket_start").reindex(idx)
         n = g.requests.fillna(0).to_numpy()
@@ -307,7 +309,7 @@ def _flag_buckets(
     """A sequential scan: the baseline only ever holds buckets judged normal."""
     flags: list[str | None] = [None] * len(n)
     base_n = base_e = 0.0
-    base_p95: list[float] = []
+    base_p95: list[float] = []  # kept sorted: the median is read, not recomputed
     normal = active = 0
     for i in range(len(n)):
         signal = None
@@ -317,7 +319,7 @@ def _flag_buckets(
             rate = base_n / normal
             ratio = base_e / base_n if base_n else 0.0
             noise = 3 * np.sqrt(max(ratio * (1 - ratio), 1e-4) / max(n[i], 1))
-            lat = float(np.median(base_p95)) if base_p95 else np.nan
+            lat = _median(base_p95) if base_p95 else np.nan
             if e[i] >= st.min_errors and e[i] / max(n[i], 1) > ratio + max(st.error_margin, noise):
                 signal = "errors"
             elif (
@@ -342,9 +344,17 @@ def _flag_buckets(
             base_e += e[i]
             active += int(n[i] > 0)
             if not np.isnan(p95[i]):
-                base_p95.append(float(p95[i]))
+                bisect.insort(base_p95, float(p95[i]))
         flags[i] = signal
     return flags
+
+
+def _median(ordered: list[float]) -> float:
+    """np.median of an already sorted list."""
+    m = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[m]
+    return float(np.mean([ordered[m - 1], ordered[m]]))
 
 
 def _runs_of(flags: list) -> list[tuple[int, int, str]]:

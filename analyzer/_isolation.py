@@ -57,22 +57,34 @@ def isolation_replay(
         return None, 0
     left = left_by_absence(ev, service) if model is None else ()
     narrowed = {service: left} if left else None
-    tops, counts = [], []
-    for t in range(T):
-        r = ranking(ev, sig, t)
-        top = r.iloc[0]
-        hit = top.service == service and (
-            ev.view == "service_only"
-            or (top.model if isinstance(top.model, str) else None) == model
-        )
-        tops.append(hit and float(top.score) > 0)
-        counts.append(suspects(r, ev.view, narrowed=narrowed))
+    tops = [_top_is(ev, sig, t, service=service, model=model) for t in range(T)]
     if not tops[-1]:
-        return None, counts[-1]
+        return None, suspects(ranking(ev, sig, T - 1), ev.view, narrowed=narrowed)
     t = T - 1
     while t > 0 and tops[t - 1]:
         t -= 1
-    return round((t + 1) * ev.bucket_ns / 1e9, 3), counts[t]
+    return round((t + 1) * ev.bucket_ns / 1e9, 3), suspects(
+        ranking(ev, sig, t), ev.view, narrowed=narrowed
+    )
+
+
+def _top_is(
+    ev: Evidence, sig: dict[str, np.ndarray], t: int, *, service: str, model: str | None
+) -> bool:
+    """Whether ``ranking(ev, sig, t)`` puts (service, model) first with a positive score,
+    without building the ranking: the best rounded score, then model null first, then
+    service and model names (ranking's order)."""
+    score = np.round(sig["score"][t], 4)
+    if not len(score) or np.isnan(score).all():
+        return False
+    best = np.nanmax(score)
+    c = ev.candidates
+    tied = np.flatnonzero(score == best)
+    models = [m if isinstance(m, str) else None for m in c.model.to_numpy()[tied]]
+    services = c.service.to_numpy()[tied]
+    top = min(range(len(tied)), key=lambda i: (models[i] is not None, services[i], models[i] or ""))
+    hit = services[top] == service and (ev.view == "service_only" or models[top] == model)
+    return bool(hit and float(best) > 0)
 
 
 def evidence_volume(

@@ -515,8 +515,9 @@ def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
     base_s = ev.base_buckets * ev.bucket_ns / 1e9
 
     def mine(frame: pd.DataFrame) -> pd.DataFrame:
-        m = frame.model.isna() if model is None else frame.model == model
-        return frame[(frame.service == r.service) & m]
+        models = frame["model"].to_numpy()
+        m = pd.isna(models) if model is None else models == model
+        return frame[(frame["service"].to_numpy() == r.service) & m]
 
     sp, lg = mine(ev.spans), mine(ev.logs)
     inc, base = sp[sp.bucket_start >= ev.onset_ns], sp[sp.bucket_start < ev.onset_ns]
