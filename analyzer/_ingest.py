@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from faultlens.analyzer._decode_files import (
+    CHUNK_BYTES,
     Chunk,
     DecodedChunk,
     chunks,
@@ -44,6 +45,9 @@ _PARALLEL_BYTES = 48 << 20  # below this, worker start-up costs more than it sav
 _MAX_ERRORS = 1000
 _BATCH_ROWS = int(os.environ.get("FAULTLENS_BATCH_ROWS", 200_000))
 _INSERT_THREADS = int(os.environ.get("FAULTLENS_INSERT_THREADS", 1))
+# Raw bytes decoded ahead of the writer: about one batch, so that decoding goes on while a
+# batch is inserted (the writer only pulls decoded chunks between inserts).
+_WINDOW_BYTES = int(os.environ.get("FAULTLENS_WINDOW_BYTES", 96 << 20))
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def ingest(
     run_id = uuid.uuid4().hex
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if total >= _PARALLEL_BYTES else 0
-    decoder = _Decoder(workers, window=max(4, workers + 2))
+    decoder = _Decoder(workers, window=max(4, workers + 2, _WINDOW_BYTES // CHUNK_BYTES))
     sums = dict.fromkeys(("read", "stored", "duplicates", "quarantined", "spans", "logs"), 0)
     lines: list[str] = list(errors)
     omitted = 0
