@@ -1,10 +1,13 @@
 """`ingest`: OTLP files into the store, streaming, deduplicated, accounted for.
 
-Files are cut into chunks (``_decode_files``); each chunk is decoded (in worker
-processes when the input is large, since decoding is CPU-bound Python and the
-machine may have more than one core) and written in order by this process, one
-transaction per chunk (``_store.write_batch``). A bounded window of chunks in
-flight keeps memory flat however large the input.
+A reader thread cuts files into chunks (``_decode_files``) a few chunks ahead; decode
+threads turn them into Arrow tables, through the vectorised JSON Lines path when it takes
+the chunk (pyarrow releases the GIL) and otherwise through the Python decoder (in worker
+processes when the input is large); the calling thread merges decoded chunks of one source
+into batches of ~200k rows and writes each, in order, in one transaction
+(``_store.write_batch``) with one DuckDB thread. About one batch of chunks is decoded ahead
+of the writer, so decoding and inserting overlap, and memory stays flat however large the
+input. Once every batch is in, the span facts are derived (``_facts.store_facts``).
 """
 
 from __future__ import annotations
