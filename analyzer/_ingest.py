@@ -183,20 +183,24 @@ def _read_ahead(items: Iterator[Chunk], depth: int) -> Iterator[Chunk]:
     ready: queue.Queue[Any] = queue.Queue(depth)
     stop = threading.Event()
 
+    def offer(item: Any) -> bool:
+        """Queue the item unless the consumer has stopped (then False)."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(item):
                     return
-            ready.put(_DONE)
+            offer(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
-            ready.put(exc)
+            offer(exc)
 
     reader = threading.Thread(target=read, name="faultlens-read", daemon=True)
     reader.start()
