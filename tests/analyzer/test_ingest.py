@@ -249,3 +249,31 @@ def test_repeated_attribute_maps_stored_exactly(tmp_path: Path, fmt: str) -> Non
         for s in spans
     )
     assert stored == expected
+
+
+def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    from faultlens.analyzer import _ingest
+    from faultlens.analyzer._decode_files import chunks
+
+    line = _json_line(encode_spans(_sdk_spans())) + b"\n"
+    path = tmp_path / "many.jsonl"
+    path.write_bytes(line * 40)
+    monkeypatch.setattr(
+        _ingest, "_all_chunks", lambda files: chunks(files[0], chunk_bytes=len(line))
+    )
+    monkeypatch.setattr(_ingest, "_BATCH_ROWS", 1)
+    calls = []
+    write_batch = _ingest.write_batch
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return write_batch(*args, **kwargs)
+
+    monkeypatch.setattr(_ingest, "write_batch", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest(path, db=connect(":memory:"))
+    assert [t.name for t in threading.enumerate() if t.name == "faultlens-read"] == []
