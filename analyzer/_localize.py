@@ -251,7 +251,12 @@ def _of_view(frame: pd.DataFrame, view: str) -> pd.DataFrame:
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
-    return frame["service"].astype(str) + "\x1f" + frame["model"].fillna("").astype(str)
+    """service + US + model ('' when null), one string per row."""
+    keys = [
+        f"{s}\x1f{'' if m is None or m != m else m}"
+        for s, m in zip(frame["service"].to_numpy(), frame["model"].to_numpy(), strict=True)
+    ]
+    return pd.Series(keys, index=frame.index, dtype=object)
 
 
 def _grid(ev: Evidence, frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -361,15 +366,41 @@ def _over_representation(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
             items = items[mask]
         if items.empty:
             continue
-        inc = items[items.bucket_start >= 0].pivot_table(
-            index="bucket_start", columns=["k", "version"], values="n", aggfunc="sum"
-        )
-        inc = inc.reindex(index=ev.buckets).fillna(0).cumsum() / bad_total
-        base = items[items.bucket_start < 0].set_index(["k", "version"])["n"] / base_total
-        diff = inc - base.reindex(inc.columns).fillna(0).to_numpy()[None, :]
-        per_key = diff.T.groupby(level="k").max().T.reindex(columns=keys).fillna(0)
-        target[:] = np.clip(per_key.to_numpy(), 0, 1)
+        target[:] = np.clip(_excess_share(ev, items, keys, bad_total, base_total), 0, 1)
     return over, version
+
+
+def _excess_share(
+    ev: Evidence, items: pd.DataFrame, keys: np.ndarray, bad_total: np.ndarray, base_total: float
+) -> np.ndarray:
+    """Per incident prefix and candidate: the largest, over the candidate's items (key,
+    version) seen during the incident, of its share of bad requests minus its baseline
+    share; 0 for a candidate without such items. Counts are exact in any order."""
+    T, C = len(ev.buckets), len(keys)
+    now = items[items.bucket_start >= 0]
+    pairs = pd.MultiIndex.from_arrays([now.k.to_numpy(), now.version.to_numpy()]).unique()
+    out = np.zeros((T, C))
+    if not len(pairs) or not T:
+        return out
+    col = pairs.get_indexer(pd.MultiIndex.from_arrays([now.k.to_numpy(), now.version.to_numpy()]))
+    start = now.bucket_start.to_numpy()
+    row = np.searchsorted(ev.buckets, start)
+    found = (row < T) & (ev.buckets[np.minimum(row, T - 1)] == start)
+    inc = np.zeros((T, len(pairs)))
+    np.add.at(inc, (row[found], col[found]), now.n.to_numpy(dtype=float)[found])
+    inc = np.cumsum(inc, axis=0) / bad_total
+    before = items[items.bucket_start < 0]
+    at = pairs.get_indexer(
+        pd.MultiIndex.from_arrays([before.k.to_numpy(), before.version.to_numpy()])
+    )
+    base = np.zeros(len(pairs))
+    base[at[at >= 0]] = before.n.to_numpy(dtype=float)[at >= 0] / base_total
+    diff = inc - base[None, :]
+    best = np.full((T, C), -np.inf)
+    for p, k in enumerate(pd.Index(keys).get_indexer(pairs.get_level_values(0))):
+        if k >= 0:
+            best[:, k] = np.maximum(best[:, k], diff[:, p])
+    return np.where(np.isneginf(best), 0.0, best)
 
 
 def _restarted(ev: Evidence) -> np.ndarray:
