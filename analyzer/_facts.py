@@ -10,7 +10,9 @@ one run's or one incident's rows are read without scanning the rest:
 
 - ``faultlens_spans``, ``faultlens_requests``, ``faultlens_exposure``: what
   ``build_facts`` makes as ``fl_spans``, ``fl_requests``, ``fl_exposure``,
-  each run's facts derived from that run alone;
+  each run's facts derived from that run alone; in requests and exposure,
+  ``trace_id`` is a dense number per trace (they are only joined and counted
+  by trace), in spans the trace id itself;
 - ``faultlens_instances``: per process instance and (model, version), when and how much;
 - ``faultlens_service_models``: the distinct (run, service, model) rows;
 - ``faultlens_scope_series``: the per-scope time series incident detection reads
@@ -35,7 +37,7 @@ from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 4  # bump when a stored table's meaning changes
+FACTS_FORMAT = 5  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 _META = "faultlens_facts_meta"
 _TABLES = {  # stored table: (temp table it replaces, order)
@@ -100,11 +102,28 @@ def store_facts(con: Any) -> int:
     ).fetchone()[0]
     whole_store = split == 0 and callee_differs == 0 and models_differ == 0
     con.execute(d.temp_table("fl_scope_series", scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS)))
+    # Requests and exposure are only ever joined and counted by trace: there a dense
+    # number stands for each trace id (a one-to-one map, so every answer is the same),
+    # and the per-incident joins hash integers, not 32-character strings.
+    con.execute(
+        d.temp_table(
+            "fl_trace_numbers",
+            """SELECT trace_id, CAST(row_number() OVER () AS BIGINT) AS trace_no
+               FROM (SELECT DISTINCT trace_id FROM fl_exposure)""",
+        )
+    )
+    numbered = {"fl_requests", "fl_exposure"}
     con.execute("BEGIN TRANSACTION")
     try:
         for stored, (temp, order) in _TABLES.items():
+            rows = (
+                f"""SELECT t.* REPLACE (n.trace_no AS trace_id) FROM {temp} t
+                    JOIN fl_trace_numbers n ON n.trace_id = t.trace_id"""
+                if temp in numbered
+                else f"SELECT * FROM {temp}"
+            )
             con.execute(f"DROP TABLE IF EXISTS {stored}")
-            con.execute(f"CREATE TABLE {stored} AS SELECT * FROM {temp} ORDER BY {order}")
+            con.execute(f"CREATE TABLE {stored} AS {rows} ORDER BY {order}")
         con.execute("DROP TABLE IF EXISTS faultlens_service_models")
         con.execute(
             "CREATE TABLE faultlens_service_models AS SELECT * FROM fl_service_models_by_run"
@@ -129,6 +148,7 @@ def store_facts(con: Any) -> int:
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     con.execute("DROP TABLE IF EXISTS fl_service_models")
     con.execute("DROP TABLE IF EXISTS fl_service_models_by_run")
+    con.execute("DROP TABLE IF EXISTS fl_trace_numbers")
     return spans
 
 
