@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -148,7 +149,13 @@ async def generate(
             headers: dict[str, str] = {}
             _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
             try:
-                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                # This span is the HTTP client span: an httpx instrumentation installed in
+                # the same process (instrument_app does it) must neither add its own nor
+                # replace the traceparent.
+                with (
+                    trace.use_span(span, record_exception=False, set_status_on_exception=False),
+                    suppress_http_instrumentation(),
+                ):
                     r = await client.post(url, json=body, headers=headers)
                 result.update(status=r.status_code, error=None if r.is_success else r.text[:200])
                 span.set_attribute("http.response.status_code", r.status_code)
