@@ -82,10 +82,38 @@ def build_facts(
     the data holds: a root, or a span whose parent was never recorded").
 
     ``by_run`` keys every join and map on the run too, so that each run's facts are
-    what an analysis of that run alone computes (the stored facts, ``_facts``).
+    what an analysis of that run alone computes (the stored facts, ``_facts``, which
+    run the same steps below a partition of traces at a time).
     """
-    r = "run, " if by_run else ""
-    on = "c.run = b.run AND " if by_run else ""
+    con.execute(d.temp_table("fl_base", base_sql(d, run_filter=run_filter)), params)
+    con.execute(d.temp_table("fl_child", child_sql(d, by_run=by_run)))
+    con.execute(d.temp_table("fl_callee_all", callee_counts_sql(by_run=by_run)))
+    con.execute(d.temp_table("fl_callee", callee_sql(d, by_run=by_run)))
+    con.execute(d.temp_table("fl_service_models", service_models_sql(by_run=by_run)))
+    spans = f"""
+        WITH f AS ({span_facts_sql(by_run=by_run)})
+        {spans_sql(table="f", by_run=by_run)}"""
+    con.execute(d.temp_table("fl_spans", spans))
+    con.execute("DROP TABLE fl_base")
+    con.execute("DROP TABLE fl_child")
+    con.execute(d.temp_table("fl_requests", REQUESTS_SQL))
+    con.execute(d.temp_table("fl_exposure", EXPOSURE_SQL))
+    con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
+
+
+# DESIGN.md: the endpoint of a request is the http.route of its entry span.
+REQUESTS_SQL = """
+    SELECT run, trace_id, ts, end_ts, dur, service, coalesce(route, name) AS endpoint,
+           is_err, layout
+    FROM fl_spans WHERE is_entry = 1"""
+EXPOSURE_SQL = """
+    SELECT DISTINCT run, trace_id, cand_service AS service, cand_model AS model,
+           CASE WHEN cand_model = model THEN version END AS version
+    FROM fl_spans"""
+
+
+def base_sql(d: Dialect, *, run_filter: str) -> str:
+    """One row per span of ``otel_traces`` (filtered), the columns the facts read."""
     attr = d.attr
     run = f"coalesce({attr('ResourceAttributes', 'faultlens.run')}, '')"
     peer = (
@@ -97,7 +125,7 @@ def build_facts(
         f"{d.url_authority(attr('SpanAttributes', 'url.full'))}, "
         f"{d.url_authority(attr('SpanAttributes', 'http.url'))})"
     )
-    base = f"""
+    return f"""
         SELECT {run} AS run, TraceId AS trace_id, SpanId AS span_id,
                ParentSpanId AS parent_id, {d.epoch_ns("Timestamp")} AS ts,
                {d.epoch_ns("Timestamp")} + CAST(Duration AS BIGINT) AS end_ts,
@@ -109,46 +137,61 @@ def build_facts(
                CASE WHEN {d.is_client()} THEN {peer} END AS peer,
                Layout AS layout
         FROM otel_traces WHERE {run_filter}"""
-    con.execute(d.temp_table("fl_base", base), params)
-    # Per (trace, parent): its children's aggregate. The latest-ending child; when no
-    # child erred it is the one that outlived a timeout.
-    child = f"""
+
+
+def child_sql(d: Dialect, *, by_run: bool, base: str = "fl_base") -> str:
+    """Per (trace, parent): its children's aggregate. The latest-ending child; when no
+    child erred it is the one that outlived a timeout."""
+    r = "run, " if by_run else ""
+    return f"""
         SELECT {r}trace_id, parent_id, count(*) AS child_n, sum(dur) AS child_dur,
                max(is_err) AS child_err, max(end_ts * (1 - is_err)) AS child_ok_end,
                nullif({d.arg_max("service", "end_ts")}, '') AS child_service,
                {d.arg_max("model", "end_ts")} AS child_model
-        FROM fl_base WHERE parent_id <> '' GROUP BY {r}trace_id, parent_id"""
-    con.execute(d.temp_table("fl_child", child))
-    # Which service each (caller, peer) reaches, learned where the callee answered.
-    callee = f"""
-        SELECT {"b.run, " if by_run else ""}b.service AS caller, b.peer,
-               c.child_service AS callee, count(*) AS n
-        FROM fl_base b
-        JOIN fl_child c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        FROM {base} WHERE parent_id <> '' GROUP BY {r}trace_id, parent_id"""
+
+
+def callee_counts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_child") -> str:
+    """Which service each (caller, peer) reaches, learned where the callee answered:
+    how often each callee answered (counts of disjoint sets of traces add up)."""
+    on = "c.run = b.run AND " if by_run else ""
+    r = "b.run, " if by_run else ""
+    return f"""
+        SELECT {r}b.service AS caller, b.peer, c.child_service AS callee, count(*) AS n
+        FROM {base} b
+        JOIN {child} c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
         WHERE b.kind = 'client' AND c.child_service IS NOT NULL AND b.peer IS NOT NULL
-        GROUP BY {"b.run, " if by_run else ""}b.service, b.peer, c.child_service"""
-    con.execute(d.temp_table("fl_callee_all", callee))
-    con.execute(
-        d.temp_table(
-            "fl_callee",
-            f"SELECT {r}caller, peer, {d.arg_max('callee', 'n')} AS callee "
-            f"FROM fl_callee_all GROUP BY {r}caller, peer",
-        )
+        GROUP BY {r}b.service, b.peer, c.child_service"""
+
+
+def callee_sql(d: Dialect, *, by_run: bool, counts: str = "fl_callee_all") -> str:
+    """The callee each (caller, peer) reaches most often."""
+    r = "run, " if by_run else ""
+    return (
+        f"SELECT {r}caller, peer, {d.arg_max('callee', 'n')} AS callee "
+        f"FROM {counts} GROUP BY {r}caller, peer"
     )
-    svc_models = f"""
+
+
+def service_models_sql(*, by_run: bool, base: str = "fl_base") -> str:
+    """Per service: how many models it runs, the only one, whether it records only clients."""
+    r = "run, " if by_run else ""
+    return f"""
         SELECT {r}service, count(DISTINCT model) AS n_models, min(model) AS only_model,
                min(CASE WHEN kind = 'client' THEN 1 ELSE 0 END) AS only_client
-        FROM fl_base GROUP BY {r}service"""
-    con.execute(d.temp_table("fl_service_models", svc_models))
-    # One pass over the wide rows: child aggregate, entry flag and the candidate each
-    # span speaks for, computed once (not joined again per query). Only the columns
-    # later queries read are kept. Not sorted: ordering 10M wide rows by (run, time)
-    # costs more than it saves.
+        FROM {base} GROUP BY {r}service"""
+
+
+def span_facts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_child") -> str:
+    """One pass over the wide rows: child aggregate and entry flag per span (the facts
+    of a span need only its own trace)."""
+    r = "run, " if by_run else ""
+    on = "c.run = b.run AND " if by_run else ""
     outlived = (
         "CASE WHEN b.is_err = 1 AND coalesce(c.child_err, 0) = 0"
         " AND coalesce(c.child_ok_end, 0) > b.end_ts THEN {col} END"
     )
-    facts = f"""
+    return f"""
         SELECT b.run, b.trace_id, b.span_id, b.parent_id, b.ts, b.end_ts, b.dur, b.service,
                b.model, b.version, b.instance, b.kind, b.is_err, b.route, b.name, b.peer,
                b.layout, coalesce(c.child_n, 0) AS child_n,
@@ -157,35 +200,26 @@ def build_facts(
                {outlived.format(col="nullif(c.child_model, '')")} AS outlived_model,
                CASE WHEN b.parent_id = '' OR coalesce(p.hit, 0) = 0 THEN 1 ELSE 0 END
                    AS is_entry
-        FROM fl_base b
-        LEFT JOIN fl_child c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
-        LEFT JOIN (SELECT DISTINCT {r}trace_id, span_id, 1 AS hit FROM fl_base) p
+        FROM {base} b
+        LEFT JOIN {child} c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
+        LEFT JOIN (SELECT DISTINCT {r}trace_id, span_id, 1 AS hit FROM {base}) p
             ON {on.replace("c.", "p.")}p.trace_id = b.trace_id AND p.span_id = b.parent_id"""
-    keep = (
-        "run, trace_id, span_id, parent_id, ts, end_ts, dur, service, model, version, "
-        "instance, kind, is_err, route, name, layout, child_n, child_dur, child_err, is_entry"
-    )
-    spans = f"""
-        WITH f AS ({facts})
-        SELECT {", ".join("s." + c for c in keep.split(", "))},
+
+
+_KEEP = (
+    "run, trace_id, span_id, parent_id, ts, end_ts, dur, service, model, version, "
+    "instance, kind, is_err, route, name, layout, child_n, child_dur, child_err, is_entry"
+)
+
+
+def spans_sql(*, table: str, by_run: bool) -> str:
+    """``fl_spans``' rows: the facts (of :func:`span_facts_sql`) in ``table``, only the
+    columns later queries read, with the candidate each span speaks for."""
+    return f"""
+        SELECT {", ".join("s." + c for c in _KEEP.split(", "))},
                {candidate_sql("service")} AS cand_service,
                {candidate_sql("model")} AS cand_model
-        FROM {candidate_from("s", table="f", by_run=by_run)}"""
-    con.execute(d.temp_table("fl_spans", spans))
-    con.execute("DROP TABLE fl_base")
-    con.execute("DROP TABLE fl_child")
-    # DESIGN.md: the endpoint of a request is the http.route of its entry span.
-    requests = """
-        SELECT run, trace_id, ts, end_ts, dur, service, coalesce(route, name) AS endpoint,
-               is_err, layout
-        FROM fl_spans WHERE is_entry = 1"""
-    con.execute(d.temp_table("fl_requests", requests))
-    exposure = """
-        SELECT DISTINCT run, trace_id, cand_service AS service, cand_model AS model,
-               CASE WHEN cand_model = model THEN version END AS version
-        FROM fl_spans"""
-    con.execute(d.temp_table("fl_exposure", exposure))
-    con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
+        FROM {candidate_from("s", table=table, by_run=by_run)}"""
 
 
 def candidate_from(alias: str = "s", *, table: str = "fl_spans", by_run: bool = False) -> str:

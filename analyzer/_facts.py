@@ -5,48 +5,69 @@ ingest for speed: ModelName, ModelVersion ..., and whatever else the
 analysis scans often." The per-span facts (entry flag, children's aggregate,
 the candidate each span speaks for), the entry requests and each trace's
 exposure cost most of an analysis when derived from ``otel_traces``, so
-ingest stores them once (:func:`store_facts`), in (run, time) order so that
-one run's or one incident's rows are read without scanning the rest:
+ingest (and ``faultlens collect`` when it stops) stores them (:func:`store_facts`),
+each run's rows together and in time order, so that one run's or one incident's
+rows are read without scanning the rest:
 
 - ``faultlens_spans``, ``faultlens_requests``, ``faultlens_exposure``: what
   ``build_facts`` makes as ``fl_spans``, ``fl_requests``, ``fl_exposure``,
   each run's facts derived from that run alone; in requests and exposure,
-  ``trace_id`` is a dense number per trace (they are only joined and counted
+  ``trace_id`` is a number per (run, trace) (they are only joined and counted
   by trace), in spans the trace id itself;
 - ``faultlens_instances``: per process instance and (model, version), when and how much;
 - ``faultlens_service_models``: the distinct (run, service, model) rows;
 - ``faultlens_scope_series``: the per-scope time series incident detection reads
   (``scope_series_sql``), for the default 5 s bucket;
-- ``faultlens_facts_meta``: the facts' format, the number of spans they were
-  derived from, and whether a whole-store analysis may read them too.
+- ``faultlens_facts_runs``: per run, the number of spans its facts were derived from;
+- ``faultlens_facts_callee``, ``faultlens_facts_services``: each run's callee counts and
+  service-model map, to judge whether a whole-store analysis may read the facts;
+- ``faultlens_facts_meta``: the facts' format, the series bucket, and whether a
+  whole-store analysis may read them.
 
-The store only grows (ingest dedupes, never deletes), so the span count names
-what the facts were derived from: after any later write (``faultlens collect``,
-another ingest that did not refresh them) they no longer match and the analysis
-derives its facts from ``otel_traces`` as before (:func:`use_stored_facts`
-answers False). ClickHouse stores never have them.
+Memory stays bounded however large the store (issue 5: 10 million spans in at most
+1.5 GB): the facts of a span need only its own trace plus two small per-run maps, so
+the spans of the runs to derive are read once into a staging table with a partition
+number (a run alone or several small runs together, a big run cut by a hash of the
+trace id into parts of about ``PART_SPANS``), the facts are derived one partition at a
+time, and DuckDB works under a memory limit, spilling to its temporary directory
+(beside the store) for the sorts and joins that need more.
+
+The store only grows (ingest dedupes, never deletes), so a run's span count names
+what its facts were derived from: :func:`store_facts` derives again only the runs whose
+count changed. After any later write that did not refresh them (``faultlens collect``
+while it runs) the total no longer matches and the analysis derives its facts from
+``otel_traces`` as before (:func:`use_stored_facts` answers False). ClickHouse stores
+never have them.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
-from faultlens.analyzer._detect import DetectionSettings, build_facts, scope_series_sql
+from faultlens.analyzer import _detect
+from faultlens.analyzer._detect import DetectionSettings, scope_series_sql
 from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 5  # bump when a stored table's meaning changes
+FACTS_FORMAT = 6  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
+PART_SPANS = int(os.environ.get("FAULTLENS_FACTS_PART_SPANS", 1_000_000))
+MEMORY_LIMIT = os.environ.get("FAULTLENS_FACTS_MEMORY", "700MB")
 _META = "faultlens_facts_meta"
-_TABLES = {  # stored table: (temp table it replaces, order)
-    "faultlens_spans": ("fl_spans", "run, ts"),
-    "faultlens_requests": ("fl_requests", "run, ts"),
-    "faultlens_exposure": ("fl_exposure", "run, trace_id"),
-    "faultlens_scope_series": ("fl_scope_series", "run"),
-    "faultlens_instances": ("fl_instances", "run"),
+_RUNS = "faultlens_facts_runs"
+_TABLES = {  # stored table: (temp table it replaces, order within a run)
+    "faultlens_spans": ("fl_spans", "ts"),
+    "faultlens_requests": ("fl_requests", "ts"),
+    "faultlens_exposure": ("fl_exposure", "trace_id"),
+    "faultlens_scope_series": ("fl_scope_series", "scope, key, bucket_start"),
+    "faultlens_instances": ("fl_instances", "service, instance"),
 }
+_SIDE = ("faultlens_service_models", "faultlens_facts_callee", "faultlens_facts_services")
+_RUN = f"coalesce({DUCKDB.attr('ResourceAttributes', 'faultlens.run')}, '')"
 
 
 @dataclass(frozen=True)
@@ -60,109 +81,320 @@ def _span_count(con: Any) -> int:
     return int(con.execute("SELECT count(*) FROM otel_traces").fetchone()[0])
 
 
-def store_facts(con: Any) -> int:
-    """Derive the span facts of every run and store them; returns the spans they cover.
+def _exists(con: Any, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND NOT temporary",
+            {"t": table},
+        ).fetchone()[0]
+    )
 
-    Each run's facts are derived from that run alone (``build_facts(by_run=True)``),
-    which is what an analysis of one run computes. A whole-store analysis may read
-    them only when it would compute the same: no trace spans two runs, and the
-    callee and service-model maps of each run agree with the whole store's.
-    Nothing is rewritten when the stored facts already cover every span.
+
+def store_facts(con: Any) -> int:
+    """Derive and store the span facts of every run whose span count changed since they
+    were stored; returns the spans the stored facts cover (every span of the store).
+
+    Each run's facts are derived from that run alone (``build_facts(by_run=True)``'s
+    steps), which is what an analysis of one run computes. A whole-store analysis may read
+    them only when it would compute the same: no trace spans two runs, and the callee
+    and service-model maps of each run agree with the whole store's.
     """
-    spans = _span_count(con)
+    counts = dict(
+        con.execute(f"SELECT {_RUN} AS run, count(*) FROM otel_traces GROUP BY 1").fetchall()
+    )
+    total = sum(counts.values())
     meta = _stored_meta(con)
-    if meta is not None and meta[1] == spans:
-        return spans
-    d = DUCKDB
-    build_facts(con, d, run_filter="1 = 1", params={}, by_run=True)
-    split = con.execute(
-        """SELECT count(*) FROM (SELECT trace_id FROM fl_spans GROUP BY trace_id
-                                 HAVING min(run) <> max(run))"""
-    ).fetchone()[0]
-    callee_differs = con.execute(
-        f"""WITH g AS (SELECT caller, peer, {d.arg_max("callee", "n")} AS callee
-                       FROM (SELECT caller, peer, callee, sum(n) AS n FROM fl_callee_all
-                             GROUP BY caller, peer, callee)
-                       GROUP BY caller, peer)
-            SELECT count(*) FROM fl_callee r JOIN g ON g.caller = r.caller AND g.peer = r.peer
-            WHERE g.callee IS DISTINCT FROM r.callee"""
-    ).fetchone()[0]
-    con.execute(
-        d.temp_table(
-            "fl_service_models_by_run",
-            "SELECT DISTINCT run, service, model FROM fl_spans",
-        )
-    )
-    models_differ = con.execute(
-        """WITH g AS (SELECT service, count(DISTINCT model) AS n_models,
-                             min(model) AS only_model
-                      FROM fl_service_models_by_run GROUP BY service)
-           SELECT count(*) FROM fl_service_models r JOIN g ON g.service = r.service
-           WHERE g.n_models <> r.n_models OR g.only_model IS DISTINCT FROM r.only_model"""
-    ).fetchone()[0]
-    whole_store = split == 0 and callee_differs == 0 and models_differ == 0
-    con.execute(d.temp_table("fl_scope_series", scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS)))
-    # Requests and exposure are only ever joined and counted by trace: there a dense
-    # number stands for each trace id (a one-to-one map, so every answer is the same),
-    # and the per-incident joins hash integers, not 32-character strings.
-    con.execute(
-        d.temp_table(
+    stored: dict[str, int] = {}
+    if meta is not None and _exists(con, _RUNS):
+        stored = dict(con.execute(f"SELECT run, spans FROM {_RUNS}").fetchall())
+    stale = sorted(r for r, n in counts.items() if stored.get(r) != n)
+    gone = sorted(set(stored) - set(counts))
+    if meta is not None and not stale and not gone:
+        return total
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    try:
+        if meta is None:  # another format, or none yet: derive every run
+            for table in (*_TABLES, *_SIDE, _RUNS, _META):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            stale, gone, split = sorted(counts), [], False
+        else:
+            split = meta.split
+        # A crash from here on leaves the whole-store flag off until the end.
+        _write_meta(con, whole_store=False, split=True)
+        if stale:
+            split = (
+                _derive(con, {r: counts[r] for r in stale}, had_others=len(stale) < len(counts))
+                or split
+            )
+        _finish(con, stale + gone, split=split)
+    finally:
+        con.execute(f"SET memory_limit = '{limit}'")
+        for temp in (
+            "fl_stage",
+            "fl_parts",
+            "fl_pre",
+            "fl_callee_acc",
+            "fl_spans_acc",
+            "fl_requests_acc",
+            "fl_exposure_acc",
+            "fl_callee",
+            "fl_service_models",
+            "fl_base",
+            "fl_child",
+            "fl_f",
+            "fl_part_spans",
             "fl_trace_numbers",
-            """SELECT trace_id, CAST(row_number() OVER () AS BIGINT) AS trace_no
-               FROM (SELECT DISTINCT trace_id FROM fl_exposure)""",
+            "fl_callee_all",
+            "fl_service_models_by_run",
+        ):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        for view in ("fl_spans", "fl_requests", "fl_exposure"):
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+    return total
+
+
+def _partitions(counts: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(run, first partition, parts) per run: small runs share a partition up to
+    ``PART_SPANS`` spans, a big run is cut into parts of about that many."""
+    out: list[tuple[str, int, int]] = []
+    part, filled = 0, 0
+    for run, n in sorted(counts.items()):
+        if n > PART_SPANS:
+            if filled:
+                part, filled = part + 1, 0
+            k = math.ceil(n / PART_SPANS)
+            out.append((run, part, k))
+            part += k
+            continue
+        if filled and filled + n > PART_SPANS:
+            part, filled = part + 1, 0
+        out.append((run, part, 1))
+        filled += n
+    return out
+
+
+def _derive(con: Any, counts: dict[str, int], *, had_others: bool) -> bool:
+    """Derive the facts of these runs into ``fl_*_acc`` temp tables, a partition of traces
+    at a time; returns whether a trace of theirs spans two runs."""
+    d = DUCKDB
+    layout = _partitions(counts)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE fl_parts (run VARCHAR, first BIGINT, k BIGINT, spans BIGINT)"
+    )
+    con.executemany(
+        "INSERT INTO fl_parts VALUES (?, ?, ?, ?)", [(*p, counts[p[0]]) for p in layout]
+    )
+    parts = max(first + k for _, first, k in layout)
+    # The spans of these runs, read once (one scan of the wide rows), with their partition.
+    con.execute(
+        d.temp_table(
+            "fl_stage",
+            f"""SELECT b.*, p.first + CASE WHEN p.k = 1 THEN 0
+                                            ELSE hash(b.trace_id) % p.k END AS part
+                FROM ({_detect.base_sql(d, run_filter="1 = 1")}) b
+                JOIN fl_parts p ON p.run = b.run""",
         )
     )
-    numbered = {"fl_requests", "fl_exposure"}
+    split = False
+    if len(counts) > 1:
+        split = bool(
+            con.execute(
+                """SELECT count(*) FROM (SELECT trace_id FROM fl_stage GROUP BY trace_id
+                                         HAVING min(run) <> max(run))"""
+            ).fetchone()[0]
+        )
+    if had_others and not split:
+        split = bool(
+            con.execute(
+                """SELECT count(*) FROM faultlens_spans o
+                   WHERE o.trace_id IN (SELECT trace_id FROM fl_stage)
+                     AND o.run NOT IN (SELECT run FROM fl_parts)"""
+            ).fetchone()[0]
+        )
+    # Pass 1, per partition: children's aggregate, entry flag, callee counts.
+    for part in range(parts):
+        con.execute(
+            d.temp_table("fl_base", "SELECT * EXCLUDE (part) FROM fl_stage WHERE part = $p"),
+            {"p": part},
+        )
+        con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True)))
+        _append_temp(con, "fl_callee_acc", _detect.callee_counts_sql(by_run=True))
+        _append_temp(
+            con, "fl_pre", f"SELECT *, {part} AS part FROM ({_detect.span_facts_sql(by_run=True)})"
+        )
+    con.execute("DROP TABLE IF EXISTS fl_base")
+    con.execute("DROP TABLE IF EXISTS fl_child")
+    # The two small per-run maps, over each run's every partition.
+    con.execute(
+        d.temp_table(
+            "fl_callee_all",
+            """SELECT run, caller, peer, callee, CAST(sum(n) AS BIGINT) AS n
+               FROM fl_callee_acc GROUP BY run, caller, peer, callee""",
+        )
+    )
+    con.execute(d.temp_table("fl_callee", _detect.callee_sql(d, by_run=True)))
+    con.execute(
+        d.temp_table("fl_service_models", _detect.service_models_sql(by_run=True, base="fl_stage"))
+    )
+    con.execute(
+        d.temp_table(
+            "fl_service_models_by_run", "SELECT DISTINCT run, service, model FROM fl_stage"
+        )
+    )
+    con.execute("DROP TABLE fl_stage")
+    # Pass 2, per partition: the candidate of each span, requests and exposure. Requests
+    # and exposure are only ever joined and counted by trace: a number per (run, trace)
+    # stands for its id (one-to-one within a run), so the per-incident joins hash integers.
+    offset = 0
+    if _exists(con, "faultlens_exposure"):
+        offset = int(
+            con.execute("SELECT coalesce(max(trace_id), 0) FROM faultlens_exposure").fetchone()[0]
+        )
+    for part in range(parts):
+        con.execute(
+            d.temp_table("fl_f", "SELECT * EXCLUDE (part) FROM fl_pre WHERE part = $p"),
+            {"p": part},
+        )
+        con.execute(d.temp_table("fl_part_spans", _detect.spans_sql(table="fl_f", by_run=True)))
+        con.execute(
+            d.temp_table(
+                "fl_trace_numbers",
+                f"""SELECT run, trace_id, CAST({offset} + row_number() OVER () AS BIGINT)
+                           AS trace_no
+                    FROM (SELECT DISTINCT run, trace_id FROM fl_part_spans)""",
+            )
+        )
+        offset += int(con.execute("SELECT count(*) FROM fl_trace_numbers").fetchone()[0])
+        _append_temp(con, "fl_spans_acc", "SELECT * FROM fl_part_spans")
+        for acc, sql in (
+            ("fl_requests_acc", _detect.REQUESTS_SQL),
+            ("fl_exposure_acc", _detect.EXPOSURE_SQL),
+        ):
+            _append_temp(
+                con,
+                acc,
+                f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
+                    FROM ({sql.replace("fl_spans", "fl_part_spans")}) t
+                    JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id""",
+            )
+    con.execute("DROP TABLE fl_pre")
+    return split
+
+
+def _append_temp(con: Any, table: str, select: str) -> None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND temporary", {"t": table}
+    ).fetchone()[0]
+    if exists:
+        con.execute(f"INSERT INTO {table} {select}")
+    else:
+        con.execute(f"CREATE TEMP TABLE {table} AS {select}")
+
+
+def _finish(con: Any, runs: list[str], *, split: bool) -> None:
+    """Replace the stored facts of ``runs`` by the derived ones (none for a run gone), and
+    judge whether a whole-store analysis may read them; in one transaction."""
+    d = DUCKDB
+    derived = (
+        bool(runs)
+        and con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fl_spans_acc' AND temporary"
+        ).fetchone()[0]
+    )
     con.execute("BEGIN TRANSACTION")
     try:
+        if derived:
+            for temp in ("fl_spans", "fl_requests", "fl_exposure"):
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * FROM {temp}_acc")
+            rows = {
+                "fl_spans": "SELECT * FROM fl_spans",
+                "fl_requests": "SELECT * FROM fl_requests",
+                "fl_exposure": "SELECT * FROM fl_exposure",
+                "fl_scope_series": scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS),
+                "fl_instances": _detect.INSTANCES_SQL,
+            }
         for stored, (temp, order) in _TABLES.items():
-            rows = (
-                f"""SELECT t.* REPLACE (n.trace_no AS trace_id) FROM {temp} t
-                    JOIN fl_trace_numbers n ON n.trace_id = t.trace_id"""
-                if temp in numbered
-                else f"SELECT * FROM {temp}"
-            )
-            con.execute(f"DROP TABLE IF EXISTS {stored}")
-            con.execute(f"CREATE TABLE {stored} AS {rows} ORDER BY {order}")
-        con.execute("DROP TABLE IF EXISTS faultlens_service_models")
-        con.execute(
-            "CREATE TABLE faultlens_service_models AS SELECT * FROM fl_service_models_by_run"
-        )
-        con.execute(f"DROP TABLE IF EXISTS {_META}")
-        con.execute(
-            f"""CREATE TABLE {_META} AS SELECT CAST($format AS INTEGER) AS format,
-                       CAST($spans AS BIGINT) AS spans, CAST($whole AS BOOLEAN) AS whole_store,
-                       CAST($bucket AS BIGINT) AS series_bucket_ns""",
-            {
-                "format": FACTS_FORMAT,
-                "spans": spans,
-                "whole": whole_store,
-                "bucket": SERIES_BUCKET_NS,
-            },
-        )
+            if runs and _exists(con, stored):
+                con.execute(f"DELETE FROM {stored} WHERE run IN (SELECT unnest($r))", {"r": runs})
+            if not derived:
+                continue
+            select = f"SELECT * FROM ({rows[temp]}) ORDER BY run, {order}"
+            if _exists(con, stored):
+                con.execute(f"INSERT INTO {stored} {select}")
+            else:
+                con.execute(f"CREATE TABLE {stored} AS {select}")
+        side = {
+            "faultlens_service_models": "SELECT * FROM fl_service_models_by_run",
+            "faultlens_facts_callee": "SELECT * FROM fl_callee_all",
+            "faultlens_facts_services": "SELECT * FROM fl_service_models",
+            _RUNS: "SELECT run, spans FROM fl_parts",
+        }
+        for stored, select in side.items():
+            if _exists(con, stored):
+                if runs:
+                    con.execute(
+                        f"DELETE FROM {stored} WHERE run IN (SELECT unnest($r))", {"r": runs}
+                    )
+                if derived:
+                    con.execute(f"INSERT INTO {stored} {select}")
+            elif derived:
+                con.execute(f"CREATE TABLE {stored} AS {select}")
+        _write_meta(con, whole_store=not split and _maps_agree(con), split=split)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    for temp in ("fl_callee", "fl_callee_all", *(t for t, _ in _TABLES.values())):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
-    con.execute("DROP TABLE IF EXISTS fl_service_models")
-    con.execute("DROP TABLE IF EXISTS fl_service_models_by_run")
-    con.execute("DROP TABLE IF EXISTS fl_trace_numbers")
-    return spans
 
 
-def _stored_meta(con: Any, *, whole_store: bool = False) -> tuple[int, int, int] | None:
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND NOT temporary",
-        {"t": _META},
+def _maps_agree(con: Any) -> bool:
+    """Whether each run's callee and service-model maps are the whole store's."""
+    if not _exists(con, "faultlens_facts_callee"):
+        return True
+    d = DUCKDB
+    callee_differs = con.execute(
+        f"""WITH g AS (SELECT caller, peer, {d.arg_max("callee", "n")} AS callee
+                       FROM (SELECT caller, peer, callee, sum(n) AS n FROM faultlens_facts_callee
+                             GROUP BY caller, peer, callee)
+                       GROUP BY caller, peer),
+                 r AS (SELECT run, caller, peer, {d.arg_max("callee", "n")} AS callee
+                       FROM faultlens_facts_callee GROUP BY run, caller, peer)
+            SELECT count(*) FROM r JOIN g ON g.caller = r.caller AND g.peer = r.peer
+            WHERE g.callee IS DISTINCT FROM r.callee"""
     ).fetchone()[0]
-    if not exists:
+    models_differ = con.execute(
+        """WITH g AS (SELECT service, count(DISTINCT model) AS n_models,
+                             min(model) AS only_model
+                      FROM faultlens_service_models GROUP BY service)
+           SELECT count(*) FROM faultlens_facts_services r JOIN g ON g.service = r.service
+           WHERE g.n_models <> r.n_models OR g.only_model IS DISTINCT FROM r.only_model"""
+    ).fetchone()[0]
+    return callee_differs == 0 and models_differ == 0
+
+
+def _write_meta(con: Any, *, whole_store: bool, split: bool) -> None:
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {_META} AS
+            SELECT CAST($format AS INTEGER) AS format, CAST($whole AS BOOLEAN) AS whole_store,
+                   CAST($split AS BOOLEAN) AS split, CAST($bucket AS BIGINT) AS series_bucket_ns""",
+        {"format": FACTS_FORMAT, "whole": whole_store, "split": split, "bucket": SERIES_BUCKET_NS},
+    )
+
+
+@dataclass(frozen=True)
+class _Meta:
+    whole_store: bool
+    split: bool
+    series_bucket_ns: int
+
+
+def _stored_meta(con: Any) -> _Meta | None:
+    if not _exists(con, _META):
         return None
     row = con.execute(f"SELECT * FROM {_META}").fetchone()
-    if row is None or row[0] != FACTS_FORMAT or (whole_store and not row[2]):
+    if row is None or row[0] != FACTS_FORMAT or len(row) != 4:
         return None
-    return int(row[0]), int(row[1]), int(row[3])
+    return _Meta(bool(row[1]), bool(row[2]), int(row[3]))
 
 
 def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | None:
@@ -172,8 +404,11 @@ def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | 
     """
     if d.name != "duckdb":
         return None
-    meta = _stored_meta(con, whole_store=run is None)
-    if meta is None or meta[1] != _span_count(con):
+    meta = _stored_meta(con)
+    if meta is None or (run is None and not meta.whole_store) or not _exists(con, _RUNS):
+        return None
+    covered = con.execute(f"SELECT coalesce(sum(spans), 0) FROM {_RUNS}").fetchone()[0]
+    if int(covered) != _span_count(con):
         return None
     # A view cannot take a bound parameter: the run is a quoted literal.
     where = "" if run is None else f" WHERE run = {_literal(run)}"
@@ -186,7 +421,7 @@ def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | 
                 FROM faultlens_service_models{where} GROUP BY service""",
         )
     )
-    return StoredFacts(series_bucket_ns=meta[2])
+    return StoredFacts(series_bucket_ns=meta.series_bucket_ns)
 
 
 def _literal(value: str) -> str:

@@ -1,0 +1,135 @@
+"""The span facts ingest stores equal the ones an analysis derives from ``otel_traces``,
+after ingests that add a run, and after a run whose spans arrive in two files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from faultlens.analyzer import _facts, ingest
+from faultlens.analyzer._detect import build_facts, scope_series_sql
+from faultlens.analyzer._dialect import DUCKDB
+
+DATA = Path(__file__).resolve().parents[2] / "sample_traces" / "data"
+CRASH = DATA / "crash" / "per-model" / "traces.jsonl.gz"
+LATENCY = DATA / "latency" / "monolith" / "traces.jsonl.gz"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    frame = con.execute(sql).df()
+    return frame.sort_values(list(frame.columns), ignore_index=True, na_position="first")
+
+
+def _traces(con: duckdb.DuckDBPyConnection, requests: str, exposure: str) -> list[tuple]:
+    """Each trace's requests and exposure without its id (stored facts number the traces):
+    equal multisets prove the numbering one-to-one and consistent across both tables."""
+    req = con.execute(
+        f"""SELECT run, trace_id, list((ts, end_ts, dur, service, endpoint, is_err, layout)
+                                       ORDER BY ts, endpoint) FROM {requests} GROUP BY ALL"""
+    ).fetchall()
+    exp = con.execute(
+        f"""SELECT run, trace_id, list((service, model, version) ORDER BY service, model, version)
+            FROM {exposure} GROUP BY ALL"""
+    ).fetchall()
+    by_trace: dict[tuple, list] = {}
+    for run, trace, rows in req:
+        by_trace.setdefault((run, trace), [None, None])[0] = repr(rows)
+    for run, trace, rows in exp:
+        by_trace.setdefault((run, trace), [None, None])[1] = repr(rows)
+    return sorted((run, *parts) for (run, _), parts in by_trace.items())
+
+
+def _assert_stored_equal_derived(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    try:
+        runs = con.execute("SELECT run, spans FROM faultlens_facts_runs ORDER BY run").fetchall()
+        assert (
+            sum(n for _, n in runs) == con.execute("SELECT count(*) FROM otel_traces").fetchone()[0]
+        )
+        build_facts(con, DUCKDB, run_filter="1 = 1", params={}, by_run=True)
+        con.execute(
+            DUCKDB.temp_table(
+                "fl_scope_series", scope_series_sql(DUCKDB, bucket_ns=_facts.SERIES_BUCKET_NS)
+            )
+        )
+        for stored, temp in (
+            ("faultlens_spans", "fl_spans"),
+            ("faultlens_scope_series", "fl_scope_series"),
+            ("faultlens_instances", "fl_instances"),
+        ):
+            pd.testing.assert_frame_equal(
+                _frame(con, f"SELECT * FROM {stored}"), _frame(con, f"SELECT * FROM {temp}")
+            )
+        pd.testing.assert_frame_equal(
+            _frame(con, "SELECT * FROM faultlens_service_models"),
+            _frame(con, "SELECT DISTINCT run, service, model FROM fl_spans"),
+        )
+        assert _traces(con, "faultlens_requests", "faultlens_exposure") == _traces(
+            con, "fl_requests", "fl_exposure"
+        )
+        assert (
+            runs
+            == con.execute(
+                "SELECT run, count(*) FROM fl_spans GROUP BY run ORDER BY run"
+            ).fetchall()
+        )
+        # Each run's rows are stored in time order.
+        for table in ("faultlens_spans", "faultlens_requests"):
+            ts = con.execute(f"SELECT run, ts FROM {table} ORDER BY rowid").df()
+            for _, g in ts.groupby("run"):
+                assert g.ts.is_monotonic_increasing
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("part_spans", [1_000_000, 700])
+def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part_spans: int
+) -> None:
+    # 700 spans a partition cuts each run into several parts by trace id.
+    monkeypatch.setattr(_facts, "PART_SPANS", part_spans)
+    db = tmp_path / "store.duckdb"
+    ingest(CRASH, db=db)
+    _assert_stored_equal_derived(db)
+    ingest(LATENCY, db=db)  # a second run: the first run's facts are kept, not rebuilt
+    _assert_stored_equal_derived(db)
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT count(DISTINCT run) FROM faultlens_facts_runs").fetchone()[0] == 2
+    con.close()
+
+    # One run's spans in two files, ingested one after the other: the run is derived again.
+    lines = gzip.decompress(DATA.joinpath("slow-model", "monolith", "traces.jsonl.gz").read_bytes())
+    lines = lines.splitlines(keepends=True)
+    half = len(lines) // 2
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(b"".join(lines[:half]))
+    second.write_bytes(b"".join(lines[half:]))
+    ingest(first, db=db)
+    _assert_stored_equal_derived(db)
+    ingest(second, db=db)
+    _assert_stored_equal_derived(db)
+
+    # Both halves in one ingest, into a fresh store.
+    other = tmp_path / "other.duckdb"
+    ingest([first, second], db=other)
+    _assert_stored_equal_derived(other)
+
+
+def test_stored_facts_are_read_only_while_they_cover_every_span(tmp_path: Path) -> None:
+    db = tmp_path / "store.duckdb"
+    ingest(CRASH, db=db)
+    con = duckdb.connect(str(db))
+    try:
+        run = con.execute("SELECT any_value(run) FROM faultlens_facts_runs").fetchone()[0]
+        assert _facts.use_stored_facts(con, DUCKDB, run=run) is not None
+        con.execute("INSERT INTO otel_traces SELECT * FROM otel_traces LIMIT 1")
+        assert _facts.use_stored_facts(con, DUCKDB, run=run) is None
+        assert _facts.use_stored_facts(con, DUCKDB, run=None) is None
+    finally:
+        con.close()
