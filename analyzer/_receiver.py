@@ -11,7 +11,8 @@ POST /v1/traces and /v1/logs, protobuf or JSON, optionally gzip-encoded.
 - One writer thread drains the queue and commits everything waiting in one
   transaction (group commit). A request is answered 200 only after its rows are
   committed, so an acknowledged export survives a SIGKILL. Shutdown drains the
-  queue before the process exits.
+  queue, then refreshes the stored span facts (``_facts.store_facts``) when spans
+  were written, so that the analysis of what was collected reads them again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import queue
+import sys
 import threading
 import uuid
 import zlib
@@ -45,6 +47,7 @@ from starlette.routing import Route
 from faultlens.analyzer._decode import Reject
 from faultlens.analyzer._decode_json import Decoded, decode_document
 from faultlens.analyzer._decode_proto import decode_protobuf
+from faultlens.analyzer._facts import store_facts
 from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
 
 __all__ = ["Receiver", "collect", "receiver_app"]
@@ -80,6 +83,7 @@ class Receiver:
         self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_items)
         self.run_id = f"collect-{uuid.uuid4().hex[:12]}"
         self.requests = itertools.count(1)
+        self.wrote_spans = False
         self.thread = threading.Thread(target=self._run, name="faultlens-writer", daemon=True)
         self.thread.start()
 
@@ -90,9 +94,15 @@ class Receiver:
             raise _Busy() from None
 
     def close(self) -> None:
-        """Flush everything queued, then stop the writer."""
+        """Flush everything queued, stop the writer, then refresh the span facts (every
+        request has been answered by then: its rows were committed first)."""
         self.jobs.put(None)
         self.thread.join()
+        if self.wrote_spans:
+            try:
+                store_facts(self.con)
+            except Exception as exc:  # the spans are stored; the analysis derives its facts
+                print(f"faultlens collect: span facts not refreshed: {exc}", file=sys.stderr)
 
     def _run(self) -> None:
         stopping = False
@@ -121,7 +131,7 @@ class Receiver:
         }
         error: BaseException | None = None
         try:
-            write_batch(
+            counts = write_batch(
                 self.con,
                 run_id=self.run_id,
                 source=group[0].source,
@@ -130,6 +140,7 @@ class Receiver:
                 rejects=[r for j in group for r in j.rejects],
                 read=read,
             )
+            self.wrote_spans = self.wrote_spans or counts.stored["traces"] > 0
         except Exception as exc:  # reported to every waiting request as a 503
             error = exc
         for job in group:

@@ -4,9 +4,15 @@ after ingests that add a run, and after a run whose spans arrive in two files.""
 from __future__ import annotations
 
 import gzip
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
+import httpx
 import pandas as pd
 import pytest
 
@@ -131,5 +137,43 @@ def test_stored_facts_are_read_only_while_they_cover_every_span(tmp_path: Path) 
         con.execute("INSERT INTO otel_traces SELECT * FROM otel_traces LIMIT 1")
         assert _facts.use_stored_facts(con, DUCKDB, run=run) is None
         assert _facts.use_stored_facts(con, DUCKDB, run=None) is None
+    finally:
+        con.close()
+
+
+def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "collected.duckdb"
+    exe = Path(sys.executable).with_name("faultlens")
+    proc = subprocess.Popen(
+        [str(exe), "collect", "--db", str(db), "--port", str(port)], stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        lines = gzip.decompress(CRASH.read_bytes()).splitlines()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for line in lines:
+                answer = client.post(
+                    "/v1/traces", content=line, headers={"content-type": "application/json"}
+                )
+                assert answer.status_code == 200, answer.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _assert_stored_equal_derived(db)
+    con = duckdb.connect(str(db))
+    try:
+        run = con.execute("SELECT any_value(run) FROM faultlens_facts_runs").fetchone()[0]
+        assert _facts.use_stored_facts(con, DUCKDB, run=run) is not None
     finally:
         con.close()
