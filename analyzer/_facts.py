@@ -44,7 +44,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from faultlens.analyzer import _detect
@@ -123,18 +126,19 @@ def store_facts(con: Any) -> int:
         # A crash from here on leaves the whole-store flag off until the end.
         _write_meta(con, whole_store=False, split=True)
         if stale:
-            split = (
-                _derive(con, {r: counts[r] for r in stale}, had_others=len(stale) < len(counts))
-                or split
-            )
+            stage = _stage_dir(con)
+            try:
+                others = len(stale) < len(counts)
+                derived = _derive(con, {r: counts[r] for r in stale}, stage, had_others=others)
+            finally:
+                con.execute("DROP VIEW IF EXISTS fl_stage")
+                shutil.rmtree(stage, ignore_errors=True)
+            split = derived or split
         _finish(con, stale + gone, split=split)
     finally:
         con.execute(f"SET memory_limit = '{limit}'")
         for temp in (
-            "fl_stage",
             "fl_parts",
-            "fl_pre",
-            "fl_callee_acc",
             "fl_spans_acc",
             "fl_requests_acc",
             "fl_exposure_acc",
@@ -142,11 +146,11 @@ def store_facts(con: Any) -> int:
             "fl_service_models",
             "fl_base",
             "fl_child",
-            "fl_f",
             "fl_part_spans",
             "fl_trace_numbers",
             "fl_callee_all",
             "fl_service_models_by_run",
+            "fl_client_parents",
         ):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
         for view in ("fl_spans", "fl_requests", "fl_exposure"):
@@ -174,9 +178,22 @@ def _partitions(counts: dict[str, int]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _derive(con: Any, counts: dict[str, int], *, had_others: bool) -> bool:
+def _stage_dir(con: Any) -> Path:
+    """A fresh directory for the staged spans, beside the store (else a temporary one)."""
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()[0]
+    where = Path(path).parent if path and path != ":memory:" else None
+    name = Path(path).name if where is not None else "faultlens"
+    return Path(tempfile.mkdtemp(prefix=f"{name}.facts-", dir=where))
+
+
+def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) -> bool:
     """Derive the facts of these runs into ``fl_*_acc`` temp tables, a partition of traces
-    at a time; returns whether a trace of theirs spans two runs."""
+    at a time; returns whether a trace of theirs spans two runs.
+
+    The spans are staged once, as Parquet files in ``stage`` (one folder per partition),
+    so that each partition is read alone."""
     d = DUCKDB
     layout = _partitions(counts)
     con.execute(
@@ -188,13 +205,15 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool) -> bool:
     parts = max(first + k for _, first, k in layout)
     # The spans of these runs, read once (one scan of the wide rows), with their partition.
     con.execute(
-        d.temp_table(
-            "fl_stage",
-            f"""SELECT b.*, p.first + CASE WHEN p.k = 1 THEN 0
-                                            ELSE hash(b.trace_id) % p.k END AS part
-                FROM ({_detect.base_sql(d, run_filter="1 = 1")}) b
-                JOIN fl_parts p ON p.run = b.run""",
-        )
+        f"""COPY (SELECT b.*, p.first + CASE WHEN p.k = 1 THEN 0
+                                             ELSE hash(b.trace_id) % p.k END AS part
+                  FROM ({_detect.base_sql(d, run_filter="1 = 1")}) b
+                  JOIN fl_parts p ON p.run = b.run)
+            TO {_literal(str(stage))} (FORMAT parquet, PARTITION_BY (part), OVERWRITE_OR_IGNORE)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW fl_stage AS SELECT * FROM
+            read_parquet({_literal(str(stage / "*" / "*.parquet"))}, hive_partitioning = true)"""
     )
     split = False
     if len(counts) > 1:
@@ -212,26 +231,21 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool) -> bool:
                      AND o.run NOT IN (SELECT run FROM fl_parts)"""
             ).fetchone()[0]
         )
-    # Pass 1, per partition: children's aggregate, entry flag, callee counts.
-    for part in range(parts):
-        con.execute(
-            d.temp_table("fl_base", "SELECT * EXCLUDE (part) FROM fl_stage WHERE part = $p"),
-            {"p": part},
-        )
-        con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True)))
-        _append_temp(con, "fl_callee_acc", _detect.callee_counts_sql(by_run=True))
-        _append_temp(
-            con, "fl_pre", f"SELECT *, {part} AS part FROM ({_detect.span_facts_sql(by_run=True)})"
-        )
-    con.execute("DROP TABLE IF EXISTS fl_base")
-    con.execute("DROP TABLE IF EXISTS fl_child")
-    # The two small per-run maps, over each run's every partition.
+    # The two small per-run maps first. Which service a client span reaches needs only the
+    # children of client spans: their aggregate, over the run at once (joins spill).
     con.execute(
         d.temp_table(
-            "fl_callee_all",
-            """SELECT run, caller, peer, callee, CAST(sum(n) AS BIGINT) AS n
-               FROM fl_callee_acc GROUP BY run, caller, peer, callee""",
+            "fl_client_parents",
+            """SELECT DISTINCT run, trace_id, span_id AS parent_id FROM fl_stage
+               WHERE kind = 'client' AND peer IS NOT NULL""",
         )
+    )
+    children = """(SELECT s.* FROM fl_stage s SEMI JOIN fl_client_parents p
+                   ON p.run = s.run AND p.trace_id = s.trace_id AND p.parent_id = s.parent_id) c"""
+    con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True, base=children)))
+    con.execute("DROP TABLE fl_client_parents")
+    con.execute(
+        d.temp_table("fl_callee_all", _detect.callee_counts_sql(by_run=True, base="fl_stage"))
     )
     con.execute(d.temp_table("fl_callee", _detect.callee_sql(d, by_run=True)))
     con.execute(
@@ -242,21 +256,31 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool) -> bool:
             "fl_service_models_by_run", "SELECT DISTINCT run, service, model FROM fl_stage"
         )
     )
-    con.execute("DROP TABLE fl_stage")
-    # Pass 2, per partition: the candidate of each span, requests and exposure. Requests
-    # and exposure are only ever joined and counted by trace: a number per (run, trace)
-    # stands for its id (one-to-one within a run), so the per-incident joins hash integers.
+    # Then per partition: children's aggregate, entry flag, the candidate of each span,
+    # requests and exposure. Requests and exposure are only ever joined and counted by
+    # trace: a number per (run, trace) stands for its id (one-to-one within a run), so the
+    # per-incident joins hash integers.
     offset = 0
     if _exists(con, "faultlens_exposure"):
         offset = int(
             con.execute("SELECT coalesce(max(trace_id), 0) FROM faultlens_exposure").fetchone()[0]
         )
+    spans = f"""
+        WITH f AS ({_detect.span_facts_sql(by_run=True)})
+        {_detect.spans_sql(table="f", by_run=True)}"""
     for part in range(parts):
+        files = stage / f"part={part}"
+        if not files.is_dir():  # no trace hashed to it
+            continue
         con.execute(
-            d.temp_table("fl_f", "SELECT * EXCLUDE (part) FROM fl_pre WHERE part = $p"),
-            {"p": part},
+            d.temp_table(
+                "fl_base",
+                f"""SELECT * FROM read_parquet({_literal(str(files / "*.parquet"))},
+                                               hive_partitioning = false)""",
+            )
         )
-        con.execute(d.temp_table("fl_part_spans", _detect.spans_sql(table="fl_f", by_run=True)))
+        con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True)))
+        con.execute(d.temp_table("fl_part_spans", spans))
         con.execute(
             d.temp_table(
                 "fl_trace_numbers",
@@ -278,7 +302,6 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool) -> bool:
                     FROM ({sql.replace("fl_spans", "fl_part_spans")}) t
                     JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id""",
             )
-    con.execute("DROP TABLE fl_pre")
     return split
 
 
