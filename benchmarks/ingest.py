@@ -28,6 +28,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -279,6 +280,9 @@ def main() -> None:
     facts_s = float(facts.group(1)) if facts else 0.0
     spans_s = ingest_s - facts_s
     print(f"  without the span facts:    {spans_s:6.2f} s   (start-up, decode, dedupe, insert)")
+    # The largest child process so far: the ingest (issue 5: 10M spans in at most 1.5 GB).
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(f"  peak RSS:                   {peak / 1e9:6.2f} GB (target <= 1.5 GB for 10M spans)")
     floor_s = floor(path)
     print(f"parse-only floor (orjson):   {floor_s:6.2f} s")
     naive_s = naive(path, workdir / "naive.duckdb")
