@@ -193,7 +193,7 @@ def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) 
     at a time; returns whether a trace of theirs spans two runs.
 
     The spans are staged once, as Parquet files in ``stage`` (one folder per partition),
-    so that each partition is read alone."""
+    so that each partition is read alone; a single partition stays a temporary table."""
     d = DUCKDB
     layout = _partitions(counts)
     con.execute(
@@ -204,17 +204,22 @@ def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) 
     )
     parts = max(first + k for _, first, k in layout)
     # The spans of these runs, read once (one scan of the wide rows), with their partition.
-    con.execute(
-        f"""COPY (SELECT b.*, p.first + CASE WHEN p.k = 1 THEN 0
-                                             ELSE hash(b.trace_id) % p.k END AS part
-                  FROM ({_detect.base_sql(d, run_filter="1 = 1")}) b
-                  JOIN fl_parts p ON p.run = b.run)
-            TO {_literal(str(stage))} (FORMAT parquet, PARTITION_BY (part), OVERWRITE_OR_IGNORE)"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW fl_stage AS SELECT * FROM
-            read_parquet({_literal(str(stage / "*" / "*.parquet"))}, hive_partitioning = true)"""
-    )
+    stage_sql = f"""
+        SELECT b.*, p.first + CASE WHEN p.k = 1 THEN 0 ELSE hash(b.trace_id) % p.k END AS part
+        FROM ({_detect.base_sql(d, run_filter="1 = 1")}) b JOIN fl_parts p ON p.run = b.run"""
+    if parts == 1:  # one partition: it is the whole stage, a temporary table
+        con.execute(d.temp_table("fl_base", f"SELECT * EXCLUDE (part) FROM ({stage_sql})"))
+        con.execute("CREATE OR REPLACE TEMP VIEW fl_stage AS SELECT * FROM fl_base")
+    else:
+        con.execute(
+            f"""COPY ({stage_sql}) TO {_literal(str(stage))}
+                (FORMAT parquet, PARTITION_BY (part), OVERWRITE_OR_IGNORE)"""
+        )
+        files = _literal(str(stage / "*" / "*.parquet"))
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW fl_stage AS
+                SELECT * FROM read_parquet({files}, hive_partitioning = true)"""
+        )
     split = False
     if len(counts) > 1:
         split = bool(
@@ -270,15 +275,16 @@ def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) 
         {_detect.spans_sql(table="f", by_run=True)}"""
     for part in range(parts):
         files = stage / f"part={part}"
-        if not files.is_dir():  # no trace hashed to it
+        if parts > 1 and not files.is_dir():  # no trace hashed to it
             continue
-        con.execute(
-            d.temp_table(
-                "fl_base",
-                f"""SELECT * FROM read_parquet({_literal(str(files / "*.parquet"))},
-                                               hive_partitioning = false)""",
+        if parts > 1:
+            con.execute(
+                d.temp_table(
+                    "fl_base",
+                    f"""SELECT * FROM read_parquet({_literal(str(files / "*.parquet"))},
+                                                   hive_partitioning = false)""",
+                )
             )
-        )
         con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True)))
         con.execute(d.temp_table("fl_part_spans", spans))
         con.execute(
