@@ -124,7 +124,7 @@ def store_facts(con: Any) -> int:
         else:
             split = meta.split
         # A crash from here on leaves the whole-store flag off until the end.
-        _write_meta(con, whole_store=False, split=True)
+        _write_meta(con, whole_store=False, split=split)
         if stale:
             stage = _stage_dir(con)
             try:
@@ -377,7 +377,8 @@ def _finish(con: Any, runs: list[str], *, split: bool) -> None:
 
 
 def _maps_agree(con: Any) -> bool:
-    """Whether each run's callee and service-model maps are the whole store's."""
+    """Whether each run's callee and service-model maps (models, only clients) are the
+    whole store's."""
     if not _exists(con, "faultlens_facts_callee"):
         return True
     d = DUCKDB
@@ -394,9 +395,13 @@ def _maps_agree(con: Any) -> bool:
     models_differ = con.execute(
         """WITH g AS (SELECT service, count(DISTINCT model) AS n_models,
                              min(model) AS only_model
-                      FROM faultlens_service_models GROUP BY service)
+                      FROM faultlens_service_models GROUP BY service),
+                c AS (SELECT service, min(only_client) AS only_client
+                      FROM faultlens_facts_services GROUP BY service)
            SELECT count(*) FROM faultlens_facts_services r JOIN g ON g.service = r.service
-           WHERE g.n_models <> r.n_models OR g.only_model IS DISTINCT FROM r.only_model"""
+           JOIN c ON c.service = r.service
+           WHERE g.n_models <> r.n_models OR g.only_model IS DISTINCT FROM r.only_model
+              OR c.only_client <> r.only_client"""
     ).fetchone()[0]
     return callee_differs == 0 and models_differ == 0
 

@@ -94,6 +94,22 @@ def _assert_stored_equal_derived(db: Path) -> None:
         con.close()
 
 
+def _mark(db: Path, text: str | None) -> int:
+    """Mark the stored span rows (their name) to tell kept rows from derived ones, or
+    unmark them; returns how many rows carry the mark."""
+    con = duckdb.connect(str(db))
+    try:
+        if text is not None:
+            con.execute("UPDATE faultlens_spans SET name = name || $m", {"m": text})
+        marked = con.execute("SELECT count(*) FROM faultlens_spans WHERE name LIKE '%#kept'")
+        count = marked.fetchone()[0]
+        if text is None:
+            con.execute("UPDATE faultlens_spans SET name = replace(name, '#kept', '')")
+        return count
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize("part_spans", [1_000_000, 700])
 def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part_spans: int
@@ -103,7 +119,9 @@ def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
     db = tmp_path / "store.duckdb"
     ingest(CRASH, db=db)
     _assert_stored_equal_derived(db)
+    spans = _mark(db, "#kept")
     ingest(LATENCY, db=db)  # a second run: the first run's facts are kept, not rebuilt
+    assert _mark(db, None) == spans > 0
     _assert_stored_equal_derived(db)
     con = duckdb.connect(str(db))
     assert con.execute("SELECT count(DISTINCT run) FROM faultlens_facts_runs").fetchone()[0] == 2
