@@ -282,7 +282,15 @@ def ingest(
         con.execute(f"SET threads = {int(threads)}")
         # Derive the span facts every analysis reads once, here (analyzer/_facts.py).
         facts_started = time.perf_counter()
-        store_facts(con)
+        try:
+            store_facts(con)
+        except duckdb.Error as exc:  # every record is committed already; say so, keep them
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            store = "the store" if con is db else str(db)
+            lines.append(
+                f"{store}: span facts not derived ({reason}); every record is stored, and "
+                "analyses derive the facts from otel_traces until the next ingest"
+            )
         facts_seconds = time.perf_counter() - facts_started
     finally:
         read_ahead.close()  # stops the reader thread (an error may leave chunks unread)

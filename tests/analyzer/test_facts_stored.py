@@ -4,6 +4,7 @@ after ingests that add a run, and after a run whose spans arrive in two files.""
 from __future__ import annotations
 
 import gzip
+import os
 import signal
 import socket
 import subprocess
@@ -195,3 +196,37 @@ def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
         assert _facts.use_stored_facts(con, DUCKDB, run=run) is not None
     finally:
         con.close()
+
+
+def test_a_failed_facts_step_keeps_every_record_and_says_so(tmp_path: Path) -> None:
+    """Span facts that cannot be derived (here: a DuckDB memory limit far too small) cost one
+    error line, never the records already committed; the analysis derives the facts instead
+    and answers as it does over a store that has them."""
+    exe = Path(sys.executable).with_name("faultlens")
+    starved, normal = tmp_path / "starved.duckdb", tmp_path / "normal.duckdb"
+    env = {**os.environ, "FAULTLENS_FACTS_MEMORY": "1MB"}
+    done = subprocess.run(
+        [str(exe), "ingest", str(CRASH), "--db", str(starved)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    problems = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(problems) == 1 and "span facts not derived" in problems[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert "stored 4165" in done.stdout, done.stdout
+    ingest([CRASH], db=normal)
+    with duckdb.connect(str(starved), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM otel_traces").fetchone()[0] == 4165
+        assert _facts.use_stored_facts(con, DUCKDB, run=None) is None  # nothing half-made
+    answers = []
+    for db in (starved, normal):
+        out = subprocess.run(
+            [str(exe), "incidents", "--db", str(db), "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        answers.append(out.stdout)
+    assert answers[0] == answers[1] and '"incidents": [' in answers[0]
