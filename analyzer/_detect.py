@@ -184,7 +184,12 @@ def service_models_sql(*, by_run: bool, base: str = "fl_base") -> str:
 
 def span_facts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_child") -> str:
     """One pass over the wide rows: child aggregate and entry flag per span (the facts
-    of a span need only its own trace)."""
+    of a span need only its own trace).
+
+    ``stalled``: a client span that failed although its callee answered, without error,
+    before it ended: the answer was there and the caller could not take it in time (its
+    own process stalled), so the failure is an effect, not an origin error.
+    """
     r = "run, " if by_run else ""
     on = "c.run = b.run AND " if by_run else ""
     outlived = (
@@ -199,7 +204,10 @@ def span_facts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_chil
                {outlived.format(col="c.child_service")} AS outlived_service,
                {outlived.format(col="nullif(c.child_model, '')")} AS outlived_model,
                CASE WHEN b.parent_id = '' OR coalesce(p.hit, 0) = 0 THEN 1 ELSE 0 END
-                   AS is_entry
+                   AS is_entry,
+               CASE WHEN b.is_err = 1 AND b.kind = 'client' AND coalesce(c.child_n, 0) > 0
+                     AND coalesce(c.child_err, 0) = 0
+                     AND coalesce(c.child_ok_end, 0) <= b.end_ts THEN 1 ELSE 0 END AS stalled
         FROM {base} b
         LEFT JOIN {child} c ON {on}c.trace_id = b.trace_id AND c.parent_id = b.span_id
         LEFT JOIN (SELECT DISTINCT {r}trace_id, span_id, 1 AS hit FROM {base}) p
@@ -208,7 +216,8 @@ def span_facts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_chil
 
 _KEEP = (
     "run, trace_id, span_id, parent_id, ts, end_ts, dur, service, model, version, "
-    "instance, kind, is_err, route, name, layout, child_n, child_dur, child_err, is_entry"
+    "instance, kind, is_err, route, name, layout, child_n, child_dur, child_err, is_entry, "
+    "stalled"
 )
 
 

@@ -56,7 +56,7 @@ from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 6  # bump when a stored table's meaning changes
+FACTS_FORMAT = 7  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 PART_SPANS = int(os.environ.get("FAULTLENS_FACTS_PART_SPANS", 1_000_000))
 MEMORY_LIMIT = os.environ.get("FAULTLENS_FACTS_MEMORY", "700MB")

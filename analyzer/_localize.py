@@ -132,7 +132,8 @@ def collect_views(
         both(
             f"""x AS (SELECT s.cand_service AS service, s.cand_model AS model,
                      {d.bucket("s.ts", bucket_ns)} AS bucket_start, s.is_err,
-                     CASE WHEN s.is_err = 1 AND s.child_err = 0 THEN 1 ELSE 0 END AS origin,
+                     CASE WHEN s.is_err = 1 AND s.child_err = 0 AND s.stalled = 0 THEN 1 ELSE 0 END
+                         AS origin,
                      greatest(s.dur - s.child_dur, 0) AS self_ns
               FROM fl_spans s
               WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]}

@@ -45,9 +45,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "cpu-hog",
             "sentiment",
-            "sentiment spins 250 ms in pure Python, holding the GIL: in the monolith every "
+            "sentiment spins 300 ms in pure Python, holding the GIL: in the monolith every "
             "endpoint slows down, per model only /sentiment",
-            {"busy_s": 0.25},
+            {"busy_s": 0.3},
         ),
         Scenario(
             "crash",

@@ -209,3 +209,55 @@ def test_absence_leaves_the_model_that_stopped_completing_while_the_others_went_
         "half rate is no absence": (),
         "no model identity": (),
     }
+
+
+def _stalled_monolith(sysm: System, t: int, bad: bool) -> None:
+    """One process, two models: ``hog`` holds the process (GIL) for 300 ms a call while
+    bad; ``scorer`` calls a store that answers in 2 ms, but its stalled caller only takes
+    the answer after its 250 ms timeout, so every other scorer call fails."""
+    hog = (t - T0) // (S // 4) % 2 == 0
+    route = "/hog" if hog else "/score"
+    stalled = bad and not hog and (t - T0) // (S // 2) % 2 == 0
+    dur = (305 if bad else 6) if hog else (260 if stalled else 8)
+    with sysm.span(
+        "mono", f"POST {route}", start=t, dur_ms=dur, kind=SpanKind.SERVER,
+        attrs={"http.route": route}, error=stalled,
+    ):  # fmt: skip
+        if hog:
+            with sysm.span("mono", "predict hog", start=t + MS, dur_ms=dur - 2, model="hog"):
+                pass
+            return
+        with (
+            sysm.span(
+                "mono",
+                "predict scorer",
+                start=t + MS,
+                dur_ms=dur - 2,
+                model="scorer",
+                error=stalled,
+            ),  # fmt: skip
+            sysm.span(
+                "mono",
+                "GET",
+                start=t + 2 * MS,
+                dur_ms=dur - 4,
+                kind=SpanKind.CLIENT,
+                model="scorer",
+                error=stalled,
+                attrs={"http.url": "http://127.0.0.1:9100/f"},
+            ),  # fmt: skip
+            sysm.span("store", "GET /f", start=t + 3 * MS, dur_ms=2, kind=SpanKind.SERVER),
+        ):
+            pass
+
+
+def test_a_process_stall_names_the_model_that_held_it_not_the_callers_that_timed_out(
+    tmp_path: Path,
+) -> None:
+    """The store answered each call in time: a caller failing after that did not originate
+    an error, its process stalled; the model whose own time grew is the culprit."""
+    inc = _run(tmp_path, _stalled_monolith)
+    top = inc.candidates[0]
+    assert (top.service, top.model) == ("mono", "hog"), inc.candidates[:3]
+    scorer = next(c for c in inc.candidates if c.model == "scorer")
+    assert not any(e.startswith("origin errors") for e in scorer.evidence), scorer
