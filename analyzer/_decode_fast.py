@@ -489,7 +489,7 @@ def _parse(data: bytes) -> pa.Table:
             table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=_READ)
             return table.cast(_SCHEMA)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass
+            pass  # a field outside the pruned schema: parse against the whole one below
     return pj.read_json(io.BytesIO(data), parse_options=_PARSE, read_options=_READ)
 
 

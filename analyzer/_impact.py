@@ -54,15 +54,13 @@ def blast_radius(
     prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
     sql = f"""
         WITH {bad_requests_cte(d, slo_ms=slo_ms)},
-        hit AS (SELECT DISTINCT trace_id, 1 AS hit FROM fl_exposure
-                WHERE run = {prm["run"]} AND model = {prm["model"]}),
-        reached AS (SELECT DISTINCT trace_id, 1 AS reached FROM fl_exposure
-                    WHERE run = {prm["run"]} AND model IS NOT NULL),
+        models AS (SELECT trace_id, 1 AS reached,
+                          max(CASE WHEN model = {prm["model"]} THEN 1 ELSE 0 END) AS hit
+                   FROM fl_exposure WHERE run = {prm["run"]} AND model IS NOT NULL
+                   GROUP BY trace_id),
         tagged AS (SELECT q.trace_id, q.ts, q.endpoint, q.bad,
-                          coalesce(t.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
-                   FROM req q
-                   LEFT JOIN hit t ON t.trace_id = q.trace_id
-                   LEFT JOIN reached m ON m.trace_id = q.trace_id
+                          coalesce(m.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
+                   FROM req q LEFT JOIN models m ON m.trace_id = q.trace_id
                    WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
         would AS (SELECT endpoint, avg(CAST(hit AS DOUBLE)) AS frac FROM tagged
                   WHERE reached = 1 AND ts < {prm["onset"]} GROUP BY endpoint),
