@@ -407,7 +407,9 @@ def _runs_of(flags: list) -> list[tuple[int, int, str]]:
             start = i
         elif f is None and start is not None:
             signals = [x for x in flags[start:i] if x]
-            out.append((start, i - 1, max(set(signals), key=signals.count)))
+            # The most frequent signal; on a tie the first seen (a set's order would
+            # change from one process to the next with string hashing).
+            out.append((start, i - 1, max(dict.fromkeys(signals), key=signals.count)))
             start = None
     return out
 

@@ -186,6 +186,20 @@ def _absence_evidence(view: str, incident: dict[str, int]) -> object:
     )
 
 
+def test_a_window_with_as_many_error_as_latency_buckets_takes_the_first_signal() -> None:
+    """The window's signal is the most frequent one, a tie going to the one seen first.
+
+    It was ``max(set(signals), ...)``: on a tie the answer followed the set's order, which
+    string hashing changes from one process to the next (the 10M benchmark's memory-leak
+    monolith listed ``endpoint:/search`` as errors in one run and latency in the next).
+    """
+    from faultlens.analyzer._detect import _runs_of
+
+    assert _runs_of(["latency", "errors", None]) == [(0, 1, "latency")]
+    assert _runs_of(["errors", "latency", None]) == [(0, 1, "errors")]
+    assert _runs_of([None, "errors", "latency", "latency"]) == [(1, 3, "latency")]
+
+
 def test_absence_leaves_the_model_that_stopped_completing_while_the_others_went_on() -> None:
     from faultlens.analyzer._localize import left_by_absence
 
