@@ -308,7 +308,7 @@ class Analysis:
             return [self._analyse(self.con, *job) for job in jobs]
         # Incidents are independent: each worker analyses every n-th one on its own cursor,
         # so one's SQL runs while another's Python scores (DuckDB frees the GIL).
-        self._svc_models, self._versions, self._update_coupling  # noqa: B018 - shared, fill once
+        self._svc_models, self._versions_of, self._update_coupling  # noqa: B018 - fill once
         n = len(cursors)
 
         def work(k: int) -> list[Incident]:
@@ -354,26 +354,32 @@ class Analysis:
         service = str(top.service)
         model = top.model if isinstance(top.model, str) else None
         svc_models = self._svc_models.get(service, [])
+        summary = _localize.summarize(evs["model_aware"])
         candidates = tuple(
-            self._candidate(evs["model_aware"], r, svc_models)
+            self._candidate(evs["model_aware"], r, summary)
             for r in ranked["model_aware"].itertuples()
         )
         iso = []
+        volumes: dict[tuple, tuple[int, int]] = {}
         for view in _localize.VIEWS:
             seconds, n_suspects = _isolation.isolation_replay(
                 evs[view], sigs[view], service=service, model=model
             )
             narrow = model if view == "model_aware" and len(svc_models) > 1 else None
-            spans, logs = _isolation.evidence_volume(
-                con,
-                self.d,
-                run=run,
-                onset=onset,
-                end=end,
-                service=service,
-                model=narrow,
-                ev=evs[view],
-            )
+            left = _localize.left_by_absence(evs[view], service) if narrow is None else ()
+            # The same failure domain in both views (a per-model service) is counted once.
+            if (narrow, left) not in volumes:
+                volumes[narrow, left] = _isolation.evidence_volume(
+                    con,
+                    self.d,
+                    run=run,
+                    onset=onset,
+                    end=end,
+                    service=service,
+                    model=narrow,
+                    ev=evs[view],
+                )
+            spans, logs = volumes[narrow, left]
             iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
         # One bucket either side: the onset bucket is the first judged abnormal, so the
         # fault began inside the bucket before it; excess over baseline keeps this honest.
@@ -446,15 +452,27 @@ class Analysis:
         lay = self.layouts()
         return dict(zip(lay.service, lay.models, strict=True))
 
-    def _candidate(self, ev: _localize.Evidence, r: Any, svc_models: list[str]) -> Candidate:
+    @cached_property
+    def _versions_of(self) -> dict[tuple[str, str], builtins.list[tuple[int, int, str]]]:
+        """(service, model) -> its versions as (first_ns, last_ns, version), oldest first."""
+        out: dict[tuple[str, str], builtins.list[tuple[int, int, str]]] = {}
+        v = self._versions.sort_values(["first_ns", "version"], kind="stable")
+        for s, m, ver, first, last in zip(
+            v.service, v.model, v.version, v.first_ns, v.last_ns, strict=True
+        ):
+            out.setdefault((s, m), []).append((int(first), int(last), str(ver)))
+        return out
+
+    def _candidate(self, ev: _localize.Evidence, r: Any, summary: _localize.Summary) -> Candidate:
         model = r.model if isinstance(r.model, str) else None
-        v = self._versions
-        v = v[(v.service == r.service) & (v.model == model)]
+        v = self._versions_of.get((r.service, model), []) if model is not None else []
         # The newest version that was live during the incident.
-        live = v[(v.first_ns < ev.buckets[-1] + ev.bucket_ns) & (v.last_ns >= ev.onset_ns)]
-        v = (live if len(live) else v).sort_values("first_ns")
-        version = str(v.version.iloc[-1]) if len(v) else None
-        evidence = _localize.describe(ev, r, svc_models=self._svc_models.get(r.service, []))
+        live = [x for x in v if x[0] < ev.buckets[-1] + ev.bucket_ns and x[1] >= ev.onset_ns]
+        v = live or v
+        version = v[-1][2] if v else None
+        evidence = _localize.describe(
+            ev, r, svc_models=self._svc_models.get(r.service, []), summary=summary
+        )
         return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)
 
     # -- coupling -----------------------------------------------------------------

@@ -31,6 +31,7 @@ __all__ = [
     "collect_evidence",
     "collect_views",
     "describe",
+    "summarize",
     "left_by_absence",
     "ranking",
     "score_matrix",
@@ -173,18 +174,23 @@ def collect_views(
         x AS (SELECT {phase} AS bucket_start, q.trace_id, e.service, e.model, e.version
               FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id
               WHERE e.run = {prm["run"]} AND {chosen})"""
-    # The service-only view has no model, hence no version: only '*' rows there.
+    # The service-only view has no model, hence no version: only '*' rows there. Requests
+    # per item: the distinct (item, request) pairs first, then plain counts (a
+    # count(DISTINCT) per group costs three times as much).
     exposure = con.execute(
         f"""WITH {x}
-        SELECT 'model_aware' AS view, bucket_start, service, model, version,
-               count(DISTINCT trace_id) AS n
-        FROM x WHERE version IS NOT NULL GROUP BY bucket_start, service, model, version
+        SELECT 'model_aware' AS view, bucket_start, service, model, version, count(*) AS n
+        FROM (SELECT DISTINCT bucket_start, trace_id, service, model, version FROM x
+              WHERE version IS NOT NULL) v
+        GROUP BY bucket_start, service, model, version
         UNION ALL
-        SELECT 'model_aware', bucket_start, service, model, '*', count(DISTINCT trace_id)
-        FROM x GROUP BY bucket_start, service, model
+        SELECT 'model_aware', bucket_start, service, model, '*', count(*)
+        FROM (SELECT DISTINCT bucket_start, trace_id, service, model FROM x) m
+        GROUP BY bucket_start, service, model
         UNION ALL
-        SELECT 'service_only', bucket_start, service, {null}, '*', count(DISTINCT trace_id)
-        FROM x GROUP BY bucket_start, service""",
+        SELECT 'service_only', bucket_start, service, {null}, '*', count(*)
+        FROM (SELECT DISTINCT bucket_start, trace_id, service FROM x) s
+        GROUP BY bucket_start, service""",
         p,
     ).df()
     totals = con.execute(
@@ -260,24 +266,30 @@ def _key(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(keys, index=frame.index, dtype=object)
 
 
-def _grid(ev: Evidence, frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """(incident buckets x candidates) cumulative sums, and the baseline total per candidate."""
-    keys = _key(ev.candidates).to_numpy()
-    inc = np.zeros((len(ev.buckets), len(keys)))
-    base = np.zeros(len(keys))
+def _grids(
+    ev: Evidence, frame: pd.DataFrame, columns: list[str]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per column: (incident buckets x candidates) cumulative sums, and the baseline total
+    per candidate."""
+    keys = pd.Index(_key(ev.candidates).to_numpy())
+    out = []
     if frame.empty or not len(ev.buckets):
-        return inc, base
+        return [(np.zeros((len(ev.buckets), len(keys))), np.zeros(len(keys))) for _ in columns]
     # Every value is a count (or a multiple of 0.5): sums are exact in any order.
-    col = pd.Index(keys).get_indexer(_key(frame).to_numpy())
-    values = frame[column].to_numpy(dtype=float)
+    col = keys.get_indexer(_key(frame).to_numpy())
     start = frame["bucket_start"].to_numpy()
     row = np.searchsorted(ev.buckets, start)
     found = (row < len(ev.buckets)) & (ev.buckets[np.minimum(row, len(ev.buckets) - 1)] == start)
     now = (start >= ev.onset_ns) & found & (col >= 0)
-    np.add.at(inc, (row[now], col[now]), values[now])
     before = (start < ev.onset_ns) & (col >= 0)
-    np.add.at(base, col[before], values[before])
-    return np.cumsum(inc, axis=0), base
+    for column in columns:
+        values = frame[column].to_numpy(dtype=float)
+        inc = np.zeros((len(ev.buckets), len(keys)))
+        base = np.zeros(len(keys))
+        np.add.at(inc, (row[now], col[now]), values[now])
+        np.add.at(base, col[before], values[before])
+        out.append((np.cumsum(inc, axis=0), base))
+    return out
 
 
 def _share(x: np.ndarray) -> np.ndarray:
@@ -291,12 +303,12 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
     T = len(ev.buckets)
     steps = np.arange(1, T + 1, dtype=float)[:, None]
     nb = ev.base_buckets
-    origin, origin_b = _grid(ev, ev.spans, "origin_errors")
-    n, n_b = _grid(ev, ev.spans, "spans")
-    self_ns, self_b = _grid(ev, ev.spans, "self_ns")
+    (origin, origin_b), (n, n_b), (self_ns, self_b) = _grids(
+        ev, ev.spans, ["origin_errors", "spans", "self_ns"]
+    )
     lg = ev.logs
     logs_f = lg.assign(w=0.5 * lg.warn_logs + lg.error_logs + 5 * lg.fatal_logs)
-    logs, logs_b = _grid(ev, logs_f, "w")
+    ((logs, logs_b),) = _grids(ev, logs_f, ["w"])
     sig: dict[str, np.ndarray] = {}
     origin_x = origin - origin_b / nb * steps
     sig["origin_errors"] = _share(origin_x) * _strength(origin_x)
@@ -347,16 +359,11 @@ def _over_representation(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
     base_total = float(ev.bad_totals.get(-1, 0)) or 1.0
     bad = ev.bad_totals.drop(-1, errors="ignore").reindex(ev.buckets).fillna(0).cumsum()
     bad_total = np.maximum(bad.to_numpy(dtype=float), 1.0)[:, None]
-    new_versions = set()
-    lo = ev.onset_ns - LOOKBACK_NS
-    for row in ev.versions.itertuples():
-        older = ev.versions[
-            (ev.versions.service == row.service)
-            & (ev.versions.model.fillna("") == ("" if pd.isna(row.model) else row.model))
-            & (ev.versions.first_ns < row.first_ns)
-        ]
-        if row.first_ns >= lo and not older.empty:
-            new_versions.add((row.service, "" if pd.isna(row.model) else row.model, row.version))
+    # A version is new when it started within the lookback and an older one ran before it.
+    v = ev.versions.assign(model=ev.versions.model.astype(object).fillna(""))
+    first = v.groupby(["service", "model"]).first_ns.transform("min")
+    new = v[(v.first_ns >= ev.onset_ns - LOOKBACK_NS) & (v.first_ns > first)]
+    new_versions = set(zip(new.service, new.model, new.version, strict=True))
     for item_version, target in (("*", over), (None, version)):
         items = x[x.version == "*"] if item_version else x[x.version != "*"]
         if item_version is None:
@@ -378,29 +385,33 @@ def _excess_share(
     version) seen during the incident, of its share of bad requests minus its baseline
     share; 0 for a candidate without such items. Counts are exact in any order."""
     T, C = len(ev.buckets), len(keys)
-    now = items[items.bucket_start >= 0]
-    pairs = pd.MultiIndex.from_arrays([now.k.to_numpy(), now.version.to_numpy()]).unique()
     out = np.zeros((T, C))
+    k = items.k.to_numpy(dtype=object)
+    pair = np.array(
+        [f"{a}\x1e{b}" for a, b in zip(k, items.version.to_numpy(dtype=object), strict=True)],
+        dtype=object,
+    )
+    start = items.bucket_start.to_numpy()
+    n = items.n.to_numpy(dtype=float)
+    now = start >= 0
+    pairs = pd.Index(pd.unique(pair[now]))
     if not len(pairs) or not T:
         return out
-    col = pairs.get_indexer(pd.MultiIndex.from_arrays([now.k.to_numpy(), now.version.to_numpy()]))
-    start = now.bucket_start.to_numpy()
+    col = pairs.get_indexer(pair)
     row = np.searchsorted(ev.buckets, start)
-    found = (row < T) & (ev.buckets[np.minimum(row, T - 1)] == start)
+    found = now & (row < T) & (ev.buckets[np.minimum(row, T - 1)] == start)
     inc = np.zeros((T, len(pairs)))
-    np.add.at(inc, (row[found], col[found]), now.n.to_numpy(dtype=float)[found])
+    np.add.at(inc, (row[found], col[found]), n[found])
     inc = np.cumsum(inc, axis=0) / bad_total
-    before = items[items.bucket_start < 0]
-    at = pairs.get_indexer(
-        pd.MultiIndex.from_arrays([before.k.to_numpy(), before.version.to_numpy()])
-    )
+    before = ~now & (col >= 0)
     base = np.zeros(len(pairs))
-    base[at[at >= 0]] = before.n.to_numpy(dtype=float)[at >= 0] / base_total
+    base[col[before]] = n[before] / base_total
     diff = inc - base[None, :]
     best = np.full((T, C), -np.inf)
-    for p, k in enumerate(pd.Index(keys).get_indexer(pairs.get_level_values(0))):
-        if k >= 0:
-            best[:, k] = np.maximum(best[:, k], diff[:, p])
+    owners = pd.Index(keys).get_indexer([p.split("\x1e", 1)[0] for p in pairs])
+    for p, c in enumerate(owners):
+        if c >= 0:
+            best[:, c] = np.maximum(best[:, c], diff[:, p])
     return np.where(np.isneginf(best), 0.0, best)
 
 
@@ -408,13 +419,13 @@ def _restarted(ev: Evidence) -> np.ndarray:
     ends = ev.buckets + ev.bucket_ns
     out = np.zeros((len(ev.buckets), len(ev.candidates)))
     c = ev.candidates
+    r = ev.restarts[ev.restarts.first_ns >= ev.onset_ns - LOOKBACK_NS]
+    since = r.groupby("service").first_ns.min().to_dict()
     for j, (service, model, nm) in enumerate(zip(c.service, c.model, c.n_models, strict=True)):
         if nm > 1 and isinstance(model, str):
             continue  # a process restart is evidence about the process, not one of its models
-        r = ev.restarts[ev.restarts.service == service].first_ns
-        r = r[r >= ev.onset_ns - LOOKBACK_NS]
-        if len(r):
-            out[:, j] = (ends > r.min()).astype(float)
+        if service in since:
+            out[:, j] = (ends > since[service]).astype(float)
     return out
 
 
@@ -426,9 +437,12 @@ def _changed_first(
     T, C = moved.shape
     first = np.where(moved.any(axis=0), moved.argmax(axis=0), T)
     # A version change before onset moved before anything else did.
+    counts = ev.versions.groupby(
+        [ev.versions.service, ev.versions.model.astype(object).fillna("")]
+    ).size()
     for j, (s, m) in enumerate(zip(ev.candidates.service, ev.candidates.model, strict=True)):
-        v = ev.versions[(ev.versions.service == s) & (ev.versions.model.fillna("") == (m or ""))]
-        if len(v) > 1 and version[:, j].max() > 0.5:
+        key = (s, m if isinstance(m, str) else "")
+        if counts.get(key, 0) > 1 and version[:, j].max() > 0.5:
             first[j] = -1
     out = np.zeros((T, C))
     for t in range(T):
@@ -540,37 +554,91 @@ def suspects(
     return int(close.model.notna().sum()) + int(entries.n_models.clip(lower=1).sum()) + extra
 
 
-def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
+def _sums(frame: pd.DataFrame, onset_ns: int, columns: list[str]) -> dict[tuple, np.ndarray]:
+    """Per (service, model or None, incident?) the column sums of ``frame``'s rows."""
+    if frame.empty:
+        return {}
+    keys = pd.DataFrame(
+        {
+            "s": frame["service"].to_numpy(dtype=object),
+            "m": frame["model"].astype(object).where(frame["model"].notna(), "").to_numpy(),
+            "i": frame["bucket_start"].to_numpy() >= onset_ns,
+        }
+    )
+    g = (
+        pd.concat([keys, frame[columns].reset_index(drop=True)], axis=1)
+        .groupby(["s", "m", "i"], sort=False)[columns]
+        .sum()
+    )
+    rows = zip(g.index, g.to_numpy(), strict=True)
+    return {(s, m or None, bool(i)): row for (s, m, i), row in rows}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per candidate, its span and log sums at baseline and during the incident: what
+    :func:`describe` reads for every candidate, computed once per incident and view."""
+
+    spans: dict[tuple, np.ndarray]  # origin_errors, spans, self_ns
+    logs: dict[tuple, np.ndarray]  # warn_logs, error_logs, fatal_logs
+    versions: dict[tuple, list[tuple[int, str]]]  # (service, model): (first_ns, version)...
+
+
+_SPAN_SUMS = ["origin_errors", "spans", "self_ns"]
+_LOG_SUMS = ["warn_logs", "error_logs", "fatal_logs"]
+
+
+def summarize(ev: Evidence) -> Summary:
+    versions: dict[tuple, list[tuple[int, str]]] = {}
+    v = ev.versions.sort_values("first_ns", kind="stable")
+    for service, model, version, first in zip(
+        v.service, v.model, v.version, v.first_ns, strict=True
+    ):
+        if isinstance(model, str):
+            versions.setdefault((service, model), []).append((int(first), str(version)))
+    return Summary(
+        _sums(ev.spans, ev.onset_ns, _SPAN_SUMS),
+        _sums(ev.logs, ev.onset_ns, _LOG_SUMS),
+        versions,
+    )
+
+
+def describe(
+    ev: Evidence, r: Any, *, svc_models: list[str], summary: Summary | None = None
+) -> tuple[str, ...]:
     """Readable evidence for one ranked candidate; both sides labelled (baseline, incident)."""
     model = r.model if isinstance(r.model, str) else None
     inc_s = (ev.buckets[-1] + ev.bucket_ns - ev.onset_ns) / 1e9 if len(ev.buckets) else 0.0
     base_s = ev.base_buckets * ev.bucket_ns / 1e9
+    summary = summary or summarize(ev)
 
     def mine(frame: pd.DataFrame) -> pd.DataFrame:
         models = frame["model"].to_numpy()
         m = pd.isna(models) if model is None else models == model
         return frame[(frame["service"].to_numpy() == r.service) & m]
 
-    sp, lg = mine(ev.spans), mine(ev.logs)
-    inc, base = sp[sp.bucket_start >= ev.onset_ns], sp[sp.bucket_start < ev.onset_ns]
+    zero = np.zeros(3)
+    b_origin, b_spans, b_self = summary.spans.get((r.service, model, False), zero)
+    i_origin, i_spans, i_self = summary.spans.get((r.service, model, True), zero)
+    b_logs = summary.logs.get((r.service, model, False))
+    i_logs = summary.logs.get((r.service, model, True))
     out = []
-    if inc.origin_errors.sum() or base.origin_errors.sum():
+    if i_origin or b_origin:
         out.append(
             "origin errors (error spans with no erroring child): baseline "
-            f"{base.origin_errors.sum() / base_s:.2f}/s, "
-            f"incident {inc.origin_errors.sum() / inc_s:.2f}/s"
+            f"{b_origin / base_s:.2f}/s, incident {i_origin / inc_s:.2f}/s"
         )
-    if inc.spans.sum() and base.spans.sum():
-        b = base.self_ns.sum() / base.spans.sum() / 1e6
-        i = inc.self_ns.sum() / inc.spans.sum() / 1e6
+    if i_spans and b_spans:
+        b = b_self / b_spans / 1e6
+        i = i_self / i_spans / 1e6
         if i >= SELF_RATIO * max(b, 1e-6) or r.self_time > 0:
             out.append(f"self-time per span: baseline {b:.1f} ms, incident {i:.1f} ms")
-    if len(lg):
-        li, lb = lg[lg.bucket_start >= ev.onset_ns], lg[lg.bucket_start < ev.onset_ns]
+    if b_logs is not None or i_logs is not None:
+        lb = [int(x) for x in (zero if b_logs is None else b_logs)]
+        li = [int(x) for x in (zero if i_logs is None else i_logs)]
         out.append(
-            f"warning/error/fatal logs: baseline {int(lb.warn_logs.sum())}/"
-            f"{int(lb.error_logs.sum())}/{int(lb.fatal_logs.sum())}, incident "
-            f"{int(li.warn_logs.sum())}/{int(li.error_logs.sum())}/{int(li.fatal_logs.sum())}"
+            f"warning/error/fatal logs: baseline {lb[0]}/{lb[1]}/{lb[2]}, "
+            f"incident {li[0]}/{li[1]}/{li[2]}"
         )
     if r.version_change > 0 or r.over_representation > 0:
         x = mine(ev.exposure)
@@ -585,13 +653,11 @@ def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
                 out.append(
                     f"{item} in bad requests: baseline {pb:.0%} of requests, incident {pi:.0%}"
                 )
-    vs = ev.versions[(ev.versions.service == r.service) & (ev.versions.model == model)]
-    vs = vs.sort_values("first_ns")
-    for prev, cur in zip(vs.iloc[:-1].itertuples(), vs.iloc[1:].itertuples(), strict=False):
-        if cur.first_ns >= ev.onset_ns - LOOKBACK_NS:
+    vs = summary.versions.get((r.service, model), []) if model is not None else []
+    for (_, prev), (first_ns, cur) in zip(vs[:-1], vs[1:], strict=True):
+        if first_ns >= ev.onset_ns - LOOKBACK_NS:
             out.append(
-                f"version change {prev.version} -> {cur.version} at onset "
-                f"{(cur.first_ns - ev.onset_ns) / 1e9:+.1f} s"
+                f"version change {prev} -> {cur} at onset {(first_ns - ev.onset_ns) / 1e9:+.1f} s"
             )
     if r.restart > 0:
         rs = ev.restarts[ev.restarts.service == r.service].first_ns
@@ -602,8 +668,8 @@ def describe(ev: Evidence, r: Any, *, svc_models: list[str]) -> tuple[str, ...]:
         )
     if r.silence > 0:
         out.append(
-            f"spans per second: baseline {base.spans.sum() / base_s:.1f}, "
-            f"incident {inc.spans.sum() / inc_s:.1f} (fell silent)"
+            f"spans per second: baseline {b_spans / base_s:.1f}, "
+            f"incident {i_spans / inc_s:.1f} (fell silent)"
         )
     if r.changed_first > 0:
         out.append("changed first among the candidates")
