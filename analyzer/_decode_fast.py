@@ -15,10 +15,10 @@ so the rows are identical by construction.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -133,6 +133,21 @@ _SCHEMA = pa.schema(
         )
     ]
 )
+
+
+def _field_types(kind: pa.DataType, out: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """Each field name of the schema with its type (a name has one type wherever it is)."""
+    if pa.types.is_list(kind):
+        return _field_types(kind.value_type, out)
+    if pa.types.is_struct(kind):
+        for f in kind:
+            if out.setdefault(f.name, f.type) != f.type:
+                raise TypeError(f"{f.name}: two types in the OTLP schema")
+            _field_types(f.type, out)
+    return out
+
+
+_TYPES = _field_types(_SCHEMA.field(0).type, {"resourceSpans": _SCHEMA.field(0).type})
 _PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="error")
 _READ = pj.ReadOptions(block_size=4 << 20)
 _KINDS = pa.array([KIND_NAMES[i] for i in range(6)], pa.string())
@@ -154,6 +169,9 @@ def _flatten(lists: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
 
 
 def _field(struct: pa.Array, name: str) -> pa.Array:
+    """A struct's field; one the parse schema left out (no line has it) as all nulls."""
+    if struct.type.get_field_index(name) < 0:
+        return pa.nulls(len(struct), _TYPES[name])
     return pc.struct_field(struct, name)
 
 
@@ -398,7 +416,19 @@ def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray)
     return scopes
 
 
+def _none_listed(lists: pa.Array, decode: Any) -> dict[str, pa.Array] | None:
+    """`decode`'s columns for list<...> values that are all absent or empty (spans mostly
+    have no events or links): empty lists, built without decoding; None otherwise."""
+    if len(lists.flatten()):
+        return None
+    empty = decode(lists.slice(0, 0))
+    offsets = pa.array(np.zeros(len(lists) + 1, np.int32))
+    return {name: pa.ListArray.from_arrays(offsets, c.values) for name, c in empty.items()}
+
+
 def _events(events: pa.Array) -> dict[str, pa.Array]:
+    if len(events) and (none := _none_listed(events, _events)) is not None:
+        return none
     flat, _, offsets = _flatten(events)
     off = pa.array(offsets, pa.int32())
     ts = _nanos(_field(flat, "timeUnixNano")).cast(pa.int64()).cast(pa.timestamp("ns"))
@@ -411,6 +441,8 @@ def _events(events: pa.Array) -> dict[str, pa.Array]:
 
 
 def _links(links: pa.Array) -> dict[str, pa.Array]:
+    if len(links) and (none := _none_listed(links, _links)) is not None:
+        return none
     flat, _, offsets = _flatten(links)
     off = pa.array(offsets, pa.int32())
     maps = _attr_maps(_field(flat, "attributes"))[0]
@@ -443,59 +475,58 @@ def _object_lines(data: bytes) -> int:
     return int(filled.sum()) if (first_ok & last_ok).all() else -1
 
 
-def _fields(value: Any, path: tuple[str, ...], out: set[tuple[str, ...]]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            out.add((*path, key))
-            _fields(item, (*path, key), out)
-    elif isinstance(value, list):
-        for item in value:
-            _fields(item, path, out)
+_KEY = re.compile(rb'"([A-Za-z]+)"\s*:')
 
 
-def _pruned(kind: pa.DataType, path: tuple[str, ...], seen: set[tuple[str, ...]]) -> pa.DataType:
+def _pruned(kind: pa.DataType, names: set[bytes]) -> pa.DataType:
+    """The type with only the struct fields whose names are in `names`."""
     if pa.types.is_struct(kind):
         return pa.struct(
-            [
-                (f.name, _pruned(f.type, (*path, f.name), seen))
-                for f in kind
-                if (*path, f.name) in seen
-            ]
+            [(f.name, _pruned(f.type, names)) for f in kind if f.name.encode() in names]
         )
     if pa.types.is_list(kind):
-        return pa.list_(_pruned(kind.value_type, path, seen))
+        return pa.list_(_pruned(kind.value_type, names))
     return kind
 
 
-def _parse(data: bytes) -> pa.Table:
-    """The chunk against the OTLP schema cut down to the fields its first and last lines
-    use, cast back to the whole schema (absent fields are null, as the full parse gives
-    them). The reader appends a null per absent field per object, so the cut schema parses
-    ~40% faster; a field outside it fails the parse, and the whole schema is used then."""
-    seen: set[tuple[str, ...]] = set()
+def _parse(data: bytes) -> pa.Array:
+    """The chunk's resourceSpans, parsed against the OTLP schema cut down to the field
+    names its first and last lines use (a regular expression over the two lines: a key
+    it misses, e.g. one spelled with escapes, only fails the cut parse). The reader
+    appends a null per absent field per object, so the cut schema parses ~40% faster;
+    a field outside it fails the parse, and the whole schema is used then. Fields left
+    out are read as absent (``_field``), as the full parse gives them."""
     first = data.find(b"\n")
     last = data.rfind(b"\n", 0, len(data) - 1)
-    try:
-        for line in {data[: first if first >= 0 else len(data)], data[last + 1 :]}:
-            _fields(orjson.loads(line), (), seen)
-    except orjson.JSONDecodeError:
-        seen.clear()
-    if ("resourceSpans",) in seen:
-        schema = pa.schema(
-            [("resourceSpans", _pruned(_SCHEMA.field(0).type, ("resourceSpans",), seen))]
-        )
+    names = set(_KEY.findall(data, 0, first if first >= 0 else len(data)))
+    names.update(_KEY.findall(data, last + 1))
+    if b"resourceSpans" in names:
+        schema = pa.schema([("resourceSpans", _pruned(_SCHEMA.field(0).type, names))])
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
         try:
             table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=_READ)
-            return table.cast(_SCHEMA)
+            return table["resourceSpans"].combine_chunks()
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             pass  # a field outside the pruned schema: parse against the whole one below
-    return pj.read_json(io.BytesIO(data), parse_options=_PARSE, read_options=_READ)
+    table = pj.read_json(io.BytesIO(data), parse_options=_PARSE, read_options=_READ)
+    return table["resourceSpans"].combine_chunks()
+
+
+_NULL = int.from_bytes(b"null", "little")
+
+
+def _has_null(data: bytes) -> bool:
+    """Whether b"null" occurs in the data: four aligned word compares (2.5x `in`)."""
+    for shift in range(min(4, len(data) - 3)):
+        words = np.frombuffer(data, np.uint32, count=(len(data) - shift) // 4, offset=shift)
+        if (words == _NULL).any():
+            return True
+    return False
 
 
 def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
     """(spans table, spans read) for a chunk of OTLP JSON Lines, or None: use the Python path."""
-    if b"null" in data or b"resourceSpans" not in data:
+    if _has_null(data) or b"resourceSpans" not in data:
         return None  # null and absent differ in the Python decoder; logs are not taken here
     try:
         return _decode(data)
@@ -504,7 +535,7 @@ def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
 
 
 def _decode(data: bytes) -> tuple[pa.Table | None, int]:
-    lines = _parse(data)["resourceSpans"].combine_chunks()
+    lines = _parse(data)
     # One object per line, as the Python decoder reads them: a line that starts with '{'
     # and ends with '}' cannot be part of a longer object, so equal counts mean one each.
     if len(lines) != _object_lines(data):
@@ -535,9 +566,8 @@ def _decode(data: bytes) -> tuple[pa.Table | None, int]:
         "SpanName": pc.fill_null(_field(spans, "name"), ""),
         "SpanKind": _enum(kind, _KINDS, ""),
         "SpanAttributes": attrs,
-        "Duration": pc.if_else(pc.greater(end, start), pc.subtract(end, start), 0).cast(
-            pa.uint64()
-        ),
+        # end - start, 0 when the span ends before it starts (as the Python decoder)
+        "Duration": pc.subtract(pc.max_element_wise(end, start), start),
         "StatusCode": _enum(code, _STATUSES, "Unset"),
         "StatusMessage": pc.fill_null(_field(status, "message"), ""),
         "ModelName": names,
