@@ -392,6 +392,7 @@ class Analysis:
             end=end + bns,
             culprit_model=model,
             slo_ms=slo_ms,
+            pairs=evs["model_aware"].candidates,
         )
         layout = self._run_layout(run, con=con)
         coupling = self._update_coupling

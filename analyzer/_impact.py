@@ -48,41 +48,22 @@ def blast_radius(
     end: int,
     culprit_model: str | None,
     slo_ms: float | None,
+    pairs: pd.DataFrame | None = None,
 ) -> BlastRadius:
-    """Affected entry requests during [onset, end) beyond the baseline's bad rate."""
-    p = {"run": run, "base_start": base_start, "onset": onset, "end": end, "model": culprit_model}
+    """Affected entry requests during [onset, end) beyond the baseline's bad rate.
+
+    ``pairs`` (service, model): the run's distinct candidates (what its requests can have
+    touched), when the caller has them; else they are read from ``fl_exposure``.
+    """
+    p: dict[str, Any] = {
+        "run": run,
+        "base_start": base_start,
+        "onset": onset,
+        "end": end,
+        "model": culprit_model,
+    }
     prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
-    sql = f"""
-        WITH {bad_requests_cte(d, slo_ms=slo_ms)},
-        models AS (SELECT trace_id, 1 AS reached,
-                          max(CASE WHEN model = {prm["model"]} THEN 1 ELSE 0 END) AS hit
-                   FROM fl_exposure WHERE run = {prm["run"]} AND model IS NOT NULL
-                   GROUP BY trace_id),
-        tagged AS (SELECT q.trace_id, q.ts, q.endpoint, q.bad,
-                          coalesce(m.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
-                   FROM req q LEFT JOIN models m ON m.trace_id = q.trace_id
-                   WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
-        would AS (SELECT endpoint, avg(CAST(hit AS DOUBLE)) AS frac FROM tagged
-                  WHERE reached = 1 AND ts < {prm["onset"]} GROUP BY endpoint),
-        w AS (SELECT q.trace_id, q.endpoint, q.bad,
-                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc,
-                     CASE WHEN q.hit = 1 THEN 0.0
-                          WHEN q.reached = 0 THEN 1.0 - coalesce(e.frac, 0.0)
-                          ELSE 1.0 END AS untouched
-              FROM tagged q LEFT JOIN would e ON e.endpoint = q.endpoint),
-        keyed AS (
-            SELECT 'all' AS dimension, '' AS key, trace_id FROM w
-            UNION ALL SELECT 'endpoint', endpoint, trace_id FROM w
-            UNION ALL SELECT DISTINCT 'model', e.model, e.trace_id FROM fl_exposure e
-                JOIN w ON w.trace_id = e.trace_id
-                WHERE e.run = {prm["run"]} AND e.model IS NOT NULL
-            UNION ALL SELECT DISTINCT 'service', e.service, e.trace_id FROM fl_exposure e
-                JOIN w ON w.trace_id = e.trace_id WHERE e.run = {prm["run"]})
-        SELECT k.dimension, k.key, w.inc, count(*) AS n, sum(w.bad) AS bad,
-               sum(w.untouched) AS n_untouched, sum(w.bad * w.untouched) AS bad_untouched
-        FROM keyed k JOIN w ON w.trace_id = k.trace_id
-        GROUP BY k.dimension, k.key, w.inc"""
-    raw = con.execute(sql, p).df()
+    raw = _affected(con, d, p, prm, slo_ms=slo_ms, pairs=pairs)
     wide = raw.pivot_table(
         index=["dimension", "key"],
         columns="inc",
@@ -126,6 +107,85 @@ def blast_radius(
         collateral=collateral,
         breakdown=breakdown.reset_index(drop=True),
     )
+
+
+def _affected(
+    con: Any,
+    d: Dialect,
+    p: dict[str, Any],
+    prm: dict[str, str],
+    *,
+    slo_ms: float | None,
+    pairs: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Requests from baseline start to end, per (dimension, key, inc): count, bad,
+    untouched (would not have touched the culprit model) and bad-and-untouched.
+
+    Which models and services each request touched is one row per request (a 0/1 column
+    per model and service of the run, from one grouping of its exposure by request), so
+    every dimension is summed in one pass over the requests, without joining each one
+    back to its requests.
+    """
+    names = pairs
+    if names is None:
+        names = con.execute(
+            f"SELECT DISTINCT service, model FROM fl_exposure WHERE run = {prm['run']}", p
+        ).df()
+    items = [("model", m) for m in sorted({m for m in names.model if isinstance(m, str)})]
+    items += [("service", s) for s in sorted({s for s in names.service if isinstance(s, str)})]
+    p = dict(p)
+    flags, carry, sums = [], [], []
+    for i, (dim, key) in enumerate(items):
+        p[f"item{i}"] = key
+        flags.append(f"max(CASE WHEN {dim} = {d.param(f'item{i}')} THEN 1 ELSE 0 END) AS i{i}")
+        carry.append(f"coalesce(m.i{i}, 0) AS i{i}")
+        sums.append(
+            f"sum(i{i}) AS n{i}, sum(bad * i{i}) AS b{i}, sum(untouched * i{i}) AS u{i}, "
+            f"sum(bad * untouched * i{i}) AS bu{i}"
+        )
+    comma = lambda xs: "".join(f", {x}" for x in xs)  # noqa: E731
+    sql = f"""
+        WITH {bad_requests_cte(d, slo_ms=slo_ms)},
+        models AS (SELECT trace_id,
+                          max(CASE WHEN model IS NOT NULL THEN 1 ELSE 0 END) AS reached,
+                          max(CASE WHEN model = {prm["model"]} THEN 1 ELSE 0 END) AS hit
+                          {comma(flags)}
+                   FROM fl_exposure WHERE run = {prm["run"]} GROUP BY trace_id),
+        tagged AS (SELECT q.trace_id, q.ts, q.endpoint, q.bad,
+                          coalesce(m.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
+                          {comma(carry)}
+                   FROM req q LEFT JOIN models m ON m.trace_id = q.trace_id
+                   WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
+        would AS (SELECT endpoint, avg(CAST(hit AS DOUBLE)) AS frac FROM tagged
+                  WHERE reached = 1 AND ts < {prm["onset"]} GROUP BY endpoint),
+        w AS (SELECT q.endpoint, q.bad {comma(f"q.i{i}" for i in range(len(items)))},
+                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc,
+                     CASE WHEN q.hit = 1 THEN 0.0
+                          WHEN q.reached = 0 THEN 1.0 - coalesce(e.frac, 0.0)
+                          ELSE 1.0 END AS untouched
+              FROM tagged q LEFT JOIN would e ON e.endpoint = q.endpoint)
+        SELECT endpoint, inc, count(*) AS n, sum(bad) AS b, sum(untouched) AS u,
+               sum(bad * untouched) AS bu {comma(sums)}
+        FROM w GROUP BY endpoint, inc"""
+    # (Output names differ from column names: ClickHouse reads an alias inside later
+    # aggregates of the same SELECT.)
+    cols = ["n", "bad", "n_untouched", "bad_untouched"]
+    wide = (
+        con.execute(sql, p).df().rename(columns=dict(zip(["n", "b", "u", "bu"], cols, strict=True)))
+    )
+    parts = [
+        wide[["inc", *cols]].groupby("inc", as_index=False).sum().assign(dimension="all", key=""),
+        wide[["endpoint", "inc", *cols]]
+        .rename(columns={"endpoint": "key"})
+        .assign(dimension="endpoint"),
+    ]
+    for i, (dim, key) in enumerate(items):
+        g = wide[["inc", f"n{i}", f"b{i}", f"u{i}", f"bu{i}"]].groupby("inc", as_index=False)
+        g = g.sum()
+        g.columns = ["inc", *cols]
+        parts.append(g[g.n > 0].assign(dimension=dim, key=key))
+    raw = pd.concat(parts, ignore_index=True)
+    return raw[["dimension", "key", "inc", *cols]]
 
 
 def _silent_requests(

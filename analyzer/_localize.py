@@ -113,25 +113,32 @@ def collect_views(
     slo_ms: float | None,
 ) -> dict[str, Evidence]:
     """The evidence of both views from one pass: each query groups by the model-aware
-    candidate and, in a second grouping of the same rows, by the service alone
-    (the service-only view: model NULL)."""
+    candidate; the service-only view (model NULL) is the same rows grouped by the service
+    alone: summed here from the model-aware sums, or (distinct requests) a second grouping."""
     p = {"run": run, "base_start": base_start, "onset": onset, "end": end}
     prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
     null = d.null_text
 
-    def both(cte: str, key: str, rest: str, aggs: str, where: str = "") -> str:
-        """``cte`` grouped by (key, model, rest) as view 'model_aware' and by (key, rest)
-        as view 'service_only'."""
-        return f"""WITH {cte}
-            SELECT 'model_aware' AS view, {key}, model, {rest}, {aggs} FROM x {where}
-            GROUP BY {key}, model, {rest}
-            UNION ALL
-            SELECT 'service_only', {key}, {null}, {rest}, {aggs} FROM x {where}
-            GROUP BY {key}, {rest}"""
+    def both(cte: str, key: str, rest: str, aggs: str) -> pd.DataFrame:
+        """``cte`` grouped by (key, model, rest) as view 'model_aware', and those sums
+        added up by (key, rest) as view 'service_only'."""
+        aware = con.execute(
+            f"""WITH {cte}
+            SELECT {key}, model, {rest}, {aggs} FROM x GROUP BY {key}, model, {rest}""",
+            p,
+        ).df()
+        only = aware.drop(columns="model").groupby(
+            [key, rest], as_index=False, sort=False, dropna=False
+        )
+        only = only.sum()
+        only.insert(1, "model", None)
+        return pd.concat(
+            [aware.assign(view="model_aware"), only.assign(view="service_only")],
+            ignore_index=True,
+        )
 
-    spans = con.execute(
-        both(
-            f"""x AS (SELECT s.cand_service AS service, s.cand_model AS model,
+    spans = both(
+        f"""x AS (SELECT s.cand_service AS service, s.cand_model AS model,
                      {d.bucket("s.ts", bucket_ns)} AS bucket_start, s.is_err,
                      CASE WHEN s.is_err = 1 AND s.child_err = 0 AND s.stalled = 0 THEN 1 ELSE 0 END
                          AS origin,
@@ -139,16 +146,13 @@ def collect_views(
               FROM fl_spans s
               WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]}
                 AND s.ts < {prm["end"]})""",
-            "service",
-            "bucket_start",
-            """count(*) AS spans, sum(is_err) AS errors, sum(origin) AS origin_errors,
+        "service",
+        "bucket_start",
+        """count(*) AS spans, sum(is_err) AS errors, sum(origin) AS origin_errors,
                sum(self_ns) AS self_ns""",
-        ),
-        p,
-    ).df()
-    logs = con.execute(
-        both(
-            f"""x AS (SELECT l.ServiceName AS service,
+    )
+    logs = both(
+        f"""x AS (SELECT l.ServiceName AS service,
                      coalesce(nullif(l.ModelName, ''),
                               CASE WHEN sm.n_models = 1 THEN sm.only_model END) AS model,
                      {d.bucket("ts", bucket_ns)} AS bucket_start,
@@ -161,12 +165,10 @@ def collect_views(
               WHERE coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') = {prm["run"]}
                 AND l.ts >= {prm["base_start"]} AND l.ts < {prm["end"]}
                 AND l.SeverityNumber >= 13)""",
-            "service",
-            "bucket_start",
-            "sum(warn) AS warn_logs, sum(err) AS error_logs, sum(fatal) AS fatal_logs",
-        ),
-        p,
-    ).df()
+        "service",
+        "bucket_start",
+        "sum(warn) AS warn_logs, sum(err) AS error_logs, sum(fatal) AS fatal_logs",
+    )
     phase = f"CASE WHEN q.ts >= {prm['onset']} THEN {d.bucket('q.ts', bucket_ns)} ELSE -1 END"
     chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}
                  AND (q.ts < {prm["onset"]} OR q.bad = 1)"""

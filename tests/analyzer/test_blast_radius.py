@@ -1,0 +1,77 @@
+"""Blast radius over traces that hold more than one entry span."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from otel_spans import MS, T0, System
+
+import faultlens.analyzer as fa
+
+S = 10**9
+
+
+def _request(sysm: System, t: int, *, fault: bool, orphan: bool) -> None:
+    """gateway -> model-a; with ``orphan``, a feature-store span of the same trace whose
+    parent was never recorded (its caller died before exporting): a second entry span."""
+    with (
+        sysm.span(
+            "gateway",
+            "POST /score",
+            start=t,
+            dur_ms=30,
+            kind=SpanKind.SERVER,
+            attrs={"http.route": "/score"},
+            error=fault,
+        ) as root,
+        sysm.span("model-a", "predict a", start=t + MS, dur_ms=20, model="a", error=fault),
+    ):
+        pass
+    if orphan:
+        lost = SpanContext(
+            root.get_span_context().trace_id,
+            0xDEAD0000 + t % 10**6,
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+        s = sysm.tracer("feature-store").start_span(
+            "GET /features",
+            context=trace.set_span_in_context(NonRecordingSpan(lost)),
+            kind=SpanKind.SERVER,
+            start_time=t + 2 * MS,
+            attributes={"http.route": "/features"},
+        )
+        s.end(end_time=t + 5 * MS)
+
+
+def test_each_entry_request_counts_once_in_the_traffic_it_is_a_share_of(tmp_path: Path) -> None:
+    """Traffic = the entry requests in the window, each once.
+
+    Joining each request's (dimension, key) rows back to the requests by trace counted a
+    trace with k entry spans k*k times (the crash monolith: 388 requests where its window
+    holds 368), which understated the share of traffic the incident hit.
+    """
+    sysm = System()
+    for k in range(240):  # 60 s at 4 requests/s; model-a fails from 30 s to 45 s
+        t = T0 + k * S // 4
+        _request(sysm, t, fault=30 * S <= t - T0 < 45 * S, orphan=k % 3 == 0)
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    (inc,) = fa.open(db).incidents()
+    assert (inc.culprit.service, inc.culprit.model) == ("model-a", "a")
+    bucket = 5 * S
+    lo, hi = max(inc.onset_ns - bucket, inc.baseline_start_ns + bucket), inc.end_ns + bucket
+    with duckdb.connect(str(db), read_only=True) as con:
+        entries, traces = con.execute(
+            """SELECT count(*), count(DISTINCT TraceId) FROM otel_traces
+               WHERE (ParentSpanId = '' OR SpanName = 'GET /features')
+                 AND epoch_ns(Timestamp) >= ? AND epoch_ns(Timestamp) < ?""",
+            [lo, hi],
+        ).fetchone()
+    assert entries > traces  # the window does hold traces with two entry spans
+    assert inc.blast.total == entries
+    assert inc.blast.requests == 60  # every gateway request of the 15 s fault
+    assert inc.blast.share == round(60 / entries, 6)
