@@ -26,11 +26,15 @@ rows are read without scanning the rest:
 
 Memory stays bounded however large the store (issue 5: 10 million spans in at most
 1.5 GB): the facts of a span need only its own trace plus two small per-run maps, so
-the spans of the runs to derive are read once into a staging table with a partition
-number (a run alone or several small runs together, a big run cut by a hash of the
-trace id into parts of about ``PART_SPANS``), the facts are derived one partition at a
-time, and DuckDB works under a memory limit, spilling to its temporary directory
-(beside the store) for the sorts and joins that need more.
+they are derived one partition at a time (a run alone or several small runs together, a
+big run cut by a hash of the trace id into parts of about ``PART_SPANS``), and DuckDB
+works under a memory limit, spilling to its temporary directory (beside the store) for
+the sorts and joins that need more. A partition reads its spans from ``otel_traces``
+itself, one scan per run with the run's filter in it (row-group statistics skip other
+runs' rows), so nothing is staged. A partition of whole runs writes its rows into the
+stored tables at once, sorted (partitions follow the runs' order); only the parts of a
+cut run are gathered and sorted at the end. The old rows of the runs derived again are
+replaced in the same transaction.
 
 The store only grows (ingest dedupes, never deletes), so a run's span count names
 what its facts were derived from: :func:`store_facts` derives again only the runs whose
@@ -44,10 +48,7 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from faultlens.analyzer import _detect
@@ -59,6 +60,7 @@ __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 FACTS_FORMAT = 7  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 PART_SPANS = int(os.environ.get("FAULTLENS_FACTS_PART_SPANS", 1_000_000))
+_SCANS = 8  # a partition of more runs reads them in one scan
 MEMORY_LIMIT = os.environ.get("FAULTLENS_FACTS_MEMORY", "700MB")
 _META = "faultlens_facts_meta"
 _RUNS = "faultlens_facts_runs"
@@ -70,6 +72,23 @@ _TABLES = {  # stored table: (temp table it replaces, order within a run)
     "faultlens_instances": ("fl_instances", "service, instance"),
 }
 _SIDE = ("faultlens_service_models", "faultlens_facts_callee", "faultlens_facts_services")
+_TEMPS = (  # dropped when the step ends, however it ends
+    "fl_parts",
+    "fl_spans_acc",
+    "fl_requests_acc",
+    "fl_exposure_acc",
+    "fl_instances_acc",
+    "fl_callee",
+    "fl_service_models",
+    "fl_base",
+    "fl_child",
+    "fl_part_spans",
+    "fl_trace_numbers",
+    "fl_callee_all",
+    "fl_client_parents",
+    "fl_kinds",
+    "fl_traces_acc",
+)
 _RUN = f"coalesce({DUCKDB.attr('ResourceAttributes', 'faultlens.run')}, '')"
 
 
@@ -125,33 +144,37 @@ def store_facts(con: Any) -> int:
             split = meta.split
         # A crash from here on leaves the whole-store flag off until the end.
         _write_meta(con, whole_store=False, split=split)
-        if stale:
-            stage = _stage_dir(con)
-            try:
+        offset = 0  # trace numbers go on from the stored ones
+        if _exists(con, "faultlens_exposure"):
+            offset = int(
+                con.execute("SELECT coalesce(max(trace_id), 0) FROM faultlens_exposure").fetchone()[
+                    0
+                ]
+            )
+        # The old rows of these runs go and the new ones come in one transaction: each
+        # partition's rows are written as soon as they are derived.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in (*_TABLES, *_SIDE, _RUNS):
+                if (stale or gone) and _exists(con, table):
+                    con.execute(
+                        f"DELETE FROM {table} WHERE run IN (SELECT unnest($r))",
+                        {"r": stale + gone},
+                    )
+            if stale:
                 others = len(stale) < len(counts)
-                derived = _derive(con, {r: counts[r] for r in stale}, stage, had_others=others)
-            finally:
-                con.execute("DROP VIEW IF EXISTS fl_stage")
-                shutil.rmtree(stage, ignore_errors=True)
-            split = derived or split
-        _finish(con, stale + gone, split=split)
+                derived = _derive(
+                    con, {r: counts[r] for r in stale}, had_others=others, offset=offset
+                )
+                split = derived or split
+            _write_meta(con, whole_store=not split and _maps_agree(con), split=split)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     finally:
         con.execute(f"SET memory_limit = '{limit}'")
-        for temp in (
-            "fl_parts",
-            "fl_spans_acc",
-            "fl_requests_acc",
-            "fl_exposure_acc",
-            "fl_callee",
-            "fl_service_models",
-            "fl_base",
-            "fl_child",
-            "fl_part_spans",
-            "fl_trace_numbers",
-            "fl_callee_all",
-            "fl_service_models_by_run",
-            "fl_client_parents",
-        ):
+        for temp in _TEMPS:
             con.execute(f"DROP TABLE IF EXISTS {temp}")
         for view in ("fl_spans", "fl_requests", "fl_exposure"):
             con.execute(f"DROP VIEW IF EXISTS {view}")
@@ -178,22 +201,16 @@ def _partitions(counts: dict[str, int]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _stage_dir(con: Any) -> Path:
-    """A fresh directory for the staged spans, beside the store (else a temporary one)."""
-    path = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()[0]
-    where = Path(path).parent if path and path != ":memory:" else None
-    name = Path(path).name if where is not None else "faultlens"
-    return Path(tempfile.mkdtemp(prefix=f"{name}.facts-", dir=where))
+def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) -> bool:
+    """Derive the facts of these runs, a partition of traces at a time, and write them into
+    the stored tables (the caller's transaction); returns whether a trace of theirs spans
+    two runs.
 
-
-def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) -> bool:
-    """Derive the facts of these runs into ``fl_*_acc`` temp tables, a partition of traces
-    at a time; returns whether a trace of theirs spans two runs.
-
-    The spans are staged once, as Parquet files in ``stage`` (one folder per partition),
-    so that each partition is read alone; a single partition stays a temporary table."""
+    Each partition reads its spans from ``otel_traces`` itself, a run at a time: the run
+    filter goes into the scan, whose row-group statistics skip other runs' rows (a run's
+    spans are mostly stored together), so nothing is staged. A partition of whole runs
+    writes its rows at once, in order (partitions follow the runs' order); the parts of a
+    run cut by trace id are gathered and written in order at the end."""
     d = DUCKDB
     layout = _partitions(counts)
     con.execute(
@@ -202,91 +219,51 @@ def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) 
     con.executemany(
         "INSERT INTO fl_parts VALUES (?, ?, ?, ?)", [(*p, counts[p[0]]) for p in layout]
     )
-    parts = max(first + k for _, first, k in layout)
-    # The spans of these runs, read once (one scan of the wide rows), with their partition.
-    stage_sql = f"""
-        SELECT b.*, p.first + CASE WHEN p.k = 1 THEN 0 ELSE hash(b.trace_id) % p.k END AS part
-        FROM ({_detect.base_sql(d, run_filter="1 = 1")}) b JOIN fl_parts p ON p.run = b.run"""
-    if parts == 1:  # one partition: it is the whole stage, a temporary table
-        con.execute(d.temp_table("fl_base", f"SELECT * EXCLUDE (part) FROM ({stage_sql})"))
-        con.execute("CREATE OR REPLACE TEMP VIEW fl_stage AS SELECT * FROM fl_base")
-    else:
+    parts: dict[int, tuple[list[str], int, int]] = {}  # partition: (runs, k parts, part j)
+    for run, first, k in layout:
+        for j in range(k):
+            parts.setdefault(first + j, ([], k, j))[0].append(run)
+    cut = [run for run, _, k in layout if k > 1]
+    # The small per-run maps (callee counts; which service runs which models, of which
+    # kinds) of a run cut in parts come first, from all its spans: which service a client
+    # span reaches needs only the children of client spans, their aggregate over the run at
+    # once (joins spill). A partition of whole runs makes its runs' maps itself.
+    if cut:
+        spans = _spans_of(cut)
         con.execute(
-            f"""COPY ({stage_sql}) TO {_literal(str(stage))}
-                (FORMAT parquet, PARTITION_BY (part), OVERWRITE_OR_IGNORE)"""
+            d.temp_table(
+                "fl_client_parents",
+                f"""SELECT DISTINCT run, trace_id, span_id AS parent_id FROM {spans}
+                    WHERE kind = 'client' AND peer IS NOT NULL""",
+            )
         )
-        files = _literal(str(stage / "*" / "*.parquet"))
-        con.execute(
-            f"""CREATE OR REPLACE TEMP VIEW fl_stage AS
-                SELECT * FROM read_parquet({files}, hive_partitioning = true)"""
-        )
-    split = False
-    if len(counts) > 1:
-        split = bool(
-            con.execute(
-                """SELECT count(*) FROM (SELECT trace_id FROM fl_stage GROUP BY trace_id
-                                         HAVING min(run) <> max(run))"""
-            ).fetchone()[0]
-        )
-    if had_others and not split:
-        split = bool(
-            con.execute(
-                """SELECT count(*) FROM faultlens_spans o
-                   WHERE o.trace_id IN (SELECT trace_id FROM fl_stage)
-                     AND o.run NOT IN (SELECT run FROM fl_parts)"""
-            ).fetchone()[0]
-        )
-    # The two small per-run maps first. Which service a client span reaches needs only the
-    # children of client spans: their aggregate, over the run at once (joins spill).
-    con.execute(
-        d.temp_table(
-            "fl_client_parents",
-            """SELECT DISTINCT run, trace_id, span_id AS parent_id FROM fl_stage
-               WHERE kind = 'client' AND peer IS NOT NULL""",
-        )
-    )
-    children = """(SELECT s.* FROM fl_stage s SEMI JOIN fl_client_parents p
-                   ON p.run = s.run AND p.trace_id = s.trace_id AND p.parent_id = s.parent_id) c"""
-    con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True, base=children)))
-    con.execute("DROP TABLE fl_client_parents")
-    con.execute(
-        d.temp_table("fl_callee_all", _detect.callee_counts_sql(by_run=True, base="fl_stage"))
-    )
-    con.execute(d.temp_table("fl_callee", _detect.callee_sql(d, by_run=True)))
-    con.execute(
-        d.temp_table("fl_service_models", _detect.service_models_sql(by_run=True, base="fl_stage"))
-    )
-    con.execute(
-        d.temp_table(
-            "fl_service_models_by_run", "SELECT DISTINCT run, service, model FROM fl_stage"
-        )
-    )
+        children = f"""(SELECT s.* FROM {spans} s SEMI JOIN fl_client_parents p
+            ON p.run = s.run AND p.trace_id = s.trace_id AND p.parent_id = s.parent_id)"""
+        con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True, base=children)))
+        con.execute("DROP TABLE fl_client_parents")
+        _maps(con, spans)
     # Then per partition: children's aggregate, entry flag, the candidate of each span,
     # requests and exposure. Requests and exposure are only ever joined and counted by
     # trace: a number per (run, trace) stands for its id (one-to-one within a run), so the
     # per-incident joins hash integers.
-    offset = 0
-    if _exists(con, "faultlens_exposure"):
-        offset = int(
-            con.execute("SELECT coalesce(max(trace_id), 0) FROM faultlens_exposure").fetchone()[0]
-        )
-    spans = f"""
+    facts = f"""
         WITH f AS ({_detect.span_facts_sql(by_run=True)})
         {_detect.spans_sql(table="f", by_run=True)}"""
-    for part in range(parts):
-        files = stage / f"part={part}"
-        if parts > 1 and not files.is_dir():  # no trace hashed to it
-            continue
-        if parts > 1:
-            con.execute(
-                d.temp_table(
-                    "fl_base",
-                    f"""SELECT * FROM read_parquet({_literal(str(files / "*.parquet"))},
-                                                   hive_partitioning = false)""",
-                )
-            )
+    traces = len(counts) > 1 or had_others  # whether a trace spans two runs is asked
+    for runs, k, j in (parts[p] for p in sorted(parts)):
+        con.execute(d.temp_table("fl_base", _spans_of(runs, k=k, j=j)))
         con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True)))
-        con.execute(d.temp_table("fl_part_spans", spans))
+        if k == 1:
+            _maps(con, "fl_base")
+        con.execute(d.temp_table("fl_callee", _detect.callee_sql(d, by_run=True)))
+        con.execute(
+            d.temp_table(
+                "fl_service_models", _detect.service_models_sql(by_run=True, base="fl_kinds")
+            )
+        )
+        con.execute(d.temp_table("fl_part_spans", facts))
+        con.execute("DROP TABLE fl_base")
+        con.execute("DROP TABLE fl_child")
         con.execute(
             d.temp_table(
                 "fl_trace_numbers",
@@ -296,84 +273,123 @@ def _derive(con: Any, counts: dict[str, int], stage: Path, *, had_others: bool) 
             )
         )
         offset += int(con.execute("SELECT count(*) FROM fl_trace_numbers").fetchone()[0])
-        _append_temp(con, "fl_spans_acc", "SELECT * FROM fl_part_spans")
-        for acc, sql in (
-            ("fl_requests_acc", _detect.REQUESTS_SQL),
-            ("fl_exposure_acc", _detect.EXPOSURE_SQL),
-        ):
-            _append_temp(
-                con,
-                acc,
-                f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
+        if traces:
+            _append(con, "fl_traces_acc", "SELECT run, trace_id FROM fl_trace_numbers", temp=True)
+        rows = {
+            "faultlens_spans": "SELECT * FROM fl_part_spans",
+            **{
+                stored: f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
                     FROM ({sql.replace("fl_spans", "fl_part_spans")}) t
-                    JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id""",
-            )
+                    JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id"""
+                for stored, sql in (
+                    ("faultlens_requests", _detect.REQUESTS_SQL),
+                    ("faultlens_exposure", _detect.EXPOSURE_SQL),
+                )
+            },
+        }
+        for stored, select in rows.items():
+            if k > 1:  # gathered, written in order at the end
+                _append(con, f"{_TABLES[stored][0]}_acc", select, temp=True)
+            else:
+                _append(con, stored, f"{select} ORDER BY run, {_TABLES[stored][1]}")
+        _append(
+            con,
+            "fl_instances_acc",
+            _detect.INSTANCES_SQL.replace("fl_spans", "fl_part_spans"),
+            temp=True,
+        )
+        # Memory (the limit counts temporary tables) goes to the next partition.
+        con.execute("DROP TABLE fl_part_spans")
+        con.execute("DROP TABLE fl_trace_numbers")
+    split = False
+    if len(counts) > 1:
+        split = bool(
+            con.execute(
+                """SELECT count(*) FROM (SELECT trace_id FROM fl_traces_acc GROUP BY trace_id
+                                         HAVING min(run) <> max(run))"""
+            ).fetchone()[0]
+        )
+    if had_others and not split:
+        split = bool(
+            con.execute(
+                """SELECT count(*) FROM faultlens_spans o
+                   WHERE o.trace_id IN (SELECT trace_id FROM fl_traces_acc)
+                     AND o.run NOT IN (SELECT run FROM fl_parts)"""
+            ).fetchone()[0]
+        )
+    _finish(con)
     return split
 
 
-def _append_temp(con: Any, table: str, select: str) -> None:
+def _spans_of(runs: list[str], *, k: int = 1, j: int = 0) -> str:
+    """The base rows (``_detect.base_sql``) of these runs, or of part ``j`` of ``k`` of one
+    run by trace id, as a subquery: one scan per run, each with the run's filter in it."""
+    part = f" AND hash(TraceId) % {k} = {j}" if k > 1 else ""
+    if len(runs) > _SCANS:  # many small runs: one scan
+        listed = ", ".join(map(_literal, runs))
+        return f"({_detect.base_sql(DUCKDB, run_filter=f'{_RUN} IN ({listed}){part}')})"
+    scans = [_detect.base_sql(DUCKDB, run_filter=f"{_RUN} = {_literal(r)}{part}") for r in runs]
+    return "(" + " UNION ALL ".join(scans) + ")"
+
+
+def _maps(con: Any, spans: str) -> None:
+    """Add the callee counts (from ``fl_child``) and the (service, model, kind) rows of the
+    runs whose spans are all in ``spans``."""
+    _append(con, "fl_callee_all", _detect.callee_counts_sql(by_run=True, base=spans), temp=True)
+    _append(con, "fl_kinds", f"SELECT DISTINCT run, service, model, kind FROM {spans}", temp=True)
+
+
+def _append(con: Any, table: str, select: str, *, temp: bool = False) -> None:
+    """Insert the rows of ``select`` into ``table``, creating it from them when new."""
     exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND temporary", {"t": table}
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND temporary = $temp",
+        {"t": table, "temp": temp},
     ).fetchone()[0]
     if exists:
         con.execute(f"INSERT INTO {table} {select}")
     else:
-        con.execute(f"CREATE TEMP TABLE {table} AS {select}")
+        con.execute(f"CREATE {'TEMP ' if temp else ''}TABLE {table} AS {select}")
 
 
-def _finish(con: Any, runs: list[str], *, split: bool) -> None:
-    """Replace the stored facts of ``runs`` by the derived ones (none for a run gone), and
-    judge whether a whole-store analysis may read them; in one transaction."""
+def _finish(con: Any) -> None:
+    """Write what needs all of a run's rows: the gathered parts of runs cut by trace id (in
+    order), each run's series and instances, and the small per-run tables."""
     d = DUCKDB
-    derived = (
-        bool(runs)
-        and con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fl_spans_acc' AND temporary"
-        ).fetchone()[0]
+    for stored in ("faultlens_spans", "faultlens_requests", "faultlens_exposure"):
+        temp, order = _TABLES[stored]
+        if con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND temporary",
+            {"t": f"{temp}_acc"},
+        ).fetchone()[0]:
+            _append(con, stored, f"SELECT * FROM {temp}_acc ORDER BY run, {order}")
+            con.execute(f"DROP TABLE {temp}_acc")
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW {temp} AS
+                SELECT * FROM {stored} WHERE run IN (SELECT run FROM fl_parts)"""
+        )
+    _append(
+        con,
+        "faultlens_scope_series",
+        f"""SELECT * FROM ({scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS)})
+            ORDER BY run, {_TABLES["faultlens_scope_series"][1]}""",
     )
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if derived:
-            for temp in ("fl_spans", "fl_requests", "fl_exposure"):
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * FROM {temp}_acc")
-            rows = {
-                "fl_spans": "SELECT * FROM fl_spans",
-                "fl_requests": "SELECT * FROM fl_requests",
-                "fl_exposure": "SELECT * FROM fl_exposure",
-                "fl_scope_series": scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS),
-                "fl_instances": _detect.INSTANCES_SQL,
-            }
-        for stored, (temp, order) in _TABLES.items():
-            if runs and _exists(con, stored):
-                con.execute(f"DELETE FROM {stored} WHERE run IN (SELECT unnest($r))", {"r": runs})
-            if not derived:
-                continue
-            select = f"SELECT * FROM ({rows[temp]}) ORDER BY run, {order}"
-            if _exists(con, stored):
-                con.execute(f"INSERT INTO {stored} {select}")
-            else:
-                con.execute(f"CREATE TABLE {stored} AS {select}")
-        side = {
-            "faultlens_service_models": "SELECT * FROM fl_service_models_by_run",
-            "faultlens_facts_callee": "SELECT * FROM fl_callee_all",
-            "faultlens_facts_services": "SELECT * FROM fl_service_models",
-            _RUNS: "SELECT run, spans FROM fl_parts",
-        }
-        for stored, select in side.items():
-            if _exists(con, stored):
-                if runs:
-                    con.execute(
-                        f"DELETE FROM {stored} WHERE run IN (SELECT unnest($r))", {"r": runs}
-                    )
-                if derived:
-                    con.execute(f"INSERT INTO {stored} {select}")
-            elif derived:
-                con.execute(f"CREATE TABLE {stored} AS {select}")
-        _write_meta(con, whole_store=not split and _maps_agree(con), split=split)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    # Per-partition instance rows add up: a run cut in parts has one row per part.
+    _append(
+        con,
+        "faultlens_instances",
+        f"""SELECT run, service, instance, model, version, max(layout) AS layout,
+                   min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+                   max(last_end_ts) AS last_end_ts, CAST(sum(n_spans) AS BIGINT) AS n_spans
+            FROM fl_instances_acc GROUP BY run, service, instance, model, version
+            ORDER BY run, {_TABLES["faultlens_instances"][1]}""",
+    )
+    for stored, select in {
+        "faultlens_service_models": "SELECT DISTINCT run, service, model FROM fl_kinds",
+        "faultlens_facts_callee": "SELECT * FROM fl_callee_all",
+        "faultlens_facts_services": "SELECT * FROM fl_service_models",
+        _RUNS: "SELECT run, spans FROM fl_parts",
+    }.items():
+        _append(con, stored, select)
 
 
 def _maps_agree(con: Any) -> bool:
