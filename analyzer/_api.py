@@ -155,6 +155,7 @@ class Analysis:
         self.run = run
         self.settings = settings or _detect.DetectionSettings()
         self._incidents: dict[float | None, list[Incident]] = {}
+        self._run_bounds: dict[str, tuple[int, int]] = {}  # first and last request per run
         self._series: dict[int, pd.DataFrame] = {}
 
     # -- shared state -------------------------------------------------------------
@@ -289,6 +290,7 @@ class Analysis:
         series = self._scope_series(st.bucket_ns)
         ext = self._q("SELECT run, min(ts) AS lo, max(ts) AS hi FROM fl_requests GROUP BY run")
         bounds = {r: (int(lo), int(hi)) for r, lo, hi in ext.itertuples(index=False)}
+        self._run_bounds = bounds
         windows = _detect.abnormal_windows(series, st, bounds=bounds)
         groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
         run_start = ext.set_index("run").lo
@@ -308,7 +310,7 @@ class Analysis:
             return [self._analyse(self.con, *job) for job in jobs]
         # Incidents are independent: each worker analyses every n-th one on its own cursor,
         # so one's SQL runs while another's Python scores (DuckDB frees the GIL).
-        self._svc_models, self._versions_of, self._update_coupling  # noqa: B018 - fill once
+        self._svc_models, self._versions_of, self._update_coupling, self._run_layouts  # noqa: B018
         n = len(cursors)
 
         def work(k: int) -> list[Incident]:
@@ -393,8 +395,9 @@ class Analysis:
             culprit_model=model,
             slo_ms=slo_ms,
             pairs=evs["model_aware"].candidates,
+            extent=self._run_bounds.get(run),
         )
-        layout = self._run_layout(run, con=con)
+        layout = self._run_layouts.get(run, "per-model")
         coupling = self._update_coupling
         near = coupling[
             (coupling.run == run)
@@ -433,20 +436,20 @@ class Analysis:
                GROUP BY service, model, version"""
         )
 
-    def _run_layout(self, run: str, *, con: BoundConnection | None = None) -> str:
-        """monolith when the run holds a process serving several models (or says so)."""
-        f = (
-            (con or self.con)
-            .execute(
-                f"""SELECT max(layout) AS declared, max(n) AS most FROM (
-                    SELECT service, max(layout) AS layout, count(DISTINCT model) AS n
-                    FROM fl_instances WHERE run = {self.d.param("run")} GROUP BY service)""",
-                {"run": run},
-            )
-            .df()
+    @cached_property
+    def _run_layouts(self) -> dict[str, str]:
+        """Per run: monolith when it holds a process serving several models (or says so)."""
+        f = self._q(
+            """SELECT run, max(layout) AS declared, max(n) AS most FROM (
+                   SELECT run, service, max(layout) AS layout, count(DISTINCT model) AS n
+                   FROM fl_instances GROUP BY run, service)
+               GROUP BY run"""
         )
-        declared = str(f.declared.iloc[0] or "")
-        return declared or ("monolith" if int(f.most.iloc[0] or 0) > 1 else "per-model")
+        out = {}
+        for run, declared, most in zip(f.run, f.declared, f.most, strict=True):
+            inferred = "monolith" if int(most or 0) > 1 else "per-model"
+            out[str(run)] = declared if isinstance(declared, str) and declared else inferred
+        return out
 
     @cached_property
     def _svc_models(self) -> dict[str, builtins.list[str]]:

@@ -49,11 +49,13 @@ def blast_radius(
     culprit_model: str | None,
     slo_ms: float | None,
     pairs: pd.DataFrame | None = None,
+    extent: tuple[int, int] | None = None,
 ) -> BlastRadius:
     """Affected entry requests during [onset, end) beyond the baseline's bad rate.
 
     ``pairs`` (service, model): the run's distinct candidates (what its requests can have
     touched), when the caller has them; else they are read from ``fl_exposure``.
+    ``extent``: the run's first and last request (ns), likewise.
     """
     p: dict[str, Any] = {
         "run": run,
@@ -83,7 +85,9 @@ def blast_radius(
     out["requests"] = excess("bad", "n")
     out["collateral"] = excess("bad_untouched", "n_untouched") if culprit_model else 0
     out = out.reset_index()
-    silent = _silent_requests(con, d, p, prm, col("n", 0), col("n", 1), culprit_model)
+    silent = _silent_requests(
+        con, d, p, prm, col("n", 0), col("n", 1), culprit_model, extent=extent
+    )
     if not silent.empty:
         out = pd.concat([out, silent]).groupby(["dimension", "key"], as_index=False).sum()
     total = int(col("n", 1).get(("all", ""), 0)) + int(
@@ -196,6 +200,8 @@ def _silent_requests(
     base_n: pd.Series,
     inc_n: pd.Series,
     culprit_model: str | None,
+    *,
+    extent: tuple[int, int] | None,
 ) -> pd.DataFrame:
     """Requests that left no span: traffic that fell below the baseline rate (a dead process).
 
@@ -204,11 +210,14 @@ def _silent_requests(
     endpoint's own shortfall and over models and services by what each endpoint's
     baseline requests touched.
     """
-    span = con.execute(
-        f"""SELECT min(ts) AS first_ns, max(ts) AS last_ns FROM fl_requests
+    span = (
+        extent
+        or con.execute(
+            f"""SELECT min(ts) AS first_ns, max(ts) AS last_ns FROM fl_requests
             WHERE run = {prm["run"]}""",
-        p,
-    ).fetchone()
+            p,
+        ).fetchone()
+    )
     base_s = max(p["onset"] - max(p["base_start"], span[0]), 1)
     inc_s = max(min(p["end"], span[1] + 1) - p["onset"], 0)
     expected_all = float(base_n.get(("all", ""), 0)) * inc_s / base_s

@@ -173,12 +173,14 @@ def collect_views(
     chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}
                  AND (q.ts < {prm["onset"]} OR q.bad = 1)"""
     x = f"""{bad_requests_cte(d, slo_ms=slo_ms)},
-        x AS (SELECT {phase} AS bucket_start, q.trace_id, e.service, e.model, e.version
-              FROM req q JOIN fl_exposure e ON e.trace_id = q.trace_id
-              WHERE e.run = {prm["run"]} AND {chosen})"""
+        c AS (SELECT {phase} AS bucket_start, q.trace_id FROM req q WHERE {chosen}),
+        x AS (SELECT c.bucket_start, c.trace_id, e.service, e.model, e.version
+              FROM c JOIN fl_exposure e ON e.trace_id = c.trace_id
+              WHERE e.run = {prm["run"]})"""
     # The service-only view has no model, hence no version: only '*' rows there. Requests
     # per item: the distinct (item, request) pairs first, then plain counts (a
-    # count(DISTINCT) per group costs three times as much).
+    # count(DISTINCT) per group costs three times as much). View 'totals': the chosen
+    # requests per bucket, whatever they touched.
     exposure = con.execute(
         f"""WITH {x}
         SELECT 'model_aware' AS view, bucket_start, service, model, version, count(*) AS n
@@ -192,16 +194,14 @@ def collect_views(
         UNION ALL
         SELECT 'service_only', bucket_start, service, {null}, '*', count(*)
         FROM (SELECT DISTINCT bucket_start, trace_id, service FROM x) s
-        GROUP BY bucket_start, service""",
+        GROUP BY bucket_start, service
+        UNION ALL
+        SELECT 'totals', bucket_start, {null}, {null}, '*', count(*) FROM c
+        GROUP BY bucket_start""",
         p,
     ).df()
-    totals = con.execute(
-        f"""
-        WITH {bad_requests_cte(d, slo_ms=slo_ms)}
-        SELECT {phase} AS bucket_start, count(*) AS n FROM req q WHERE {chosen}
-        GROUP BY {phase}""",
-        p,
-    ).df()
+    totals = exposure[exposure.view == "totals"][["bucket_start", "n"]]
+    exposure = exposure[exposure.view != "totals"]
     # Model versions are what the service-only view cannot see: none there.
     versions = con.execute(
         f"""
