@@ -177,17 +177,32 @@ def _affected(
     wide = (
         con.execute(sql, p).df().rename(columns=dict(zip(["n", "b", "u", "bu"], cols, strict=True)))
     )
+    per_inc = wide.drop(columns="endpoint").groupby("inc").sum()
     parts = [
-        wide[["inc", *cols]].groupby("inc", as_index=False).sum().assign(dimension="all", key=""),
+        per_inc[cols].reset_index().assign(dimension="all", key=""),
         wide[["endpoint", "inc", *cols]]
         .rename(columns={"endpoint": "key"})
         .assign(dimension="endpoint"),
     ]
-    for i, (dim, key) in enumerate(items):
-        g = wide[["inc", f"n{i}", f"b{i}", f"u{i}", f"bu{i}"]].groupby("inc", as_index=False)
-        g = g.sum()
-        g.columns = ["inc", *cols]
-        parts.append(g[g.n > 0].assign(dimension=dim, key=key))
+    if items:
+        # Per item and inc: its four sums, one row each (items it never touched dropped).
+        sums = per_inc[[f"{c}{i}" for i in range(len(items)) for c in ("n", "b", "u", "bu")]]
+        block = sums.to_numpy(dtype=float).reshape(len(per_inc), len(items), 4)
+        incs = np.repeat(per_inc.index.to_numpy(), len(items))
+        flat = block.reshape(-1, 4)
+        keep = flat[:, 0] > 0
+        parts.append(
+            pd.DataFrame(
+                {
+                    "dimension": np.tile([dim for dim, _ in items], len(per_inc))[keep],
+                    "key": np.tile(np.array([key for _, key in items], dtype=object), len(per_inc))[
+                        keep
+                    ],
+                    "inc": incs[keep],
+                    **{c: flat[keep, j] for j, c in enumerate(cols)},
+                }
+            )
+        )
     raw = pd.concat(parts, ignore_index=True)
     return raw[["dimension", "key", "inc", *cols]]
 

@@ -495,7 +495,7 @@ def left_by_absence(ev: Evidence, service: str) -> tuple[str, ...]:
         return ()
     sp = ev.spans[(ev.spans.service == service) & ev.spans.model.notna()]
     ok = sp.assign(ok=sp.spans - sp.errors, inc=sp.bucket_start >= ev.onset_ns)
-    ok = ok.pivot_table(index="model", columns="inc", values="ok", aggfunc="sum")
+    ok = ok.groupby(["model", "inc"]).ok.sum().unstack("inc")
     ok = ok.reindex(columns=[False, True]).fillna(0)
     if len(ok) < 2:
         return ()
@@ -509,17 +509,20 @@ def left_by_absence(ev: Evidence, service: str) -> tuple[str, ...]:
 
 def ranking(ev: Evidence, sig: dict[str, np.ndarray], t: int) -> pd.DataFrame:
     """Candidates ranked by score at prefix t: model null before models on ties."""
-    c = ev.candidates.copy()
-    c["score"] = np.round(sig["score"][t], 4)
-    for name in WEIGHTS:
-        c[name] = sig[name][t]
-    c["_null_last"] = c.model.notna()
-    c = c.sort_values(
-        ["score", "_null_last", "service", "model"], ascending=[False, True, True, True]
+    cand = ev.candidates
+    score = np.round(sig["score"][t], 4)
+    services = cand.service.to_numpy(dtype=object)
+    models = [m if isinstance(m, str) else None for m in cand.model.to_numpy(dtype=object)]
+    top = np.where(np.isnan(score), -np.inf, score)  # a NaN score ranks last
+    order = sorted(
+        range(len(cand)),
+        key=lambda i: (-top[i], models[i] is not None, services[i], models[i] or ""),
     )
-    c = c.drop(columns="_null_last").reset_index(drop=True)
-    c.insert(0, "rank", np.arange(1, len(c) + 1))
-    return c
+    c = {"rank": np.arange(1, len(cand) + 1)}
+    c.update({k: cand[k].to_numpy()[order] for k in cand.columns})
+    c["score"] = score[order]
+    c.update({name: sig[name][t][order] for name in WEIGHTS})
+    return pd.DataFrame(c)
 
 
 def suspects(
