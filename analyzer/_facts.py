@@ -246,22 +246,45 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
     # requests and exposure. Requests and exposure are only ever joined and counted by
     # trace: a number per (run, trace) stands for its id (one-to-one within a run), so the
     # per-incident joins hash integers.
-    facts = f"""
-        WITH f AS ({_detect.span_facts_sql(by_run=True)})
-        {_detect.spans_sql(table="f", by_run=True)}"""
     traces = len(counts) > 1 or had_others  # whether a trace spans two runs is asked
     for runs, k, j in (parts[p] for p in sorted(parts)):
+        # A partition of one run (or of one part of it) joins without the run in its keys,
+        # against that run's maps alone: the same rows, fewer strings to hash.
+        by_run = len(runs) > 1
         con.execute(d.temp_table("fl_base", _spans_of(runs, k=k, j=j)))
-        con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=True)))
+        con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=by_run)))
         if k == 1:
-            _maps(con, "fl_base")
-        con.execute(d.temp_table("fl_callee", _detect.callee_sql(d, by_run=True)))
+            _maps(con, "fl_base", run=None if by_run else runs[0])
+        own = "" if by_run else f" WHERE run = {_literal(runs[0])}"
         con.execute(
             d.temp_table(
-                "fl_service_models", _detect.service_models_sql(by_run=True, base="fl_kinds")
+                "fl_callee",
+                _detect.callee_sql(d, by_run=by_run, counts=f"(SELECT * FROM fl_callee_all{own})"),
             )
         )
-        con.execute(d.temp_table("fl_part_spans", facts))
+        con.execute(
+            d.temp_table(
+                "fl_service_models",
+                _detect.service_models_sql(by_run=by_run, base=f"(SELECT * FROM fl_kinds{own})"),
+            )
+        )
+        facts = f"""
+            WITH f AS ({_detect.span_facts_sql(by_run=by_run)})
+            {_detect.spans_sql(table="f", by_run=by_run)}"""
+        if k == 1:  # written sorted at once; the rest is read back from the stored rows
+            _append(con, "faultlens_spans", f"{facts} ORDER BY run, ts")
+            spans = (
+                "("
+                + " UNION ALL ".join(
+                    f"SELECT * FROM faultlens_spans WHERE run = {_literal(r)}" for r in runs
+                )
+                + ")"
+            )
+        else:  # gathered, written in order at the end
+            con.execute(d.temp_table("fl_part_spans", facts))
+            _append(con, "fl_spans_acc", "SELECT * FROM fl_part_spans", temp=True)
+            spans = "fl_part_spans"
+        # Memory (the limit counts temporary tables) goes to what follows.
         con.execute("DROP TABLE fl_base")
         con.execute("DROP TABLE fl_child")
         con.execute(
@@ -269,37 +292,27 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
                 "fl_trace_numbers",
                 f"""SELECT run, trace_id, CAST({offset} + row_number() OVER () AS BIGINT)
                            AS trace_no
-                    FROM (SELECT DISTINCT run, trace_id FROM fl_part_spans)""",
+                    FROM (SELECT DISTINCT run, trace_id FROM {spans})""",
             )
         )
         offset += int(con.execute("SELECT count(*) FROM fl_trace_numbers").fetchone()[0])
         if traces:
             _append(con, "fl_traces_acc", "SELECT run, trace_id FROM fl_trace_numbers", temp=True)
-        rows = {
-            "faultlens_spans": "SELECT * FROM fl_part_spans",
-            **{
-                stored: f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
-                    FROM ({sql.replace("fl_spans", "fl_part_spans")}) t
-                    JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id"""
-                for stored, sql in (
-                    ("faultlens_requests", _detect.REQUESTS_SQL),
-                    ("faultlens_exposure", _detect.EXPOSURE_SQL),
-                )
-            },
-        }
-        for stored, select in rows.items():
-            if k > 1:  # gathered, written in order at the end
+        for stored, sql in (
+            ("faultlens_requests", _detect.REQUESTS_SQL),
+            ("faultlens_exposure", _detect.EXPOSURE_SQL),
+        ):
+            select = f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
+                FROM ({sql.replace("fl_spans", spans)}) t
+                JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id"""
+            if k > 1:
                 _append(con, f"{_TABLES[stored][0]}_acc", select, temp=True)
             else:
                 _append(con, stored, f"{select} ORDER BY run, {_TABLES[stored][1]}")
         _append(
-            con,
-            "fl_instances_acc",
-            _detect.INSTANCES_SQL.replace("fl_spans", "fl_part_spans"),
-            temp=True,
+            con, "fl_instances_acc", _detect.INSTANCES_SQL.replace("fl_spans", spans), temp=True
         )
-        # Memory (the limit counts temporary tables) goes to the next partition.
-        con.execute("DROP TABLE fl_part_spans")
+        con.execute("DROP TABLE IF EXISTS fl_part_spans")
         con.execute("DROP TABLE fl_trace_numbers")
     split = False
     if len(counts) > 1:
@@ -332,10 +345,14 @@ def _spans_of(runs: list[str], *, k: int = 1, j: int = 0) -> str:
     return "(" + " UNION ALL ".join(scans) + ")"
 
 
-def _maps(con: Any, spans: str) -> None:
+def _maps(con: Any, spans: str, *, run: str | None = None) -> None:
     """Add the callee counts (from ``fl_child``) and the (service, model, kind) rows of the
-    runs whose spans are all in ``spans``."""
-    _append(con, "fl_callee_all", _detect.callee_counts_sql(by_run=True, base=spans), temp=True)
+    runs whose spans are all in ``spans`` (of ``run`` alone, when ``fl_child`` has no run)."""
+    counts = _detect.callee_counts_sql(by_run=True, base=spans)
+    if run is not None:
+        counts = f"""SELECT {_literal(run)} AS run, *
+            FROM ({_detect.callee_counts_sql(by_run=False, base=spans)})"""
+    _append(con, "fl_callee_all", counts, temp=True)
     _append(con, "fl_kinds", f"SELECT DISTINCT run, service, model, kind FROM {spans}", temp=True)
 
 
@@ -386,7 +403,7 @@ def _finish(con: Any) -> None:
     for stored, select in {
         "faultlens_service_models": "SELECT DISTINCT run, service, model FROM fl_kinds",
         "faultlens_facts_callee": "SELECT * FROM fl_callee_all",
-        "faultlens_facts_services": "SELECT * FROM fl_service_models",
+        "faultlens_facts_services": _detect.service_models_sql(by_run=True, base="fl_kinds"),
         _RUNS: "SELECT run, spans FROM fl_parts",
     }.items():
         _append(con, stored, select)
