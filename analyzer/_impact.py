@@ -66,13 +66,8 @@ def blast_radius(
     }
     prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
     raw = _affected(con, d, p, prm, slo_ms=slo_ms, pairs=pairs)
-    wide = raw.pivot_table(
-        index=["dimension", "key"],
-        columns="inc",
-        values=["n", "bad", "n_untouched", "bad_untouched"],
-        aggfunc="sum",
-        fill_value=0,
-    )
+    cols = ["n", "bad", "n_untouched", "bad_untouched"]
+    wide = raw.groupby(["dimension", "key", "inc"])[cols].sum().unstack("inc", fill_value=0)
 
     def col(name: str, inc: int) -> pd.Series:
         return wide[(name, inc)] if (name, inc) in wide.columns else pd.Series(0, index=wide.index)
