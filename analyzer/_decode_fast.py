@@ -14,7 +14,6 @@ so the rows are identical by construction.
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Any
 
@@ -504,11 +503,11 @@ def _parse(data: bytes) -> pa.Array:
         schema = pa.schema([("resourceSpans", _pruned(_SCHEMA.field(0).type, names))])
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
         try:
-            table = pj.read_json(io.BytesIO(data), parse_options=options, read_options=_READ)
+            table = pj.read_json(pa.BufferReader(data), parse_options=options, read_options=_READ)
             return table["resourceSpans"].combine_chunks()
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             pass  # a field outside the pruned schema: parse against the whole one below
-    table = pj.read_json(io.BytesIO(data), parse_options=_PARSE, read_options=_READ)
+    table = pj.read_json(pa.BufferReader(data), parse_options=_PARSE, read_options=_READ)
     return table["resourceSpans"].combine_chunks()
 
 
