@@ -327,13 +327,16 @@ def abnormal_windows(
     bns = settings.bucket_ns
     run_ends = series.groupby("run").bucket_start.max()
     for (run, scope, key), g in series.groupby(["run", "scope", "key"], sort=True):
-        first, last = int(g.bucket_start.min()), int(g.bucket_start.max())
+        starts = g.bucket_start.to_numpy(dtype=np.int64)
+        first, last = int(starts.min()), int(starts.max())
         run_end = int(run_ends[run])
         idx = np.arange(first, max(last, run_end) + bns, bns)
-        g = g.set_index("bucket_start").reindex(idx)
-        n = g.requests.fillna(0).to_numpy()
-        e = g.errors.fillna(0).to_numpy()
-        p95 = g.p95_ms.to_numpy()
+        # The scope's buckets on the run's grid; a missing bucket holds no request.
+        at = (starts - first) // bns
+        n, e, p95 = np.zeros(len(idx)), np.zeros(len(idx)), np.full(len(idx), np.nan)
+        n[at] = g.requests.to_numpy(dtype=float, na_value=0.0)
+        e[at] = g.errors.to_numpy(dtype=float, na_value=0.0)
+        p95[at] = g.p95_ms.to_numpy(dtype=float, na_value=np.nan)
         lo, hi = bounds.get(run, (first, run_end + bns))
         cover = (np.minimum(idx + bns, hi + 1) - np.maximum(idx, lo)) / bns
         flags = _flag_buckets(n, e, p95, np.clip(cover, 0, 1), settings)
