@@ -146,6 +146,21 @@ def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
     _assert_stored_equal_derived(other)
 
 
+def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 3000 spans a partition: crash/monolith (1850) and latency/monolith (2599) are read
+    # whole, each into its own partition, crash/per-model (4165) is cut in two by trace id;
+    # all three in one ingest, so whole partitions are written before and after cut parts.
+    monkeypatch.setattr(_facts, "PART_SPANS", 3000)
+    db = tmp_path / "store.duckdb"
+    ingest([DATA / "crash" / "monolith" / "traces.jsonl.gz", CRASH, LATENCY], db=db)
+    assert _facts._partitions(
+        {"crash/monolith": 1850, "crash/per-model": 4165, "latency/monolith": 2599}
+    ) == [("crash/monolith", 0, 1), ("crash/per-model", 1, 2), ("latency/monolith", 3, 1)]
+    _assert_stored_equal_derived(db)
+
+
 def test_stored_facts_are_read_only_while_they_cover_every_span(tmp_path: Path) -> None:
     db = tmp_path / "store.duckdb"
     ingest(CRASH, db=db)
