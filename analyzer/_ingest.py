@@ -53,6 +53,9 @@ _INSERT_THREADS = int(os.environ.get("FAULTLENS_INSERT_THREADS", 1))
 # writer evicts them every _CACHE_ROWS rows by lowering the limit for a moment (a limit
 # kept low costs 15-20% more CPU: DuckDB then evicts and re-allocates on every append).
 _CACHE_ROWS = 1_000_000
+_ON_DISK = (
+    "SELECT path IS NOT NULL FROM duckdb_databases() WHERE database_name = current_database()"
+)
 # Raw bytes decoded ahead of the writer: about one batch, so that decoding goes on while a
 # batch is inserted (the writer only pulls decoded chunks between inserts).
 _WINDOW_BYTES = int(os.environ.get("FAULTLENS_WINDOW_BYTES", 96 << 20))
@@ -267,12 +270,7 @@ def ingest(
     written = 0  # rows stored since the cached blocks were last evicted
     # Only in a store ingest opened itself (a caller's connection keeps its own limit) and
     # on disk (an in-memory store's blocks have nowhere else to be).
-    evict = (
-        con is not db
-        and con.execute(
-            "SELECT path IS NOT NULL FROM duckdb_databases() WHERE database_name = current_database()"
-        ).fetchone()[0]
-    )
+    evict = con is not db and con.execute(_ON_DISK).fetchone()[0]
     read_ahead = _read_ahead(_all_chunks(files), depth=2)
     try:
         stream = decoder.decoded(read_ahead)
