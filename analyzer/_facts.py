@@ -51,6 +51,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from faultlens.analyzer import _detect
 from faultlens.analyzer._detect import DetectionSettings, scope_series_sql
 from faultlens.analyzer._dialect import DUCKDB, Dialect
@@ -173,12 +175,27 @@ def store_facts(con: Any) -> int:
             con.execute("ROLLBACK")
             raise
     finally:
-        con.execute(f"SET memory_limit = '{limit}'")
+        _restore_memory_limit(con, limit)
         for temp in _TEMPS:
             con.execute(f"DROP TABLE IF EXISTS {temp}")
         for view in ("fl_spans", "fl_requests", "fl_exposure"):
             con.execute(f"DROP VIEW IF EXISTS {view}")
     return total
+
+
+def _restore_memory_limit(con: Any, shown: str) -> None:
+    """Put back the limit DuckDB showed as ``shown`` (e.g. '2.7 GiB', rounded down to one
+    decimal): the default when it was the default, else half a display step above the
+    shown value, which DuckDB shows the same (setting the shown text back lowered the
+    limit by a step each time)."""
+    con.execute("RESET memory_limit")
+    if con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == shown:
+        return
+    number, _, unit = shown.partition(" ")
+    try:
+        con.execute(f"SET memory_limit = '{float(number) + 0.05:.2f} {unit}'")
+    except (ValueError, duckdb.Error):
+        con.execute(f"SET memory_limit = '{shown}'")
 
 
 def _partitions(counts: dict[str, int]) -> list[tuple[str, int, int]]:

@@ -175,6 +175,28 @@ def test_stored_facts_are_read_only_while_they_cover_every_span(tmp_path: Path) 
         con.close()
 
 
+@pytest.mark.parametrize("limit", [None, "3GB"])
+def test_the_facts_step_leaves_the_connection_memory_limit_as_it_found_it(
+    tmp_path: Path, limit: str | None
+) -> None:
+    """It works under its own limit, then restores the caller's: DuckDB shows a limit
+    rounded down, so setting back the text it showed lowered it each time (the default
+    18.8 GiB came back as 18.7 GiB)."""
+    db = tmp_path / "store.duckdb"
+    ingest(CRASH, db=db)
+    con = duckdb.connect(str(db))
+    try:
+        if limit:
+            con.execute(f"SET memory_limit = '{limit}'")
+        before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        for _ in range(2):
+            con.execute("DROP TABLE faultlens_facts_meta")  # the facts are derived again
+            _facts.store_facts(con)
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+    finally:
+        con.close()
+
+
 def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
