@@ -175,18 +175,18 @@ def collect_views(
     x = f"""{bad_requests_cte(d, slo_ms=slo_ms)},
         c AS (SELECT {phase} AS bucket_start, q.trace_id FROM req q WHERE {chosen}),
         x AS (SELECT c.bucket_start, c.trace_id, e.service, e.model, e.version
-              FROM c JOIN fl_exposure e ON e.trace_id = c.trace_id
+              FROM (SELECT DISTINCT bucket_start, trace_id FROM c) c
+              JOIN fl_exposure e ON e.trace_id = c.trace_id
               WHERE e.run = {prm["run"]})"""
     # The service-only view has no model, hence no version: only '*' rows there. Requests
-    # per item: the distinct (item, request) pairs first, then plain counts (a
-    # count(DISTINCT) per group costs three times as much). View 'totals': the chosen
-    # requests per bucket, whatever they touched.
+    # per item: x holds each (bucket, trace, service, model, version) once (exposure is
+    # distinct per trace and item), so that level is a plain count; the coarser items
+    # count their distinct (item, request) pairs (a count(DISTINCT) per group costs three
+    # times as much). View 'totals': the chosen requests per bucket, whatever they touched.
     exposure = con.execute(
         f"""WITH {x}
         SELECT 'model_aware' AS view, bucket_start, service, model, version, count(*) AS n
-        FROM (SELECT DISTINCT bucket_start, trace_id, service, model, version FROM x
-              WHERE version IS NOT NULL) v
-        GROUP BY bucket_start, service, model, version
+        FROM x WHERE version IS NOT NULL GROUP BY bucket_start, service, model, version
         UNION ALL
         SELECT 'model_aware', bucket_start, service, model, '*', count(*)
         FROM (SELECT DISTINCT bucket_start, trace_id, service, model FROM x) m
