@@ -149,7 +149,11 @@ def _affected(
                           max(CASE WHEN model IS NOT NULL THEN 1 ELSE 0 END) AS reached,
                           max(CASE WHEN model = {prm["model"]} THEN 1 ELSE 0 END) AS hit
                           {comma(flags)}
-                   FROM fl_exposure WHERE run = {prm["run"]} GROUP BY trace_id),
+                   FROM fl_exposure
+                   WHERE run = {prm["run"]}
+                     AND trace_id IN (SELECT trace_id FROM req
+                                      WHERE ts >= {prm["base_start"]} AND ts < {prm["end"]})
+                   GROUP BY trace_id),
         tagged AS (SELECT q.trace_id, q.ts, q.endpoint, q.bad,
                           coalesce(m.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
                           {comma(carry)}
