@@ -185,8 +185,8 @@ def _affected(
     ]
     if items:
         # Per item and inc: its four sums, one row each (items it never touched dropped).
-        sums = per_inc[[f"{c}{i}" for i in range(len(items)) for c in ("n", "b", "u", "bu")]]
-        block = sums.to_numpy(dtype=float).reshape(len(per_inc), len(items), 4)
+        by_item = per_inc[[f"{c}{i}" for i in range(len(items)) for c in ("n", "b", "u", "bu")]]
+        block = by_item.to_numpy(dtype=float).reshape(len(per_inc), len(items), 4)
         incs = np.repeat(per_inc.index.to_numpy(), len(items))
         flat = block.reshape(-1, 4)
         keep = flat[:, 0] > 0
