@@ -394,7 +394,6 @@ class Analysis:
             end=end + bns,
             culprit_model=model,
             slo_ms=slo_ms,
-            pairs=evs["model_aware"].candidates,
             extent=self._run_bounds.get(run),
         )
         layout = self._run_layouts.get(run, "per-model")

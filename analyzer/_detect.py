@@ -96,20 +96,46 @@ def build_facts(
     con.execute(d.temp_table("fl_spans", spans))
     con.execute("DROP TABLE fl_base")
     con.execute("DROP TABLE fl_child")
-    con.execute(d.temp_table("fl_requests", REQUESTS_SQL))
+    con.execute(d.temp_table("fl_requests", requests_sql(d)))
     con.execute(d.temp_table("fl_exposure", EXPOSURE_SQL))
     con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
 
 
-# DESIGN.md: the endpoint of a request is the http.route of its entry span.
-REQUESTS_SQL = """
-    SELECT run, trace_id, ts, end_ts, dur, service, coalesce(route, name) AS endpoint,
-           is_err, layout
-    FROM fl_spans WHERE is_entry = 1"""
 EXPOSURE_SQL = """
     SELECT DISTINCT run, trace_id, cand_service AS service, cand_model AS model,
            CASE WHEN cand_model = model THEN version END AS version
     FROM fl_spans"""
+# What a request's trace touched, as one text: its exposure items (service, model,
+# version; US between fields, '' for NULL) sorted and joined by RS. A run holds few
+# distinct ones, so analyses group requests by it instead of joining them to exposure.
+TOUCH_ITEM, TOUCH_FIELD = "\x1e", "\x1f"
+
+
+def requests_sql(d: Dialect) -> str:
+    """One row per entry span (DESIGN.md: the endpoint of a request is the http.route of
+    its entry span) with ``touch``, what its trace touched (:data:`TOUCH_ITEM`); reads
+    ``fl_spans``."""
+    us = d.char(ord(TOUCH_FIELD))
+    item = f"coalesce(service, '') || {us} || coalesce(model, '') || {us} || coalesce(version, '')"
+    return f"""
+    SELECT r.run, r.trace_id, r.ts, r.end_ts, r.dur, r.service,
+           coalesce(r.route, r.name) AS endpoint, r.is_err, r.layout, t.touch
+    FROM fl_spans r
+    LEFT JOIN (SELECT run, trace_id, {d.sorted_join(item, d.char(ord(TOUCH_ITEM)))} AS touch
+               FROM ({EXPOSURE_SQL}) e GROUP BY run, trace_id) t
+      ON t.run = r.run AND t.trace_id = r.trace_id
+    WHERE r.is_entry = 1"""
+
+
+def touch_items(touch: str | None) -> list[tuple[str | None, str | None, str | None]]:
+    """A request's ``touch`` back to its (service, model, version) items."""
+    if not touch:
+        return []
+    out = []
+    for item in touch.split(TOUCH_ITEM):
+        service, model, version = item.split(TOUCH_FIELD)
+        out.append((service or None, model or None, version or None))
+    return out
 
 
 def base_sql(d: Dialect, *, run_filter: str) -> str:
@@ -449,7 +475,7 @@ def bad_requests_cte(d: Dialect, *, slo_ms: float | None) -> str:
     )
     return f"""slo AS ({slo}),
         req AS (
-            SELECT r.trace_id, r.ts, r.dur, r.endpoint, r.service, r.is_err,
+            SELECT r.trace_id, r.ts, r.dur, r.endpoint, r.service, r.is_err, r.touch,
                    CASE WHEN r.is_err = 1 OR r.dur > coalesce(slo.slo_ns, 1e18)
                         THEN 1 ELSE 0 END AS bad
             FROM fl_requests r LEFT JOIN slo ON slo.endpoint = r.endpoint

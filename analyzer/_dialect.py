@@ -61,6 +61,15 @@ class Dialect:
     temp_table_fmt: str
     null_text: str  # a typed NULL string
     regex_group_fmt: str  # first capture group of a regular expression
+    char_fmt: str  # the character with code {n}
+    sorted_join_fmt: str  # an aggregate: the group's {expr} values, sorted, joined by {sep}
+
+    def char(self, n: int) -> str:
+        return self.char_fmt.format(n=int(n))
+
+    def sorted_join(self, expr: str, sep: str) -> str:
+        """Aggregate: the group's values of ``expr`` (never NULL), sorted, joined by ``sep``."""
+        return self.sorted_join_fmt.format(expr=expr, sep=sep)
 
     def url_authority(self, expr: str) -> str:
         """host:port of a URL (``http://127.0.0.1:8000/predict`` -> ``127.0.0.1:8000``)."""
@@ -138,6 +147,8 @@ DUCKDB = Dialect(
     temp_table_fmt="CREATE OR REPLACE TEMP TABLE {name} AS {select}",
     null_text="CAST(NULL AS VARCHAR)",
     regex_group_fmt="regexp_extract({expr}, {pattern}, 1)",
+    char_fmt="chr({n})",
+    sorted_join_fmt="string_agg({expr}, {sep} ORDER BY {expr})",
 )
 
 CLICKHOUSE = Dialect(
@@ -153,6 +164,8 @@ CLICKHOUSE = Dialect(
     temp_table_fmt="CREATE TEMPORARY TABLE {name} ENGINE = Memory AS {select}",
     null_text="CAST(NULL AS Nullable(String))",
     regex_group_fmt="extract({expr}, {pattern})",
+    char_fmt="char({n})",
+    sorted_join_fmt="arrayStringConcat(arraySort(groupArray({expr})), {sep})",
 )
 
 

@@ -59,7 +59,7 @@ from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 7  # bump when a stored table's meaning changes
+FACTS_FORMAT = 8  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 PART_SPANS = int(os.environ.get("FAULTLENS_FACTS_PART_SPANS", 1_000_000))
 _SCANS = 8  # a partition of more runs reads them in one scan
@@ -316,7 +316,7 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
         if traces:
             _append(con, "fl_traces_acc", "SELECT run, trace_id FROM fl_trace_numbers", temp=True)
         for stored, sql in (
-            ("faultlens_requests", _detect.REQUESTS_SQL),
+            ("faultlens_requests", _detect.requests_sql(DUCKDB)),
             ("faultlens_exposure", _detect.EXPOSURE_SQL),
         ):
             select = f"""SELECT t.* REPLACE (n.trace_no AS trace_id)

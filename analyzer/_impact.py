@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._detect import bad_requests_cte
+from faultlens.analyzer._detect import bad_requests_cte, touch_items
 from faultlens.analyzer._dialect import Dialect
 
 __all__ = ["BlastRadius", "blast_radius", "counterfactual_per_model"]
@@ -48,14 +48,11 @@ def blast_radius(
     end: int,
     culprit_model: str | None,
     slo_ms: float | None,
-    pairs: pd.DataFrame | None = None,
     extent: tuple[int, int] | None = None,
 ) -> BlastRadius:
     """Affected entry requests during [onset, end) beyond the baseline's bad rate.
 
-    ``pairs`` (service, model): the run's distinct candidates (what its requests can have
-    touched), when the caller has them; else they are read from ``fl_exposure``.
-    ``extent``: the run's first and last request (ns), likewise.
+    ``extent``: the run's first and last request (ns), when the caller has them.
     """
     p: dict[str, Any] = {
         "run": run,
@@ -65,7 +62,7 @@ def blast_radius(
         "model": culprit_model,
     }
     prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
-    raw = _affected(con, d, p, prm, slo_ms=slo_ms, pairs=pairs)
+    raw = _affected(con, d, p, prm, slo_ms=slo_ms)
     cols = ["n", "bad", "n_untouched", "bad_untouched"]
     wide = raw.groupby(["dimension", "key", "inc"])[cols].sum().unstack("inc", fill_value=0)
 
@@ -109,101 +106,62 @@ def blast_radius(
 
 
 def _affected(
-    con: Any,
-    d: Dialect,
-    p: dict[str, Any],
-    prm: dict[str, str],
-    *,
-    slo_ms: float | None,
-    pairs: pd.DataFrame | None,
+    con: Any, d: Dialect, p: dict[str, Any], prm: dict[str, str], *, slo_ms: float | None
 ) -> pd.DataFrame:
     """Requests from baseline start to end, per (dimension, key, inc): count, bad,
     untouched (would not have touched the culprit model) and bad-and-untouched.
 
-    Which models and services each request touched is one row per request (a 0/1 column
-    per model and service of the run, from one grouping of its exposure by request), so
-    every dimension is summed in one pass over the requests, without joining each one
-    back to its requests.
+    The requests are grouped by endpoint, inc and what their trace touched (``touch``: a
+    run holds few distinct ones); hit, reached and every model and service dimension
+    follow from the touch, here.
     """
-    names = pairs
-    if names is None:
-        names = con.execute(
-            f"SELECT DISTINCT service, model FROM fl_exposure WHERE run = {prm['run']}", p
-        ).df()
-    items = [("model", m) for m in sorted({m for m in names.model if isinstance(m, str)})]
-    items += [("service", s) for s in sorted({s for s in names.service if isinstance(s, str)})]
-    p = dict(p)
-    flags, carry, sums = [], [], []
-    for i, (dim, key) in enumerate(items):
-        p[f"item{i}"] = key
-        flags.append(f"max(CASE WHEN {dim} = {d.param(f'item{i}')} THEN 1 ELSE 0 END) AS i{i}")
-        carry.append(f"coalesce(m.i{i}, 0) AS i{i}")
-        sums.append(
-            f"sum(i{i}) AS n{i}, sum(bad * i{i}) AS b{i}, sum(untouched * i{i}) AS u{i}, "
-            f"sum(bad * untouched * i{i}) AS bu{i}"
-        )
-    comma = lambda xs: "".join(f", {x}" for x in xs)  # noqa: E731
     sql = f"""
-        WITH {bad_requests_cte(d, slo_ms=slo_ms)},
-        models AS (SELECT trace_id,
-                          max(CASE WHEN model IS NOT NULL THEN 1 ELSE 0 END) AS reached,
-                          max(CASE WHEN model = {prm["model"]} THEN 1 ELSE 0 END) AS hit
-                          {comma(flags)}
-                   FROM fl_exposure
-                   WHERE run = {prm["run"]}
-                     AND trace_id IN (SELECT trace_id FROM req
-                                      WHERE ts >= {prm["base_start"]} AND ts < {prm["end"]})
-                   GROUP BY trace_id),
-        tagged AS (SELECT q.trace_id, q.ts, q.endpoint, q.bad,
-                          coalesce(m.hit, 0) AS hit, coalesce(m.reached, 0) AS reached
-                          {comma(carry)}
-                   FROM req q LEFT JOIN models m ON m.trace_id = q.trace_id
-                   WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}),
-        would AS (SELECT endpoint, avg(CAST(hit AS DOUBLE)) AS frac FROM tagged
-                  WHERE reached = 1 AND ts < {prm["onset"]} GROUP BY endpoint),
-        w AS (SELECT q.endpoint, q.bad {comma(f"q.i{i}" for i in range(len(items)))},
-                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc,
-                     CASE WHEN q.hit = 1 THEN 0.0
-                          WHEN q.reached = 0 THEN 1.0 - coalesce(e.frac, 0.0)
-                          ELSE 1.0 END AS untouched
-              FROM tagged q LEFT JOIN would e ON e.endpoint = q.endpoint)
-        SELECT endpoint, inc, count(*) AS n, sum(bad) AS b, sum(untouched) AS u,
-               sum(bad * untouched) AS bu {comma(sums)}
-        FROM w GROUP BY endpoint, inc"""
-    # (Output names differ from column names: ClickHouse reads an alias inside later
-    # aggregates of the same SELECT.)
-    cols = ["n", "bad", "n_untouched", "bad_untouched"]
-    wide = (
-        con.execute(sql, p).df().rename(columns=dict(zip(["n", "b", "u", "bu"], cols, strict=True)))
+        WITH {bad_requests_cte(d, slo_ms=slo_ms)}
+        SELECT endpoint, inc, touch, count(*) AS n, sum(bad) AS b
+        FROM (SELECT q.endpoint, q.touch, q.bad,
+                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc
+              FROM req q WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}) g
+        GROUP BY endpoint, inc, touch"""
+    g = con.execute(sql, p).df()
+    culprit = p["model"]
+    touched: dict[str | None, tuple[list[str], list[str], bool, bool]] = {}
+    rows = []
+    for e, i, t, n, b in g.itertuples(index=False):
+        t = t if isinstance(t, str) else None
+        if t not in touched:
+            items = touch_items(t)
+            models = sorted({m for _, m, _ in items if m is not None})
+            services = sorted({s for s, _, _ in items if s is not None})
+            touched[t] = (models, services, culprit in models, bool(models))
+        rows.append((e, int(i), touched[t], float(n), float(b)))
+    # Of each endpoint's baseline requests that reached a model, the share that hit the
+    # culprit: what a request that reached none would have touched.
+    base = {}
+    for e, inc, (_, _, hit, reached), n, _ in rows:
+        if inc == 0 and reached:
+            hits, all_ = base.get(e, (0.0, 0.0))
+            base[e] = (hits + n * hit, all_ + n)
+    acc: dict[tuple, list[float]] = {}
+    for e, inc, (models, services, hit, reached), n, b in rows:
+        if hit:
+            u = 0.0
+        elif not reached:
+            hits, all_ = base.get(e, (0.0, 0.0))
+            u = 1.0 - (hits / all_ if all_ else 0.0)
+        else:
+            u = 1.0
+        keys = [("all", "", inc), ("endpoint", e, inc)]
+        keys += [("model", m, inc) for m in models] + [("service", s, inc) for s in services]
+        for key in keys:
+            sums = acc.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+            sums[0] += n
+            sums[1] += b
+            sums[2] += n * u
+            sums[3] += b * u
+    return pd.DataFrame(
+        [(*k, *v) for k, v in acc.items()],
+        columns=["dimension", "key", "inc", "n", "bad", "n_untouched", "bad_untouched"],
     )
-    per_inc = wide.drop(columns="endpoint").groupby("inc").sum()
-    parts = [
-        per_inc[cols].reset_index().assign(dimension="all", key=""),
-        wide[["endpoint", "inc", *cols]]
-        .rename(columns={"endpoint": "key"})
-        .assign(dimension="endpoint"),
-    ]
-    if items:
-        # Per item and inc: its four sums, one row each (items it never touched dropped).
-        by_item = per_inc[[f"{c}{i}" for i in range(len(items)) for c in ("n", "b", "u", "bu")]]
-        block = by_item.to_numpy(dtype=float).reshape(len(per_inc), len(items), 4)
-        incs = np.repeat(per_inc.index.to_numpy(), len(items))
-        flat = block.reshape(-1, 4)
-        keep = flat[:, 0] > 0
-        parts.append(
-            pd.DataFrame(
-                {
-                    "dimension": np.tile([dim for dim, _ in items], len(per_inc))[keep],
-                    "key": np.tile(np.array([key for _, key in items], dtype=object), len(per_inc))[
-                        keep
-                    ],
-                    "inc": incs[keep],
-                    **{c: flat[keep, j] for j, c in enumerate(cols)},
-                }
-            )
-        )
-    raw = pd.concat(parts, ignore_index=True)
-    return raw[["dimension", "key", "inc", *cols]]
 
 
 def _silent_requests(

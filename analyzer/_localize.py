@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._detect import bad_requests_cte
+from faultlens.analyzer._detect import bad_requests_cte, touch_items
 from faultlens.analyzer._dialect import Dialect
 
 __all__ = [
@@ -172,36 +172,22 @@ def collect_views(
     phase = f"CASE WHEN q.ts >= {prm['onset']} THEN {d.bucket('q.ts', bucket_ns)} ELSE -1 END"
     chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}
                  AND (q.ts < {prm["onset"]} OR q.bad = 1)"""
-    x = f"""{bad_requests_cte(d, slo_ms=slo_ms)},
-        c AS (SELECT {phase} AS bucket_start, q.trace_id FROM req q WHERE {chosen}),
-        x AS (SELECT c.bucket_start, c.trace_id, e.service, e.model, e.version
-              FROM (SELECT DISTINCT bucket_start, trace_id FROM c) c
-              JOIN fl_exposure e ON e.trace_id = c.trace_id
-              WHERE e.run = {prm["run"]})"""
-    # The service-only view has no model, hence no version: only '*' rows there. Requests
-    # per item: x holds each (bucket, trace, service, model, version) once (exposure is
-    # distinct per trace and item), so that level is a plain count; the coarser items
-    # count their distinct (item, request) pairs (a count(DISTINCT) per group costs three
-    # times as much). View 'totals': the chosen requests per bucket, whatever they touched.
-    exposure = con.execute(
-        f"""WITH {x}
-        SELECT 'model_aware' AS view, bucket_start, service, model, version, count(*) AS n
-        FROM x WHERE version IS NOT NULL GROUP BY bucket_start, service, model, version
+    # Requests per item: the chosen requests (each trace once per bucket) grouped by what
+    # their trace touched (``touch``: a run holds few distinct ones), then spread over the
+    # items here. The service-only view has no model, hence no version: only '*' rows
+    # there. View 'totals': the chosen requests per bucket, whatever they touched.
+    grouped = con.execute(
+        f"""WITH {bad_requests_cte(d, slo_ms=slo_ms)},
+        c AS (SELECT {phase} AS bucket_start, q.trace_id, q.touch FROM req q WHERE {chosen})
+        SELECT 'items' AS kind, bucket_start, touch, count(*) AS n
+        FROM (SELECT DISTINCT bucket_start, trace_id, touch FROM c) u
+        GROUP BY bucket_start, touch
         UNION ALL
-        SELECT 'model_aware', bucket_start, service, model, '*', count(*)
-        FROM (SELECT DISTINCT bucket_start, trace_id, service, model FROM x) m
-        GROUP BY bucket_start, service, model
-        UNION ALL
-        SELECT 'service_only', bucket_start, service, {null}, '*', count(*)
-        FROM (SELECT DISTINCT bucket_start, trace_id, service FROM x) s
-        GROUP BY bucket_start, service
-        UNION ALL
-        SELECT 'totals', bucket_start, {null}, {null}, '*', count(*) FROM c
-        GROUP BY bucket_start""",
+        SELECT 'totals', bucket_start, {null}, count(*) FROM c GROUP BY bucket_start""",
         p,
     ).df()
-    totals = exposure[exposure.view == "totals"][["bucket_start", "n"]]
-    exposure = exposure[exposure.view != "totals"]
+    totals = grouped[grouped.kind == "totals"][["bucket_start", "n"]]
+    exposure = _exposure_counts(grouped[grouped.kind == "items"])
     # Model versions are what the service-only view cannot see: none there.
     versions = con.execute(
         f"""
@@ -253,6 +239,25 @@ def collect_views(
             base_buckets=max(1, int((onset - base_start) // bucket_ns)),
         )
     return out
+
+
+def _exposure_counts(grouped: pd.DataFrame) -> pd.DataFrame:
+    """[view, bucket_start, service, model, version, n]: requests per bucket and item, from
+    requests per bucket and ``touch``; an item a request touched counts it once."""
+    acc: dict[tuple, int] = {}
+    for bucket, touch, n in zip(grouped.bucket_start, grouped.touch, grouped.n, strict=True):
+        items = touch_items(touch if isinstance(touch, str) else None)
+        keys = [("model_aware", int(bucket), s, m, v) for s, m, v in items if v is not None]
+        pairs = dict.fromkeys((s, m) for s, m, _ in items)  # in the touch's (sorted) order
+        keys += [("model_aware", int(bucket), s, m, "*") for s, m in pairs]
+        services = dict.fromkeys(s for s, _ in pairs)
+        keys += [("service_only", int(bucket), s, None, "*") for s in services]
+        for key in keys:
+            acc[key] = acc.get(key, 0) + int(n)
+    return pd.DataFrame(
+        [(*k, n) for k, n in acc.items()],
+        columns=["view", "bucket_start", "service", "model", "version", "n"],
+    )
 
 
 def _of_view(frame: pd.DataFrame, view: str) -> pd.DataFrame:
