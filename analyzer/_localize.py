@@ -119,7 +119,7 @@ def collect_views(
     prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
     null = d.null_text
 
-    def both(cte: str, key: str, rest: str, aggs: str) -> pd.DataFrame:
+    def both(cte: str, key: str, rest: str, aggs: str) -> dict[str, pd.DataFrame]:
         """``cte`` grouped by (key, model, rest) as view 'model_aware', and those sums
         added up by (key, rest) as view 'service_only'."""
         aware = con.execute(
@@ -132,10 +132,7 @@ def collect_views(
         )
         only = only.sum()
         only.insert(1, "model", None)
-        return pd.concat(
-            [aware.assign(view="model_aware"), only.assign(view="service_only")],
-            ignore_index=True,
-        )
+        return {"model_aware": aware, "service_only": only}
 
     spans = both(
         f"""x AS (SELECT s.cand_service AS service, s.cand_model AS model,
@@ -228,9 +225,9 @@ def collect_views(
             bucket_ns=bucket_ns,
             buckets=buckets,
             candidates=cand.reset_index(drop=True),
-            spans=_of_view(spans, view),
-            logs=_of_view(logs, view),
-            exposure=_of_view(exposure, view),
+            spans=spans[view],
+            logs=logs[view],
+            exposure=exposure[view],
             bad_totals=totals.set_index("bucket_start")["n"],
             versions=versions
             if view == "model_aware"
@@ -241,9 +238,9 @@ def collect_views(
     return out
 
 
-def _exposure_counts(grouped: pd.DataFrame) -> pd.DataFrame:
-    """[view, bucket_start, service, model, version, n]: requests per bucket and item, from
-    requests per bucket and ``touch``; an item a request touched counts it once."""
+def _exposure_counts(grouped: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per view, [bucket_start, service, model, version, n]: requests per bucket and item,
+    from requests per bucket and ``touch``; an item a request touched counts it once."""
     acc: dict[tuple, int] = {}
     for bucket, touch, n in zip(grouped.bucket_start, grouped.touch, grouped.n, strict=True):
         items = touch_items(touch if isinstance(touch, str) else None)
@@ -254,14 +251,11 @@ def _exposure_counts(grouped: pd.DataFrame) -> pd.DataFrame:
         keys += [("service_only", int(bucket), s, None, "*") for s in services]
         for key in keys:
             acc[key] = acc.get(key, 0) + int(n)
-    return pd.DataFrame(
-        [(*k, n) for k, n in acc.items()],
-        columns=["view", "bucket_start", "service", "model", "version", "n"],
-    )
-
-
-def _of_view(frame: pd.DataFrame, view: str) -> pd.DataFrame:
-    return frame[frame.view == view].drop(columns="view").reset_index(drop=True)
+    columns = ["bucket_start", "service", "model", "version", "n"]
+    return {
+        view: pd.DataFrame([(*k[1:], n) for k, n in acc.items() if k[0] == view], columns=columns)
+        for view in VIEWS
+    }
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
