@@ -559,23 +559,23 @@ def suspects(
 
 
 def _sums(frame: pd.DataFrame, onset_ns: int, columns: list[str]) -> dict[tuple, np.ndarray]:
-    """Per (service, model or None, incident?) the column sums of ``frame``'s rows."""
+    """Per (service, model or None, incident?) the column sums of ``frame``'s rows (a few
+    hundred rows: summed row by row, cheaper here than a pandas grouping)."""
+    out: dict[tuple, np.ndarray] = {}
     if frame.empty:
-        return {}
-    keys = pd.DataFrame(
-        {
-            "s": frame["service"].to_numpy(dtype=object),
-            "m": frame["model"].astype(object).where(frame["model"].notna(), "").to_numpy(),
-            "i": frame["bucket_start"].to_numpy() >= onset_ns,
-        }
-    )
-    g = (
-        pd.concat([keys, frame[columns].reset_index(drop=True)], axis=1)
-        .groupby(["s", "m", "i"], sort=False)[columns]
-        .sum()
-    )
-    rows = zip(g.index, g.to_numpy(), strict=True)
-    return {(s, m or None, bool(i)): row for (s, m, i), row in rows}
+        return out
+    values = frame[columns].to_numpy(dtype=float)
+    models = frame["model"].to_numpy(dtype=object)
+    incident = frame["bucket_start"].to_numpy() >= onset_ns
+    for service, model, inc, row in zip(
+        frame["service"].to_numpy(dtype=object), models, incident, values, strict=True
+    ):
+        key = (service, model if isinstance(model, str) else None, bool(inc))
+        if key in out:
+            out[key] = out[key] + row
+        else:
+            out[key] = row.copy()
+    return out
 
 
 @dataclass(frozen=True)
