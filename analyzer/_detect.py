@@ -128,13 +128,16 @@ def requests_sql(d: Dialect) -> str:
 
 
 def touch_items(touch: str | None) -> list[tuple[str | None, str | None, str | None]]:
-    """A request's ``touch`` back to its (service, model, version) items."""
+    """A request's ``touch`` back to its (service, model, version) items. A name holding
+    one of the separators (control characters) cannot be told apart: its item is left out."""
     if not touch:
         return []
     out = []
     for item in touch.split(TOUCH_ITEM):
-        service, model, version = item.split(TOUCH_FIELD)
-        out.append((service or None, model or None, version or None))
+        fields = item.split(TOUCH_FIELD)
+        if len(fields) == 3:
+            service, model, version = fields
+            out.append((service or None, model or None, version or None))
     return out
 
 

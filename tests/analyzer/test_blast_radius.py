@@ -75,3 +75,31 @@ def test_each_entry_request_counts_once_in_the_traffic_it_is_a_share_of(tmp_path
     assert inc.blast.total == entries
     assert inc.blast.requests == 60  # every gateway request of the 15 s fault
     assert inc.blast.share == round(60 / entries, 6)
+
+
+def test_a_model_name_holding_a_control_character_is_analysed(tmp_path: Path) -> None:
+    """What a trace touched is stored as text with control characters between fields; a
+    name holding one is left out of the exposure counts, never a crash."""
+    sysm = System()
+    for k in range(240):
+        t = T0 + k * S // 4
+        fault = 30 * S <= t - T0 < 45 * S
+        with (
+            sysm.span(
+                "gateway",
+                "POST /score",
+                start=t,
+                dur_ms=30,
+                kind=SpanKind.SERVER,
+                attrs={"http.route": "/score"},
+                error=fault,
+            ),
+            sysm.span("model-a", "predict a", start=t + MS, dur_ms=20, model="a", error=fault),
+            sysm.span("model-b", "predict b", start=t + 2 * MS, dur_ms=5, model="b\x1fc"),
+        ):
+            pass
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    (inc,) = fa.open(db).incidents()
+    assert (inc.culprit.service, inc.culprit.model) == ("model-a", "a")
+    assert inc.blast.requests == 60
