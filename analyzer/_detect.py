@@ -96,8 +96,8 @@ def build_facts(
     con.execute(d.temp_table("fl_spans", spans))
     con.execute("DROP TABLE fl_base")
     con.execute("DROP TABLE fl_child")
-    con.execute(d.temp_table("fl_requests", requests_sql(d)))
     con.execute(d.temp_table("fl_exposure", EXPOSURE_SQL))
+    con.execute(d.temp_table("fl_requests", requests_sql(d, exposure="fl_exposure")))
     con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
 
 
@@ -111,10 +111,10 @@ EXPOSURE_SQL = """
 TOUCH_ITEM, TOUCH_FIELD = "\x1e", "\x1f"
 
 
-def requests_sql(d: Dialect) -> str:
+def requests_sql(d: Dialect, *, exposure: str) -> str:
     """One row per entry span (DESIGN.md: the endpoint of a request is the http.route of
     its entry span) with ``touch``, what its trace touched (:data:`TOUCH_ITEM`); reads
-    ``fl_spans``."""
+    ``fl_spans`` and ``exposure``, those spans' :data:`EXPOSURE_SQL` rows."""
     us = d.char(ord(TOUCH_FIELD))
     item = f"coalesce(service, '') || {us} || coalesce(model, '') || {us} || coalesce(version, '')"
     return f"""
@@ -122,7 +122,7 @@ def requests_sql(d: Dialect) -> str:
            coalesce(r.route, r.name) AS endpoint, r.is_err, r.layout, t.touch
     FROM fl_spans r
     LEFT JOIN (SELECT run, trace_id, {d.sorted_join(item, d.char(ord(TOUCH_ITEM)))} AS touch
-               FROM ({EXPOSURE_SQL}) e GROUP BY run, trace_id) t
+               FROM {exposure} e GROUP BY run, trace_id) t
       ON t.run = r.run AND t.trace_id = r.trace_id
     WHERE r.is_entry = 1"""
 

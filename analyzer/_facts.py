@@ -86,6 +86,7 @@ _TEMPS = (  # dropped when the step ends, however it ends
     "fl_child",
     "fl_part_spans",
     "fl_trace_numbers",
+    "fl_part_exposure",
     "fl_callee_all",
     "fl_client_parents",
     "fl_kinds",
@@ -315,12 +316,17 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
         offset += int(con.execute("SELECT count(*) FROM fl_trace_numbers").fetchone()[0])
         if traces:
             _append(con, "fl_traces_acc", "SELECT run, trace_id FROM fl_trace_numbers", temp=True)
+        # The exposure once: stored, and what each request's trace touched.
+        con.execute(
+            d.temp_table("fl_part_exposure", _detect.EXPOSURE_SQL.replace("fl_spans", spans))
+        )
+        requests = _detect.requests_sql(DUCKDB, exposure="fl_part_exposure")
         for stored, sql in (
-            ("faultlens_requests", _detect.requests_sql(DUCKDB)),
-            ("faultlens_exposure", _detect.EXPOSURE_SQL),
+            ("faultlens_requests", requests.replace("fl_spans", spans)),
+            ("faultlens_exposure", "SELECT * FROM fl_part_exposure"),
         ):
             select = f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
-                FROM ({sql.replace("fl_spans", spans)}) t
+                FROM ({sql}) t
                 JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id"""
             if k > 1:
                 _append(con, f"{_TABLES[stored][0]}_acc", select, temp=True)
@@ -331,6 +337,7 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
         )
         con.execute("DROP TABLE IF EXISTS fl_part_spans")
         con.execute("DROP TABLE fl_trace_numbers")
+        con.execute("DROP TABLE fl_part_exposure")
     split = False
     if len(counts) > 1:
         split = bool(
