@@ -28,7 +28,6 @@ __all__ = [
     "VIEWS",
     "WEIGHTS",
     "Evidence",
-    "collect_evidence",
     "collect_views",
     "describe",
     "summarize",
@@ -74,31 +73,6 @@ class Evidence:
     versions: pd.DataFrame  # service, model, version, first_ns, last_ns
     restarts: pd.DataFrame  # service, first_ns (new instances after the run's first)
     base_buckets: int
-
-
-def collect_evidence(
-    con: Any,
-    d: Dialect,
-    *,
-    run: str,
-    base_start: int,
-    onset: int,
-    end: int,
-    bucket_ns: int,
-    view: str,
-    slo_ms: float | None,
-) -> Evidence:
-    """Aggregate spans, logs and request exposure per candidate and bucket, in one view."""
-    return collect_views(
-        con,
-        d,
-        run=run,
-        base_start=base_start,
-        onset=onset,
-        end=end,
-        bucket_ns=bucket_ns,
-        slo_ms=slo_ms,
-    )[view]
 
 
 def collect_views(

@@ -14,9 +14,10 @@ import faultlens.analyzer as fa
 S = 10**9
 
 
-def _request(sysm: System, t: int, *, fault: bool, orphan: bool) -> None:
-    """gateway -> model-a; with ``orphan``, a feature-store span of the same trace whose
-    parent was never recorded (its caller died before exporting): a second entry span."""
+def _request(sysm: System, t: int, *, fault: bool, orphan: bool, also: str | None = None) -> None:
+    """gateway -> model-a (and a model-b span of model ``also``); with ``orphan``, a
+    feature-store span of the same trace whose parent was never recorded (its caller died
+    before exporting): a second entry span."""
     with (
         sysm.span(
             "gateway",
@@ -29,7 +30,9 @@ def _request(sysm: System, t: int, *, fault: bool, orphan: bool) -> None:
         ) as root,
         sysm.span("model-a", "predict a", start=t + MS, dur_ms=20, model="a", error=fault),
     ):
-        pass
+        if also:
+            with sysm.span("model-b", "predict b", start=t + 2 * MS, dur_ms=5, model=also):
+                pass
     if orphan:
         lost = SpanContext(
             root.get_span_context().trace_id,
@@ -83,21 +86,7 @@ def test_a_model_name_holding_a_control_character_is_analysed(tmp_path: Path) ->
     sysm = System()
     for k in range(240):
         t = T0 + k * S // 4
-        fault = 30 * S <= t - T0 < 45 * S
-        with (
-            sysm.span(
-                "gateway",
-                "POST /score",
-                start=t,
-                dur_ms=30,
-                kind=SpanKind.SERVER,
-                attrs={"http.route": "/score"},
-                error=fault,
-            ),
-            sysm.span("model-a", "predict a", start=t + MS, dur_ms=20, model="a", error=fault),
-            sysm.span("model-b", "predict b", start=t + 2 * MS, dur_ms=5, model="b\x1fc"),
-        ):
-            pass
+        _request(sysm, t, fault=30 * S <= t - T0 < 45 * S, orphan=False, also="b\x1fc")
     db = tmp_path / "unit.duckdb"
     sysm.ingest(tmp_path, db)
     (inc,) = fa.open(db).incidents()
