@@ -364,11 +364,12 @@ class Analysis:
         iso = []
         volumes: dict[tuple, tuple[int, int]] = {}
         for view in _localize.VIEWS:
+            # Without the model, absence may still leave only some of the process's models.
+            left = _localize.left_by_absence(evs[view], service) if model is None else ()
             seconds, n_suspects = _isolation.isolation_replay(
-                evs[view], sigs[view], service=service, model=model
+                evs[view], sigs[view], service=service, model=model, left=left
             )
             narrow = model if view == "model_aware" and len(svc_models) > 1 else None
-            left = _localize.left_by_absence(evs[view], service) if narrow is None else ()
             # The same failure domain in both views (a per-model service) is counted once.
             if (narrow, left) not in volumes:
                 volumes[narrow, left] = _isolation.evidence_volume(
@@ -379,7 +380,7 @@ class Analysis:
                     end=end,
                     service=service,
                     model=narrow,
-                    ev=evs[view],
+                    left=left,
                 )
             spans, logs = volumes[narrow, left]
             iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from faultlens.analyzer._dialect import Dialect
-from faultlens.analyzer._localize import Evidence, left_by_absence, ranking, suspects
+from faultlens.analyzer._localize import Evidence, ranking, suspects
 
 __all__ = ["IsolationView", "evidence_volume", "isolation_replay"]
 
@@ -49,13 +49,19 @@ class IsolationView:
 
 
 def isolation_replay(
-    ev: Evidence, sig: dict[str, np.ndarray], *, service: str, model: str | None
+    ev: Evidence,
+    sig: dict[str, np.ndarray],
+    *,
+    service: str,
+    model: str | None,
+    left: tuple[str, ...] = (),
 ) -> tuple[float | None, int]:
-    """(FIT seconds, suspects at that moment) for the final culprit in this view."""
+    """(FIT seconds, suspects at that moment) for the final culprit in this view; ``left``:
+    the models absence leaves suspect when the model is unknown
+    (:func:`~faultlens.analyzer._localize.left_by_absence`)."""
     T = len(ev.buckets)
     if T == 0:
         return None, 0
-    left = left_by_absence(ev, service) if model is None else ()
     narrowed = {service: left} if left else None
     tops = [_top_is(ev, sig, t, service=service, model=model) for t in range(T)]
     if not tops[-1]:
@@ -96,17 +102,16 @@ def evidence_volume(
     end: int,
     service: str,
     model: str | None,
-    ev: Evidence | None = None,
+    left: tuple[str, ...] = (),
 ) -> tuple[int, int]:
     """Spans and log records in the failure domain during the incident.
 
     ``model`` narrows a multi-model process to what that model produced: what a
     person with model identity has to read; None means the whole service, unless
-    ``ev`` (model-aware) leaves only some of its models suspect by absence: then
-    what those models produced.
+    ``left`` (model-aware: :func:`~faultlens.analyzer._localize.left_by_absence`) leaves
+    only some of its models suspect: then what those models produced.
     """
-    left = left_by_absence(ev, service) if ev is not None and model is None else ()
-    if left:
+    if model is None and left:
         counts = [
             evidence_volume(con, d, run=run, onset=onset, end=end, service=service, model=m)
             for m in left
