@@ -188,6 +188,29 @@ class Analysis:
             )
         return self._series[bucket_ns]
 
+    @cached_property
+    def _span_buckets_stored(self) -> bool:
+        """Make ``fl_span_buckets`` hold the span sums at the analysis's bucket: the stored
+        ones (every cursor reads them) when they are at that bucket (True), else derived
+        here into a temporary table of this connection (False)."""
+        assert self._facts
+        bucket_ns = self.settings.bucket_ns
+        if self._stored is not None and self._stored.series_bucket_ns == bucket_ns:
+            return True
+        if self._stored is not None:
+            self.con.execute("DROP VIEW IF EXISTS fl_span_buckets")
+        sql = _detect.span_buckets_sql(self.d, bucket_ns=bucket_ns)
+        self.con.execute(self.d.temp_table("fl_span_buckets", sql))
+        return False
+
+    @cached_property
+    def _log_sums(self) -> _localize.LogSums:
+        """The store's log records per run, bucket, service and model, read once."""
+        assert self._facts
+        where, params = self._run_filter
+        sql = _detect.log_buckets_sql(self.d, bucket_ns=self.settings.bucket_ns, run_filter=where)
+        return _localize.log_sums(self._q(sql, params))
+
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
 
@@ -305,6 +328,7 @@ class Analysis:
             if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
                 continue
             jobs.append((run, g, base_start, onset, end, slo_ms))
+        self._span_buckets_stored, self._log_sums  # noqa: B018 - before the workers start
         cursors = self._cursors(len(jobs))
         if len(cursors) < 2:
             return [self._analyse(self.con, *job) for job in jobs]
@@ -326,9 +350,15 @@ class Analysis:
 
     def _cursors(self, jobs: int) -> builtins.list[BoundConnection]:
         """Extra DuckDB connections over the stored facts for parallel incident analysis;
-        none when the facts were derived here (temporary tables are per connection)."""
+        none when the facts or the span sums were derived here (temporary tables are per
+        connection)."""
         workers = min(jobs, os.cpu_count() or 1, 4)
-        if workers < 2 or self._stored is None or not hasattr(self.con.raw, "cursor"):
+        if (
+            workers < 2
+            or self._stored is None
+            or not self._span_buckets_stored
+            or not hasattr(self.con.raw, "cursor")
+        ):
             return []
         cursors = [BoundConnection(self.con.raw.cursor(), self.d) for _ in range(workers)]
         for cur in cursors:
@@ -348,7 +378,9 @@ class Analysis:
         bns = self.settings.bucket_ns
         kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
         ranked, sigs = {}, {}
-        evs = _localize.collect_views(con, self.d, slo_ms=slo_ms, **kw)
+        evs = _localize.collect_views(
+            con, self.d, slo_ms=slo_ms, log_buckets=self._log_sums, **kw
+        )
         for view, ev in evs.items():
             sigs[view] = _localize.score_matrix(ev)
             ranked[view] = _localize.ranking(ev, sigs[view], len(ev.buckets) - 1)
@@ -380,6 +412,7 @@ class Analysis:
                     end=end,
                     service=service,
                     model=narrow,
+                    logs=self._log_sums,
                     left=left,
                 )
             spans, logs = volumes[narrow, left]

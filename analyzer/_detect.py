@@ -26,7 +26,9 @@ __all__ = [
     "build_facts",
     "candidate_sql",
     "merge_windows",
+    "log_buckets_sql",
     "scope_series_sql",
+    "span_buckets_sql",
     "scope_timeseries",
 ]
 
@@ -338,6 +340,58 @@ def scope_series_sql(d: Dialect, *, bucket_ns: int) -> str:
         SELECT run, 'service', cand_service, {b}, count(*), sum(is_err), {p95} / 1e6
         FROM fl_spans WHERE kind = 'server' OR (kind = 'client' AND child_n = 0)
         GROUP BY run, cand_service, {b}"""
+
+
+def span_buckets_sql(d: Dialect, *, bucket_ns: int) -> str:
+    """Per run, bucket, candidate (``cand_service``, ``cand_model``) and the span's own
+    (``service``, ``model``): the span sums culprit ranking and the evidence volume read,
+    so that an incident sums a few hundred rows instead of scanning its spans.
+
+    ``early`` = 1 for spans that began before the run's first entry request: an incident's
+    baseline starts there at the earliest, inside a bucket, and leaves them out.
+    """
+    origin = "CASE WHEN s.is_err = 1 AND s.child_err = 0 AND s.stalled = 0 THEN 1 ELSE 0 END"
+    return f"""
+        SELECT run, bucket_start, early, cand_service, cand_model, service, model,
+               CAST(count(*) AS BIGINT) AS spans, CAST(sum(is_err) AS BIGINT) AS errors,
+               CAST(sum(origin) AS BIGINT) AS origin_errors,
+               CAST(sum(self_ns) AS BIGINT) AS self_ns
+        FROM (SELECT s.run, {d.bucket("s.ts", bucket_ns)} AS bucket_start,
+                     CASE WHEN s.ts < f.lo THEN 1 ELSE 0 END AS early,
+                     s.cand_service, s.cand_model, s.service, s.model, s.is_err,
+                     {origin} AS origin, greatest(s.dur - s.child_dur, 0) AS self_ns
+              FROM fl_spans s
+              LEFT JOIN (SELECT run, min(ts) AS lo FROM fl_requests GROUP BY run) f
+                ON f.run = s.run) b
+        GROUP BY run, bucket_start, early, cand_service, cand_model, service, model"""
+
+
+def log_buckets_sql(d: Dialect, *, bucket_ns: int, run_filter: str) -> str:
+    """Per run, bucket, service and model: log records (``logs``, every severity) and the
+    warning (13-16), error (17-20) and fatal (21+) ones. ``raw_model`` is the record's own
+    ModelName; ``model`` adds a single-model service's model to records without one.
+    ``early`` as in :func:`span_buckets_sql`. Reads ``otel_logs`` rows of ``run_filter``."""
+    run = f"coalesce({d.attr('ResourceAttributes', 'faultlens.run')}, '')"
+    return f"""
+        SELECT run, bucket_start, early, service, raw_model, model,
+               CAST(count(*) AS BIGINT) AS logs, CAST(sum(warn) AS BIGINT) AS warn_logs,
+               CAST(sum(err) AS BIGINT) AS error_logs, CAST(sum(fatal) AS BIGINT) AS fatal_logs
+        FROM (SELECT l.run, {d.bucket("l.ts", bucket_ns)} AS bucket_start,
+                     CASE WHEN l.ts < f.lo THEN 1 ELSE 0 END AS early,
+                     l.service, l.raw_model,
+                     coalesce(l.raw_model, CASE WHEN sm.n_models = 1 THEN sm.only_model END)
+                         AS model,
+                     CASE WHEN l.sev >= 13 AND l.sev < 17 THEN 1 ELSE 0 END AS warn,
+                     CASE WHEN l.sev >= 17 AND l.sev < 21 THEN 1 ELSE 0 END AS err,
+                     CASE WHEN l.sev >= 21 THEN 1 ELSE 0 END AS fatal
+              FROM (SELECT {run} AS run, ServiceName AS service,
+                           nullif(ModelName, '') AS raw_model,
+                           {d.epoch_ns("Timestamp")} AS ts, SeverityNumber AS sev
+                    FROM otel_logs WHERE {run_filter}) l
+              LEFT JOIN fl_service_models sm ON sm.service = l.service
+              LEFT JOIN (SELECT run, min(ts) AS lo FROM fl_requests GROUP BY run) f
+                ON f.run = l.run) b
+        GROUP BY run, bucket_start, early, service, raw_model, model"""
 
 
 def abnormal_windows(

@@ -18,6 +18,8 @@ rows are read without scanning the rest:
 - ``faultlens_service_models``: the distinct (run, service, model) rows;
 - ``faultlens_scope_series``: the per-scope time series incident detection reads
   (``scope_series_sql``), for the default 5 s bucket;
+- ``faultlens_span_buckets``: per run, bucket, candidate and span owner, the span sums
+  culprit ranking and the evidence volume read (``span_buckets_sql``), same bucket;
 - ``faultlens_facts_runs``: per run, the number of spans its facts were derived from;
 - ``faultlens_facts_callee``, ``faultlens_facts_services``: each run's callee counts and
   service-model map, to judge whether a whole-store analysis may read the facts;
@@ -54,12 +56,12 @@ from typing import Any
 import duckdb
 
 from faultlens.analyzer import _detect
-from faultlens.analyzer._detect import DetectionSettings, scope_series_sql
+from faultlens.analyzer._detect import DetectionSettings, scope_series_sql, span_buckets_sql
 from faultlens.analyzer._dialect import DUCKDB, Dialect
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 
-FACTS_FORMAT = 8  # bump when a stored table's meaning changes
+FACTS_FORMAT = 9  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
 PART_SPANS = int(os.environ.get("FAULTLENS_FACTS_PART_SPANS", 1_000_000))
 _SCANS = 8  # a partition of more runs reads them in one scan
@@ -71,6 +73,7 @@ _TABLES = {  # stored table: (temp table it replaces, order within a run)
     "faultlens_requests": ("fl_requests", "ts"),
     "faultlens_exposure": ("fl_exposure", "trace_id"),
     "faultlens_scope_series": ("fl_scope_series", "scope, key, bucket_start"),
+    "faultlens_span_buckets": ("fl_span_buckets", "bucket_start"),
     "faultlens_instances": ("fl_instances", "service, instance"),
 }
 _SIDE = ("faultlens_service_models", "faultlens_facts_callee", "faultlens_facts_services")
@@ -414,6 +417,12 @@ def _finish(con: Any) -> None:
         f"""SELECT * FROM ({scope_series_sql(d, bucket_ns=SERIES_BUCKET_NS)})
             ORDER BY run, {_TABLES["faultlens_scope_series"][1]}""",
     )
+    _append(
+        con,
+        "faultlens_span_buckets",
+        f"""SELECT * FROM ({span_buckets_sql(d, bucket_ns=SERIES_BUCKET_NS)})
+            ORDER BY run, {_TABLES["faultlens_span_buckets"][1]}""",
+    )
     # Per-partition instance rows add up: a run cut in parts has one row per part.
     _append(
         con,
@@ -489,8 +498,8 @@ def _stored_meta(con: Any) -> _Meta | None:
 
 
 def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | None:
-    """Point ``fl_spans``, ``fl_requests``, ``fl_exposure``, ``fl_scope_series`` and
-    ``fl_service_models`` at the stored facts (of ``run``, or of the whole store) when
+    """Point ``fl_spans``, ``fl_requests``, ``fl_exposure``, ``fl_scope_series``,
+    ``fl_span_buckets``, ``fl_instances`` and ``fl_service_models`` at the stored facts (of ``run``, or of the whole store) when
     they cover every span; else None.
     """
     if d.name != "duckdb":

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from faultlens.analyzer._dialect import Dialect
-from faultlens.analyzer._localize import Evidence, ranking, suspects
+from faultlens.analyzer._localize import Evidence, LogSums, logs_in, ranking, suspects
 
 __all__ = ["IsolationView", "evidence_volume", "isolation_replay"]
 
@@ -102,6 +102,7 @@ def evidence_volume(
     end: int,
     service: str,
     model: str | None,
+    logs: LogSums,
     left: tuple[str, ...] = (),
 ) -> tuple[int, int]:
     """Spans and log records in the failure domain during the incident.
@@ -109,32 +110,22 @@ def evidence_volume(
     ``model`` narrows a multi-model process to what that model produced: what a
     person with model identity has to read; None means the whole service, unless
     ``left`` (model-aware: :func:`~faultlens.analyzer._localize.left_by_absence`) leaves
-    only some of its models suspect: then what those models produced.
+    only some of its models suspect: then what those models produced. Spans are summed
+    from ``fl_span_buckets`` (by each span's own service and model), log records from
+    ``logs``; ``onset`` and ``end`` are bucket starts.
     """
-    if model is None and left:
-        counts = [
-            evidence_volume(con, d, run=run, onset=onset, end=end, service=service, model=m)
-            for m in left
-        ]
-        return sum(c[0] for c in counts), sum(c[1] for c in counts)
-    p = {"run": run, "onset": onset, "end": end, "service": service, "model": model}
-    prm = {
-        k: d.param(k, "Nullable(String)" if k in ("run", "service", "model") else "Int64")
-        for k in p
-    }
-    spans = con.execute(
-        f"""SELECT count(*) FROM fl_spans WHERE run = {prm["run"]} AND service = {prm["service"]}
-            AND ts >= {prm["onset"]} AND ts < {prm["end"]}
-            AND ({prm["model"]} IS NULL OR model = {prm["model"]})""",
+    models: tuple[str | None, ...] = left if model is None and left else (model,)
+    p = {"run": run, "onset": onset, "end": end, "service": service}
+    prm = {k: d.param(k, "String" if k in ("run", "service") else "Int64") for k in p}
+    per_model = con.execute(
+        f"""SELECT model, sum(spans) AS spans FROM fl_span_buckets
+            WHERE run = {prm["run"]} AND service = {prm["service"]}
+              AND bucket_start >= {prm["onset"]} AND bucket_start < {prm["end"]}
+            GROUP BY model""",
         p,
-    ).fetchone()[0]
-    logs = con.execute(
-        f"""SELECT count(*) FROM otel_logs
-            WHERE coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') = {prm["run"]}
-              AND ServiceName = {prm["service"]}
-              AND {d.epoch_ns("Timestamp")} >= {prm["onset"]}
-              AND {d.epoch_ns("Timestamp")} < {prm["end"]}
-              AND ({prm["model"]} IS NULL OR ModelName = {prm["model"]})""",
-        p,
-    ).fetchone()[0]
-    return int(spans), int(logs)
+    ).fetchall()
+    spans = sum(n for m, n in per_model if models == (None,) or m in models)
+    n_logs = sum(
+        logs_in(logs, run=run, onset=onset, end=end, service=service, model=m) for m in models
+    )
+    return int(spans), n_logs

@@ -29,6 +29,8 @@ __all__ = [
     "WEIGHTS",
     "Evidence",
     "collect_views",
+    "log_sums",
+    "logs_in",
     "describe",
     "summarize",
     "left_by_absence",
@@ -85,11 +87,21 @@ def collect_views(
     end: int,
     bucket_ns: int,
     slo_ms: float | None,
+    log_buckets: pd.DataFrame,
 ) -> dict[str, Evidence]:
     """The evidence of both views from one pass: each query groups by the model-aware
     candidate; the service-only view (model NULL) is the same rows grouped by the service
-    alone: summed here from the model-aware sums, or (distinct requests) a second grouping."""
-    p = {"run": run, "base_start": base_start, "onset": onset, "end": end}
+    alone: summed here from the model-aware sums, or (distinct requests) a second grouping.
+
+    Reads ``fl_span_buckets`` at ``bucket_ns``; ``log_buckets`` is :func:`log_sums` of
+    ``log_buckets_sql``'s rows at ``bucket_ns``."""
+    p = {
+        "run": run,
+        "base_start": base_start,
+        "base_bucket": base_start // bucket_ns * bucket_ns,
+        "onset": onset,
+        "end": end,
+    }
     prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
     null = d.null_text
 
@@ -108,38 +120,21 @@ def collect_views(
         only.insert(1, "model", None)
         return {"model_aware": aware, "service_only": only}
 
+    # The incident's buckets from the stored sums (``span_buckets_sql``): a baseline that
+    # starts inside a bucket starts at the run's first request, and only spans that began
+    # before it (``early``) fall outside it there.
     spans = both(
-        f"""x AS (SELECT s.cand_service AS service, s.cand_model AS model,
-                     {d.bucket("s.ts", bucket_ns)} AS bucket_start, s.is_err,
-                     CASE WHEN s.is_err = 1 AND s.child_err = 0 AND s.stalled = 0 THEN 1 ELSE 0 END
-                         AS origin,
-                     greatest(s.dur - s.child_dur, 0) AS self_ns
-              FROM fl_spans s
-              WHERE s.run = {prm["run"]} AND s.ts >= {prm["base_start"]}
-                AND s.ts < {prm["end"]})""",
+        f"""x AS (SELECT cand_service AS service, cand_model AS model, bucket_start, spans,
+                     errors, origin_errors, self_ns
+              FROM fl_span_buckets
+              WHERE run = {prm["run"]} AND early = 0 AND bucket_start >= {prm["base_bucket"]}
+                AND bucket_start < {prm["end"]})""",
         "service",
         "bucket_start",
-        """count(*) AS spans, sum(is_err) AS errors, sum(origin) AS origin_errors,
+        """sum(spans) AS spans, sum(errors) AS errors, sum(origin_errors) AS origin_errors,
                sum(self_ns) AS self_ns""",
     )
-    logs = both(
-        f"""x AS (SELECT l.ServiceName AS service,
-                     coalesce(nullif(l.ModelName, ''),
-                              CASE WHEN sm.n_models = 1 THEN sm.only_model END) AS model,
-                     {d.bucket("ts", bucket_ns)} AS bucket_start,
-                     CASE WHEN l.SeverityNumber < 17 THEN 1 ELSE 0 END AS warn,
-                     CASE WHEN l.SeverityNumber >= 17 AND l.SeverityNumber < 21
-                          THEN 1 ELSE 0 END AS err,
-                     CASE WHEN l.SeverityNumber >= 21 THEN 1 ELSE 0 END AS fatal
-              FROM (SELECT *, {d.epoch_ns("Timestamp")} AS ts FROM otel_logs) l
-              LEFT JOIN fl_service_models sm ON sm.service = l.ServiceName
-              WHERE coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') = {prm["run"]}
-                AND l.ts >= {prm["base_start"]} AND l.ts < {prm["end"]}
-                AND l.SeverityNumber >= 13)""",
-        "service",
-        "bucket_start",
-        "sum(warn) AS warn_logs, sum(err) AS error_logs, sum(fatal) AS fatal_logs",
-    )
+    logs = _incident_logs(log_buckets, run=run, base_start=base_start, end=end, bucket_ns=bucket_ns)
     phase = f"CASE WHEN q.ts >= {prm['onset']} THEN {d.bucket('q.ts', bucket_ns)} ELSE -1 END"
     chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}
                  AND (q.ts < {prm["onset"]} OR q.bad = 1)"""
@@ -177,9 +172,8 @@ def collect_views(
         p,
     ).df()
     aware = con.execute(
-        f"""
-        SELECT DISTINCT s.cand_service AS service, s.cand_model AS model
-        FROM fl_spans s WHERE s.run = {prm["run"]}""",
+        f"""SELECT DISTINCT cand_service AS service, cand_model AS model
+            FROM fl_span_buckets WHERE run = {prm["run"]}""",
         p,
     ).df()
     svc = con.execute("SELECT service, n_models FROM fl_service_models").df()
@@ -210,6 +204,76 @@ def collect_views(
             base_buckets=max(1, int((onset - base_start) // bucket_ns)),
         )
     return out
+
+
+LOG_COLUMNS = ["warn_logs", "error_logs", "fatal_logs"]
+
+
+@dataclass(frozen=True)
+class LogSums:
+    """``log_buckets_sql``'s rows, split for the two readers: ``rank`` per (run, bucket,
+    early, service, model) with a warning or worse, ``volume`` per (run, bucket, service,
+    raw_model) of every severity; each as numpy columns."""
+
+    rank: dict[str, np.ndarray]
+    volume: dict[str, np.ndarray]
+
+
+def log_sums(rows: pd.DataFrame) -> LogSums:
+    keys = ["run", "bucket_start", "early", "service", "model"]
+    rank = rows[rows[LOG_COLUMNS].sum(axis=1) > 0]
+    rank = rank.groupby(keys, as_index=False, sort=False, dropna=False)[LOG_COLUMNS].sum()
+    vol = rows.groupby(["run", "bucket_start", "service", "raw_model"], as_index=False,
+                       sort=False, dropna=False)["logs"].sum()
+    return LogSums(
+        {c: rank[c].to_numpy() for c in rank.columns},
+        {c: vol[c].to_numpy() for c in vol.columns},
+    )
+
+
+def _incident_logs(
+    logs: LogSums, *, run: str, base_start: int, end: int, bucket_ns: int
+) -> dict[str, pd.DataFrame]:
+    """Per view, [service, model, bucket_start, warn_logs, error_logs, fatal_logs] of one
+    incident's baseline and incident buckets (model None in the service-only view)."""
+    r = logs.rank
+    keep = (
+        (r["run"] == run)
+        & (r["early"] == 0)
+        & (r["bucket_start"] >= base_start // bucket_ns * bucket_ns)
+        & (r["bucket_start"] < end)
+    )
+    aware = pd.DataFrame(
+        {
+            "service": r["service"][keep],
+            "model": r["model"][keep],
+            "bucket_start": r["bucket_start"][keep],
+            **{c: r[c][keep] for c in LOG_COLUMNS},
+        }
+    )
+    only = aware.drop(columns="model").groupby(
+        ["service", "bucket_start"], as_index=False, sort=False, dropna=False
+    )
+    only = only.sum()
+    only.insert(1, "model", None)
+    return {"model_aware": aware, "service_only": only}
+
+
+def logs_in(
+    logs: LogSums, *, run: str, onset: int, end: int, service: str, model: str | None
+) -> int:
+    """Log records of ``service`` (of ``model`` alone, by the record's own ModelName, when
+    given) during [onset, end): ``onset`` and ``end`` are bucket starts."""
+    v = logs.volume
+    keep = (
+        (v["run"] == run)
+        & (v["service"] == service)
+        & (v["bucket_start"] >= onset)
+        & (v["bucket_start"] < end)
+    )
+    if model is not None:
+        keep &= v["raw_model"] == model
+    return int(v["logs"][keep].sum())
 
 
 def _exposure_counts(grouped: pd.DataFrame) -> dict[str, pd.DataFrame]:
