@@ -378,9 +378,7 @@ class Analysis:
         bns = self.settings.bucket_ns
         kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
         ranked, sigs = {}, {}
-        evs = _localize.collect_views(
-            con, self.d, slo_ms=slo_ms, log_buckets=self._log_sums, **kw
-        )
+        evs = _localize.collect_views(con, self.d, slo_ms=slo_ms, log_buckets=self._log_sums, **kw)
         for view, ev in evs.items():
             sigs[view] = _localize.score_matrix(ev)
             ranked[view] = _localize.ranking(ev, sigs[view], len(ev.buckets) - 1)

@@ -47,26 +47,51 @@ def update_coupling(con: Any, d: Dialect) -> pd.DataFrame:
         "restarted_models",
         "downtime_s",
     ]
-    rows = []
+    # Plain lookups (a frame filter per change cost more than the rest of the step).
+    by_service: dict[tuple, list[tuple[Any, int, Any]]] = {}
+    for run, service, instance, first, last in zip(
+        instances.run,
+        instances.service,
+        instances.instance,
+        instances.first_ns,
+        instances.last_ns,
+        strict=True,
+    ):
+        by_service.setdefault((run, service), []).append((instance, int(first), last))
+    ran_by: dict[tuple, list[str]] = {}
+    for run, instance, model in zip(models.run, models.instance, models.model, strict=True):
+        ran_by.setdefault((run, instance), []).append(model)
+    changes: dict[tuple, list[tuple]] = {}  # (run, service, model): versions, first seen
     versions = versions.sort_values("first_ns")
-    for (_, service, model), g in versions.groupby(["run", "service", "model"], sort=False):
-        for prev, cur in zip(g.iloc[:-1].itertuples(), g.iloc[1:].itertuples(), strict=True):
-            run = cur.run
-            mine = instances[(instances.run == run) & (instances.service == service)]
-            new = mine[mine.instance == cur.instance]
-            started = int(new.first_ns.min()) if len(new) else int(cur.first_ns)
-            older = mine[mine.first_ns < started]
-            restarted = older.empty is False and cur.instance not in set(older.instance)
-            ran = sorted(models[(models.run == run) & (models.instance == cur.instance)].model)
-            down = max(0, started - int(older.last_ns.max())) / 1e9 if len(older) else 0.0
+    for row in zip(
+        versions.run,
+        versions.service,
+        versions.model,
+        versions.version,
+        versions.first_ns,
+        versions.instance,
+        strict=True,
+    ):
+        changes.setdefault(row[:3], []).append(row)
+    rows = []
+    for (_, service, model), g in changes.items():
+        for prev, cur in zip(g[:-1], g[1:], strict=True):
+            run, version, first_ns, instance = cur[0], cur[3], int(cur[4]), cur[5]
+            mine = by_service.get((run, service), [])
+            new = [f for i, f, _ in mine if i == instance]
+            started = min(new) if new else first_ns
+            older = [(i, last) for i, f, last in mine if f < started]
+            restarted = bool(older) and instance not in {i for i, _ in older}
+            ran = sorted(ran_by.get((run, instance), []))
+            down = max(0, started - int(max(last for _, last in older))) / 1e9 if older else 0.0
             rows.append(
                 [
                     run,
                     service,
                     model,
-                    prev.version,
-                    cur.version,
-                    int(cur.first_ns),
+                    prev[3],
+                    version,
+                    first_ns,
                     len(ran) if restarted else 0,
                     ran if restarted else [],
                     round(down, 3) if restarted else 0.0,

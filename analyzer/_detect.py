@@ -409,17 +409,24 @@ def abnormal_windows(
     windows: list[Window] = []
     bns = settings.bucket_ns
     run_ends = series.groupby("run").bucket_start.max()
-    for (run, scope, key), g in series.groupby(["run", "scope", "key"], sort=True):
-        starts = g.bucket_start.to_numpy(dtype=np.int64)
+    # Each scope's rows by position (numpy slices: no frame per scope), in (run, scope,
+    # key) order.
+    groups = series.groupby(["run", "scope", "key"], sort=True).indices
+    starts_all = series.bucket_start.to_numpy(dtype=np.int64)
+    n_all = series.requests.to_numpy(dtype=float, na_value=0.0)
+    e_all = series.errors.to_numpy(dtype=float, na_value=0.0)
+    p95_all = series.p95_ms.to_numpy(dtype=float, na_value=np.nan)
+    for (run, scope, key), rows in sorted(groups.items()):
+        starts = starts_all[rows]
         first, last = int(starts.min()), int(starts.max())
         run_end = int(run_ends[run])
         idx = np.arange(first, max(last, run_end) + bns, bns)
         # The scope's buckets on the run's grid; a missing bucket holds no request.
         at = (starts - first) // bns
         n, e, p95 = np.zeros(len(idx)), np.zeros(len(idx)), np.full(len(idx), np.nan)
-        n[at] = g.requests.to_numpy(dtype=float, na_value=0.0)
-        e[at] = g.errors.to_numpy(dtype=float, na_value=0.0)
-        p95[at] = g.p95_ms.to_numpy(dtype=float, na_value=np.nan)
+        n[at] = n_all[rows]
+        e[at] = e_all[rows]
+        p95[at] = p95_all[rows]
         lo, hi = bounds.get(run, (first, run_end + bns))
         cover = (np.minimum(idx + bns, hi + 1) - np.maximum(idx, lo)) / bns
         flags = _flag_buckets(n, e, p95, np.clip(cover, 0, 1), settings)

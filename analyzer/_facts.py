@@ -499,8 +499,8 @@ def _stored_meta(con: Any) -> _Meta | None:
 
 def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | None:
     """Point ``fl_spans``, ``fl_requests``, ``fl_exposure``, ``fl_scope_series``,
-    ``fl_span_buckets``, ``fl_instances`` and ``fl_service_models`` at the stored facts (of ``run``, or of the whole store) when
-    they cover every span; else None.
+    ``fl_span_buckets``, ``fl_instances`` and ``fl_service_models`` at the stored facts
+    (of ``run``, or of the whole store) when they cover every span; else None.
     """
     if d.name != "duckdb":
         return None

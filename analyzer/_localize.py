@@ -223,8 +223,9 @@ def log_sums(rows: pd.DataFrame) -> LogSums:
     keys = ["run", "bucket_start", "early", "service", "model"]
     rank = rows[rows[LOG_COLUMNS].sum(axis=1) > 0]
     rank = rank.groupby(keys, as_index=False, sort=False, dropna=False)[LOG_COLUMNS].sum()
-    vol = rows.groupby(["run", "bucket_start", "service", "raw_model"], as_index=False,
-                       sort=False, dropna=False)["logs"].sum()
+    vol = rows.groupby(
+        ["run", "bucket_start", "service", "raw_model"], as_index=False, sort=False, dropna=False
+    )["logs"].sum()
     return LogSums(
         {c: rank[c].to_numpy() for c in rank.columns},
         {c: vol[c].to_numpy() for c in vol.columns},
