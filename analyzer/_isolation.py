@@ -84,10 +84,9 @@ def _top_is(
     if not len(score) or np.isnan(score).all():
         return False
     best = np.nanmax(score)
-    c = ev.candidates
     tied = np.flatnonzero(score == best)
-    models = [m if isinstance(m, str) else None for m in c.model.to_numpy()[tied]]
-    services = c.service.to_numpy()[tied]
+    models = [ev.models[i] for i in tied]
+    services = ev.services[tied]
     top = min(range(len(tied)), key=lambda i: (models[i] is not None, services[i], models[i] or ""))
     hit = services[top] == service and (ev.view == "service_only" or models[top] == model)
     return bool(hit and float(best) > 0)

@@ -16,6 +16,7 @@ same computation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,44 @@ class Evidence:
     versions: pd.DataFrame  # service, model, version, first_ns, last_ns
     restarts: pd.DataFrame  # service, first_ns (new instances after the run's first)
     base_buckets: int
+
+    # Lookups every signal reads, computed once per incident and view.
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """Each candidate's :func:`_key`, in candidate order."""
+        return _key(self.candidates).to_numpy()
+
+    @cached_property
+    def key_index(self) -> pd.Index:
+        return pd.Index(self.keys)
+
+    @cached_property
+    def services(self) -> np.ndarray:
+        return self.candidates.service.to_numpy(dtype=object)
+
+    @cached_property
+    def models(self) -> list[str | None]:
+        """Each candidate's model; None for a service (NaN read as None)."""
+        return [m if isinstance(m, str) else None for m in self.candidates.model.to_numpy()]
+
+    @cached_property
+    def n_models(self) -> np.ndarray:
+        return self.candidates.n_models.to_numpy()
+
+    @cached_property
+    def bad_per_bucket(self) -> tuple[np.ndarray, float]:
+        """Bad requests per incident bucket (``buckets`` order), and at baseline (index
+        -1 of ``bad_totals``; 1 when none, a divisor)."""
+        starts = self.bad_totals.index.to_numpy()
+        n = self.bad_totals.to_numpy(dtype=float)
+        per = np.zeros(len(self.buckets))
+        if len(self.buckets) and len(starts):
+            row = np.searchsorted(self.buckets, starts)
+            last = len(self.buckets) - 1
+            inc = (starts != -1) & (row <= last)
+            inc &= self.buckets[np.minimum(row, last)] == starts
+            np.add.at(per, row[inc], n[inc])
+        return per, float(n[starts == -1].sum()) or 1.0
 
 
 def collect_views(
@@ -176,23 +215,32 @@ def collect_views(
             FROM fl_span_buckets WHERE run = {prm["run"]}""",
         p,
     ).df()
-    svc = con.execute("SELECT service, n_models FROM fl_service_models").df()
+    svc = dict(con.execute("SELECT service, n_models FROM fl_service_models").fetchall())
     buckets = np.arange(onset, end, bucket_ns, dtype=np.int64)
+    pairs = list(
+        zip(aware.service.to_numpy(dtype=object), aware.model.to_numpy(dtype=object), strict=True)
+    )
     out = {}
     for view in VIEWS:
         if view == "model_aware":
-            cand = aware
+            rows = [(s, m if isinstance(m, str) else None) for s, m in pairs]
         else:
-            services = aware.service.drop_duplicates().reset_index(drop=True)
-            cand = pd.DataFrame({"service": services, "model": [None] * len(services)})
-        cand = cand.merge(svc, on="service", how="left").fillna({"n_models": 0})
-        cand = cand.astype({"n_models": int}).sort_values(["service", "model"], na_position="first")
+            rows = [(s, None) for s in dict.fromkeys(s for s, _ in pairs)]
+        # By service, then the service itself (model null) before its models by name.
+        rows.sort(key=lambda r: (r[0], r[1] is not None, r[1] or ""))
+        cand = pd.DataFrame(
+            {
+                "service": pd.Series([r[0] for r in rows], dtype=object),
+                "model": pd.Series([r[1] for r in rows], dtype=object),
+                "n_models": np.array([int(svc.get(r[0]) or 0) for r in rows], dtype=int),
+            }
+        )
         out[view] = Evidence(
             view=view,
             onset_ns=onset,
             bucket_ns=bucket_ns,
             buckets=buckets,
-            candidates=cand.reset_index(drop=True),
+            candidates=cand,
             spans=spans[view],
             logs=logs[view],
             exposure=exposure[view],
@@ -311,7 +359,7 @@ def _grids(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per column: (incident buckets x candidates) cumulative sums, and the baseline total
     per candidate."""
-    keys = pd.Index(_key(ev.candidates).to_numpy())
+    keys = ev.key_index
     out = []
     if frame.empty or not len(ev.buckets):
         return [(np.zeros((len(ev.buckets), len(keys))), np.zeros(len(keys))) for _ in columns]
@@ -386,53 +434,78 @@ def _strength(excess: np.ndarray, half: float = 3.0) -> np.ndarray:
     return x / (x + half)
 
 
+def _new_versions(ev: Evidence) -> set[tuple[str, str, str]]:
+    """(service, model or '', version) of versions that started within the lookback
+    while an older one of the same model had run before."""
+    first: dict[tuple, int] = {}
+    rows = list(
+        zip(
+            ev.versions.service.to_numpy(dtype=object),
+            ev.versions.model.to_numpy(dtype=object),
+            ev.versions.version.to_numpy(dtype=object),
+            ev.versions.first_ns.to_numpy(),
+            strict=True,
+        )
+    )
+    for s, m, _, f in rows:
+        key = (s, m if isinstance(m, str) else "")
+        first[key] = min(first.get(key, f), f)
+    since = ev.onset_ns - LOOKBACK_NS
+    return {
+        (s, m if isinstance(m, str) else "", v)
+        for s, m, v, f in rows
+        if f >= since and f > first[s, m if isinstance(m, str) else ""]
+    }
+
+
 def _over_representation(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
     """BubbleUp: share of bad requests exposed to an item minus its share at baseline."""
-    cands = ev.candidates
-    keys = _key(cands).to_numpy()
-    T, C = len(ev.buckets), len(keys)
+    T, C = len(ev.buckets), len(ev.keys)
     over, version = np.zeros((T, C)), np.zeros((T, C))
     x = ev.exposure
     if x.empty:
         return over, version
-    x = x.assign(k=_key(x))
-    base_total = float(ev.bad_totals.get(-1, 0)) or 1.0
-    bad = ev.bad_totals.drop(-1, errors="ignore").reindex(ev.buckets).fillna(0).cumsum()
-    bad_total = np.maximum(bad.to_numpy(dtype=float), 1.0)[:, None]
-    # A version is new when it started within the lookback and an older one ran before it.
-    v = ev.versions.assign(model=ev.versions.model.astype(object).fillna(""))
-    first = v.groupby(["service", "model"]).first_ns.transform("min")
-    new = v[(v.first_ns >= ev.onset_ns - LOOKBACK_NS) & (v.first_ns > first)]
-    new_versions = set(zip(new.service, new.model, new.version, strict=True))
-    for item_version, target in (("*", over), (None, version)):
-        items = x[x.version == "*"] if item_version else x[x.version != "*"]
-        if item_version is None:
-            mask = [
-                (s, m or "", v) in new_versions
-                for s, m, v in zip(items.service, items.model, items.version, strict=True)
-            ]
-            items = items[mask]
-        if items.empty:
-            continue
-        target[:] = np.clip(_excess_share(ev, items, keys, bad_total, base_total), 0, 1)
+    per, base_total = ev.bad_per_bucket
+    bad_total = np.maximum(np.cumsum(per), 1.0)[:, None]
+    new_versions = _new_versions(ev)
+    services = x.service.to_numpy(dtype=object)
+    models = x.model.to_numpy(dtype=object)
+    versions = x.version.to_numpy(dtype=object)
+    star = versions == "*"
+    is_new = np.array(
+        [
+            not st and (s, m or "", v) in new_versions
+            for s, m, v, st in zip(services, models, versions, star, strict=True)
+        ],
+        dtype=bool,
+    )
+    k = _key(x).to_numpy()
+    start = x.bucket_start.to_numpy()
+    n = x.n.to_numpy(dtype=float)
+    for rows, target in ((star, over), (is_new, version)):
+        if rows.any():
+            share = _excess_share(
+                ev, k[rows], versions[rows], start[rows], n[rows], bad_total, base_total
+            )
+            target[:] = np.clip(share, 0, 1)
     return over, version
 
 
 def _excess_share(
-    ev: Evidence, items: pd.DataFrame, keys: np.ndarray, bad_total: np.ndarray, base_total: float
+    ev: Evidence,
+    k: np.ndarray,
+    versions: np.ndarray,
+    start: np.ndarray,
+    n: np.ndarray,
+    bad_total: np.ndarray,
+    base_total: float,
 ) -> np.ndarray:
     """Per incident prefix and candidate: the largest, over the candidate's items (key,
     version) seen during the incident, of its share of bad requests minus its baseline
     share; 0 for a candidate without such items. Counts are exact in any order."""
-    T, C = len(ev.buckets), len(keys)
+    T, C = len(ev.buckets), len(ev.keys)
     out = np.zeros((T, C))
-    k = items.k.to_numpy(dtype=object)
-    pair = np.array(
-        [f"{a}\x1e{b}" for a, b in zip(k, items.version.to_numpy(dtype=object), strict=True)],
-        dtype=object,
-    )
-    start = items.bucket_start.to_numpy()
-    n = items.n.to_numpy(dtype=float)
+    pair = np.array([f"{a}\x1e{b}" for a, b in zip(k, versions, strict=True)], dtype=object)
     now = start >= 0
     pairs = pd.Index(pd.unique(pair[now]))
     if not len(pairs) or not T:
@@ -448,7 +521,7 @@ def _excess_share(
     base[col[before]] = n[before] / base_total
     diff = inc - base[None, :]
     best = np.full((T, C), -np.inf)
-    owners = pd.Index(keys).get_indexer([p.split("\x1e", 1)[0] for p in pairs])
+    owners = ev.key_index.get_indexer([p.split("\x1e", 1)[0] for p in pairs])
     for p, c in enumerate(owners):
         if c >= 0:
             best[:, c] = np.maximum(best[:, c], diff[:, p])
@@ -458,11 +531,14 @@ def _excess_share(
 def _restarted(ev: Evidence) -> np.ndarray:
     ends = ev.buckets + ev.bucket_ns
     out = np.zeros((len(ev.buckets), len(ev.candidates)))
-    c = ev.candidates
-    r = ev.restarts[ev.restarts.first_ns >= ev.onset_ns - LOOKBACK_NS]
-    since = r.groupby("service").first_ns.min().to_dict()
-    for j, (service, model, nm) in enumerate(zip(c.service, c.model, c.n_models, strict=True)):
-        if nm > 1 and isinstance(model, str):
+    since: dict[str, int] = {}
+    for service, first in zip(
+        ev.restarts.service.to_numpy(dtype=object), ev.restarts.first_ns.to_numpy(), strict=True
+    ):
+        if first >= ev.onset_ns - LOOKBACK_NS:
+            since[service] = min(since.get(service, first), first)
+    for j, (service, model, nm) in enumerate(zip(ev.services, ev.models, ev.n_models, strict=True)):
+        if nm > 1 and model is not None:
             continue  # a process restart is evidence about the process, not one of its models
         if service in since:
             out[:, j] = (ends > since[service]).astype(float)
@@ -477,12 +553,16 @@ def _changed_first(
     T, C = moved.shape
     first = np.where(moved.any(axis=0), moved.argmax(axis=0), T)
     # A version change before onset moved before anything else did.
-    counts = ev.versions.groupby(
-        [ev.versions.service, ev.versions.model.astype(object).fillna("")]
-    ).size()
-    for j, (s, m) in enumerate(zip(ev.candidates.service, ev.candidates.model, strict=True)):
+    counts: dict[tuple[str, str], int] = {}
+    for s, m in zip(
+        ev.versions.service.to_numpy(dtype=object),
+        ev.versions.model.to_numpy(dtype=object),
+        strict=True,
+    ):
         key = (s, m if isinstance(m, str) else "")
-        if counts.get(key, 0) > 1 and version[:, j].max() > 0.5:
+        counts[key] = counts.get(key, 0) + 1
+    for j, (s, m) in enumerate(zip(ev.services, ev.models, strict=True)):
+        if counts.get((s, m or ""), 0) > 1 and version[:, j].max() > 0.5:
             first[j] = -1
     out = np.zeros((T, C))
     for t in range(T):
@@ -499,14 +579,12 @@ def _undecided_process(ev: Evidence, total: np.ndarray) -> np.ndarray:
     itself (model null) takes their score and, on the tie, ranks first: without
     evidence of the model every model in it stays a suspect (issue 6: do not guess).
     """
-    c = ev.candidates
     out = total.copy()
-    for s, nm in c.drop_duplicates("service")[["service", "n_models"]].itertuples(index=False):
-        if nm <= 1:
-            continue
-        in_s = (c.service == s).to_numpy()
-        parent = np.flatnonzero(in_s & c.model.isna().to_numpy())
-        kids = np.flatnonzero(in_s & c.model.notna().to_numpy())
+    has_model = np.array([m is not None for m in ev.models], dtype=bool)
+    for s in dict.fromkeys(ev.services[ev.n_models > 1]):
+        in_s = ev.services == s
+        parent = np.flatnonzero(in_s & ~has_model)
+        kids = np.flatnonzero(in_s & has_model)
         if not len(parent) or len(kids) < 2:
             continue
         top2 = np.sort(total[:, kids], axis=1)[:, -2:]
@@ -549,8 +627,7 @@ def ranking(ev: Evidence, sig: dict[str, np.ndarray], t: int) -> pd.DataFrame:
     """Candidates ranked by score at prefix t: model null before models on ties."""
     cand = ev.candidates
     score = np.round(sig["score"][t], 4)
-    services = cand.service.to_numpy(dtype=object)
-    models = [m if isinstance(m, str) else None for m in cand.model.to_numpy(dtype=object)]
+    services, models = ev.services, ev.models
     top = np.where(np.isnan(score), -np.inf, score)  # a NaN score ranks last
     order = sorted(
         range(len(cand)),
