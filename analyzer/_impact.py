@@ -62,52 +62,63 @@ def blast_radius(
         "model": culprit_model,
     }
     prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
-    raw = _affected(con, d, p, prm, slo_ms=slo_ms)
-    cols = ["n", "bad", "n_untouched", "bad_untouched"]
-    wide = raw.groupby(["dimension", "key", "inc"])[cols].sum().unstack("inc", fill_value=0)
+    sums = _affected(con, d, p, prm, slo_ms=slo_ms)
+    zero = [0.0, 0.0, 0.0, 0.0]
+    groups = sorted({k[:2] for k in sums})  # (dimension, key), as a grouping orders them
+    base_n = {g: sums.get((*g, 0), zero)[0] for g in groups}
+    inc_n = {g: sums.get((*g, 1), zero)[0] for g in groups}
 
-    def col(name: str, inc: int) -> pd.Series:
-        return wide[(name, inc)] if (name, inc) in wide.columns else pd.Series(0, index=wide.index)
+    def excess(before: list[float], now: list[float], bad: int, n: int) -> int:
+        """Bad requests during the incident beyond the baseline's bad rate."""
+        rate = before[bad] / before[n] if before[n] > 0 else 0.0
+        return int(round(max(now[bad] - rate * now[n], 0.0)))
 
-    def excess(bad: str, n: str) -> pd.Series:
-        rate = col(bad, 0) / col(n, 0).where(col(n, 0) > 0, np.nan)
-        return (col(bad, 1) - rate.fillna(0) * col(n, 1)).clip(lower=0).round().astype(int)
-
-    out = pd.DataFrame(index=wide.index)
-    out["requests"] = excess("bad", "n")
-    out["collateral"] = excess("bad_untouched", "n_untouched") if culprit_model else 0
-    out = out.reset_index()
-    silent = _silent_requests(
-        con, d, p, prm, col("n", 0), col("n", 1), culprit_model, extent=extent
-    )
-    if not silent.empty:
-        out = pd.concat([out, silent]).groupby(["dimension", "key"], as_index=False).sum()
-    total = int(col("n", 1).get(("all", ""), 0)) + int(
-        silent[silent.dimension == "all"].requests.sum() if len(silent) else 0
-    )
-    out["share"] = out["requests"] / max(total, 1)
-    if not culprit_model:
-        out["collateral"] = None
-    head = out[out.dimension == "all"]
-    requests = int(head.requests.sum()) if len(head) else 0
-    collateral = int(head.collateral.sum()) if culprit_model and len(head) else None
+    rows: dict[tuple[str, str], list[float]] = {}
+    for g in groups:
+        before, now = sums.get((*g, 0), zero), sums.get((*g, 1), zero)
+        collateral = excess(before, now, 3, 2) if culprit_model else 0
+        rows[g] = [excess(before, now, 1, 0), collateral]
+    silent = _silent_requests(con, d, p, prm, base_n, inc_n, culprit_model, extent=extent)
+    for g, (n, c) in silent.items():
+        acc = rows.setdefault(g, [0, 0])
+        acc[0] += n
+        acc[1] += c
+    total = int(inc_n.get(("all", ""), 0)) + (silent[("all", "")][0] if silent else 0)
+    head = rows.get(("all", ""))
+    requests = int(head[0]) if head else 0
+    collateral = int(head[1]) if culprit_model and head else None
     if collateral is not None:
         collateral = min(collateral, requests)
-    breakdown = out[(out.dimension != "all") & (out.requests > 0)]
-    breakdown = breakdown[["dimension", "key", "requests", "share", "collateral"]]
-    breakdown = breakdown.sort_values(["dimension", "requests"], ascending=[True, False])
+    # By dimension, most requests first (then by key).
+    kept = sorted(
+        ((g, r) for g, r in rows.items() if g[0] != "all" and r[0] > 0),
+        key=lambda x: (x[0][0], -x[1][0], x[0][1]),
+    )
+    breakdown = pd.DataFrame(
+        {
+            "dimension": pd.Series([g[0] for g, _ in kept], dtype=str),
+            "key": pd.Series([g[1] for g, _ in kept], dtype=str),
+            "requests": np.array([int(r[0]) for _, r in kept], dtype=np.int64),
+            "share": np.array([r[0] / max(total, 1) for _, r in kept], dtype=float),
+            "collateral": (
+                np.array([int(r[1]) for _, r in kept], dtype=np.int64)
+                if culprit_model
+                else pd.Series([None] * len(kept), dtype=object)
+            ),
+        }
+    )
     return BlastRadius(
         requests=requests,
         share=round(requests / total, 6) if total else 0.0,
         total=total,
         collateral=collateral,
-        breakdown=breakdown.reset_index(drop=True),
+        breakdown=breakdown,
     )
 
 
 def _affected(
     con: Any, d: Dialect, p: dict[str, Any], prm: dict[str, str], *, slo_ms: float | None
-) -> pd.DataFrame:
+) -> dict[tuple[str, str, int], list[float]]:
     """Requests from baseline start to end, per (dimension, key, inc): count, bad,
     untouched (would not have touched the culprit model) and bad-and-untouched.
 
@@ -158,10 +169,7 @@ def _affected(
             sums[1] += b
             sums[2] += n * u
             sums[3] += b * u
-    return pd.DataFrame(
-        [(*k, *v) for k, v in acc.items()],
-        columns=["dimension", "key", "inc", "n", "bad", "n_untouched", "bad_untouched"],
-    )
+    return acc
 
 
 def _silent_requests(
@@ -169,18 +177,20 @@ def _silent_requests(
     d: Dialect,
     p: dict[str, Any],
     prm: dict[str, str],
-    base_n: pd.Series,
-    inc_n: pd.Series,
+    base_n: dict[tuple[str, str], float],
+    inc_n: dict[tuple[str, str], float],
     culprit_model: str | None,
     *,
     extent: tuple[int, int] | None,
-) -> pd.DataFrame:
+) -> dict[tuple[str, str], tuple[int, int]]:
     """Requests that left no span: traffic that fell below the baseline rate (a dead process).
 
     A crashed entry process records nothing for the requests it refused, so they are
     counted as the shortfall against the baseline rate, spread over endpoints by each
     endpoint's own shortfall and over models and services by what each endpoint's
-    baseline requests touched.
+    baseline requests touched. ``base_n`` and ``inc_n``: entry requests per (dimension,
+    key) at baseline and during the incident. Returns (requests, collateral) per
+    (dimension, key); empty when traffic held.
     """
     span = (
         extent
@@ -195,8 +205,8 @@ def _silent_requests(
     expected_all = float(base_n.get(("all", ""), 0)) * inc_s / base_s
     missing_all = expected_all - float(inc_n.get(("all", ""), 0))
     if missing_all < max(3.0, 0.05 * expected_all):
-        return pd.DataFrame(columns=["dimension", "key", "requests", "collateral"])
-    ends = [k for k in base_n.index if k[0] == "endpoint"]
+        return {}
+    ends = [k for k in base_n if k[0] == "endpoint"]
     short = pd.Series(
         {k[1]: max(base_n.get(k, 0) * inc_s / base_s - inc_n.get(k, 0), 0.0) for k in ends}
     )
@@ -231,7 +241,10 @@ def _silent_requests(
     out = pd.DataFrame(rows, columns=["dimension", "key", "requests", "collateral"])
     out = out.groupby(["dimension", "key"], as_index=False).sum()
     out[["requests", "collateral"]] = out[["requests", "collateral"]].round().astype(int)
-    return out
+    return {
+        (dim, key): (int(n), int(c))
+        for dim, key, n, c in zip(out.dimension, out.key, out.requests, out.collateral, strict=True)
+    }
 
 
 def counterfactual_per_model(
