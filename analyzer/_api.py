@@ -211,6 +211,11 @@ class Analysis:
         sql = _detect.log_buckets_sql(self.d, bucket_ns=self.settings.bucket_ns, run_filter=where)
         return _localize.log_sums(self._q(sql, params))
 
+    @cached_property
+    def _run_facts(self) -> tuple[dict[str, _localize.RunFacts], dict[str, int]]:
+        assert self._facts and self._span_buckets_stored is not None
+        return _localize.run_facts(self.con)
+
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
 
@@ -328,7 +333,7 @@ class Analysis:
             if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
                 continue
             jobs.append((run, g, base_start, onset, end, slo_ms))
-        self._span_buckets_stored, self._log_sums  # noqa: B018 - before the workers start
+        self._span_buckets_stored, self._log_sums, self._run_facts  # noqa: B018 - before workers
         cursors = self._cursors(len(jobs))
         if len(cursors) < 2:
             return [self._analyse(self.con, *job) for job in jobs]
@@ -378,7 +383,16 @@ class Analysis:
         bns = self.settings.bucket_ns
         kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
         ranked, sigs = {}, {}
-        evs = _localize.collect_views(con, self.d, slo_ms=slo_ms, log_buckets=self._log_sums, **kw)
+        runs, n_models = self._run_facts
+        evs = _localize.collect_views(
+            con,
+            self.d,
+            slo_ms=slo_ms,
+            log_buckets=self._log_sums,
+            runs=runs,
+            n_models=n_models,
+            **kw,
+        )
         for view, ev in evs.items():
             sigs[view] = _localize.score_matrix(ev)
             ranked[view] = _localize.ranking(ev, sigs[view], len(ev.buckets) - 1)

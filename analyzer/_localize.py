@@ -31,6 +31,8 @@ __all__ = [
     "Evidence",
     "collect_views",
     "log_sums",
+    "run_facts",
+    "RunFacts",
     "logs_in",
     "describe",
     "summarize",
@@ -126,14 +128,17 @@ def collect_views(
     end: int,
     bucket_ns: int,
     slo_ms: float | None,
-    log_buckets: pd.DataFrame,
+    log_buckets: LogSums,
+    runs: dict[str, RunFacts],
+    n_models: dict[str, int],
 ) -> dict[str, Evidence]:
     """The evidence of both views from one pass: each query groups by the model-aware
     candidate; the service-only view (model NULL) is the same rows grouped by the service
     alone: summed here from the model-aware sums, or (distinct requests) a second grouping.
 
     Reads ``fl_span_buckets`` at ``bucket_ns``; ``log_buckets`` is :func:`log_sums` of
-    ``log_buckets_sql``'s rows at ``bucket_ns``."""
+    ``log_buckets_sql``'s rows at ``bucket_ns``; ``runs`` and ``n_models`` are what
+    :func:`run_facts` read (models per service)."""
     p = {
         "run": run,
         "base_start": base_start,
@@ -193,33 +198,10 @@ def collect_views(
     ).df()
     totals = grouped[grouped.kind == "totals"][["bucket_start", "n"]]
     exposure = _exposure_counts(grouped[grouped.kind == "items"])
-    # Model versions are what the service-only view cannot see: none there.
-    versions = con.execute(
-        f"""
-        SELECT service, model, version, min(first_ts) AS first_ns, max(last_ts) AS last_ns
-        FROM fl_instances WHERE run = {prm["run"]} AND version IS NOT NULL
-        GROUP BY service, model, version""",
-        p,
-    ).df()
-    restarts = con.execute(
-        f"""
-        WITH i AS (SELECT service, instance, min(first_ts) AS first_ns FROM fl_instances
-                   WHERE run = {prm["run"]} GROUP BY service, instance),
-             f AS (SELECT service, min(first_ns) AS run_first FROM i GROUP BY service)
-        SELECT i.service, i.first_ns FROM i JOIN f ON f.service = i.service
-        WHERE i.first_ns > f.run_first""",
-        p,
-    ).df()
-    aware = con.execute(
-        f"""SELECT DISTINCT cand_service AS service, cand_model AS model
-            FROM fl_span_buckets WHERE run = {prm["run"]}""",
-        p,
-    ).df()
-    svc = dict(con.execute("SELECT service, n_models FROM fl_service_models").fetchall())
+    facts = runs.get(run) or RunFacts.empty()
+    versions, restarts, svc = facts.versions, facts.restarts, n_models
     buckets = np.arange(onset, end, bucket_ns, dtype=np.int64)
-    pairs = list(
-        zip(aware.service.to_numpy(dtype=object), aware.model.to_numpy(dtype=object), strict=True)
-    )
+    pairs = facts.candidates
     out = {}
     for view in VIEWS:
         if view == "model_aware":
@@ -252,6 +234,62 @@ def collect_views(
             base_buckets=max(1, int((onset - base_start) // bucket_ns)),
         )
     return out
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What every incident of one run reads: its model versions, its restarts and its
+    candidates (each (service, model) a span spoke for)."""
+
+    versions: pd.DataFrame  # service, model, version, first_ns, last_ns
+    restarts: pd.DataFrame  # service, first_ns (new instances after the run's first)
+    candidates: list[tuple[str, str | None]]
+
+    @staticmethod
+    def empty() -> RunFacts:
+        return RunFacts(
+            pd.DataFrame(columns=["service", "model", "version", "first_ns", "last_ns"]),
+            pd.DataFrame(columns=["service", "first_ns"]),
+            [],
+        )
+
+
+def run_facts(con: Any) -> tuple[dict[str, RunFacts], dict[str, int]]:
+    """Per run, its :class:`RunFacts` (three queries for all runs at once, not three per
+    incident); and the number of models each service runs."""
+    versions = con.execute(
+        """SELECT run, service, model, version, min(first_ts) AS first_ns,
+                  max(last_ts) AS last_ns
+           FROM fl_instances WHERE version IS NOT NULL GROUP BY run, service, model, version"""
+    ).df()
+    restarts = con.execute(
+        """WITH i AS (SELECT run, service, instance, min(first_ts) AS first_ns
+                      FROM fl_instances GROUP BY run, service, instance),
+                f AS (SELECT run, service, min(first_ns) AS run_first FROM i
+                      GROUP BY run, service)
+           SELECT i.run, i.service, i.first_ns FROM i
+           JOIN f ON f.run = i.run AND f.service = i.service
+           WHERE i.first_ns > f.run_first"""
+    ).df()
+    candidates: dict[str, list[tuple[str, str | None]]] = {}
+    for run, service, model in con.execute(
+        "SELECT DISTINCT run, cand_service, cand_model FROM fl_span_buckets"
+    ).fetchall():
+        candidates.setdefault(run, []).append((service, model))
+    n_models = dict(con.execute("SELECT service, n_models FROM fl_service_models").fetchall())
+
+    def by_run(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        return {
+            str(run): g.drop(columns="run").reset_index(drop=True)
+            for run, g in frame.groupby("run", sort=False)
+        }
+
+    v, r, empty = by_run(versions), by_run(restarts), RunFacts.empty()
+    runs = {
+        run: RunFacts(v.get(run, empty.versions), r.get(run, empty.restarts), c)
+        for run, c in candidates.items()
+    }
+    return runs, n_models
 
 
 LOG_COLUMNS = ["warn_logs", "error_logs", "fatal_logs"]
