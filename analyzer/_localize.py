@@ -90,6 +90,27 @@ class Evidence:
         return pd.Index(self.keys)
 
     @cached_property
+    def exposure_by_candidate(self) -> tuple[dict[tuple, dict[str, list[int]]], float, float]:
+        """Per (service, model or None) and version ('*': any): bad requests exposed
+        during the incident and requests at baseline; with the bad requests of the
+        incident and the baseline requests in all (1 when none: divisors)."""
+        out: dict[tuple, dict[str, list[int]]] = {}
+        x = self.exposure
+        for service, model, version, start, n in zip(
+            x.service.to_numpy(dtype=object),
+            x.model.to_numpy(dtype=object),
+            x.version.to_numpy(dtype=object),
+            x.bucket_start.to_numpy(),
+            x.n.to_numpy(),
+            strict=True,
+        ):
+            key = (service, model if isinstance(model, str) else None)
+            out.setdefault(key, {}).setdefault(version, [0, 0])[int(start < 0)] += int(n)
+        starts = self.bad_totals.index.to_numpy()
+        n = self.bad_totals.to_numpy(dtype=float)
+        return out, float(n[starts != -1].sum()) or 1.0, float(n[starts == -1].sum()) or 1.0
+
+    @cached_property
     def services(self) -> np.ndarray:
         return self.candidates.service.to_numpy(dtype=object)
 
@@ -689,27 +710,36 @@ def suspects(
     ``narrowed`` (model-aware only) maps a process whose model is unknown to the models
     absence leaves (:func:`left_by_absence`): those replace its models in the count.
     """
-    top = float(ranked.score.iloc[0]) if len(ranked) else 0.0
+    rows = [
+        (sv, m if isinstance(m, str) else None, max(int(n), 1), float(sc))
+        for sv, m, n, sc in zip(
+            ranked.service.to_numpy(dtype=object),
+            ranked.model.to_numpy(dtype=object),
+            ranked.n_models.to_numpy(),
+            ranked.score.to_numpy(dtype=float),
+            strict=True,
+        )
+    ]
+    top = rows[0][3] if rows else 0.0
     if top <= 0:
         if view == "service_only":
-            return int(ranked.n_models.clip(lower=1).sum())
+            return sum(r[2] for r in rows)
         if not narrowed:
-            return len(ranked)
-        close = ranked
+            return len(rows)
+        close = rows
     else:
-        close = ranked[ranked.score >= top * (1 - MARGIN)]
+        close = [r for r in rows if r[3] >= top * (1 - MARGIN)]
     if view == "service_only":
-        return int(close.n_models.clip(lower=1).sum())
+        return sum(r[2] for r in close)
     extra = 0
     for service, models in (narrowed or {}).items():
-        mine = (close.service == service) & close.model.notna()
-        close = close[~mine | close.model.isin(models)]
-        extra += len(set(models) - set(close.model[close.service == service]))
-        close = close[(close.service != service) | close.model.notna()]
-    with_models = set(close.service[close.model.notna()])
+        close = [r for r in close if r[0] != service or r[1] is None or r[1] in models]
+        extra += len(set(models) - {r[1] for r in close if r[0] == service})
+        close = [r for r in close if r[0] != service or r[1] is not None]
+    with_models = {r[0] for r in close if r[1] is not None}
     # A process entry none of whose models is in the margin leaves all of them to check.
-    entries = close[close.model.isna() & ~close.service.isin(with_models)]
-    return int(close.model.notna().sum()) + int(entries.n_models.clip(lower=1).sum()) + extra
+    entries = [r for r in close if r[1] is None and r[0] not in with_models]
+    return sum(r[1] is not None for r in close) + sum(r[2] for r in entries) + extra
 
 
 def _sums(frame: pd.DataFrame, onset_ns: int, columns: list[str]) -> dict[tuple, np.ndarray]:
@@ -770,11 +800,6 @@ def describe(
     base_s = ev.base_buckets * ev.bucket_ns / 1e9
     summary = summary or summarize(ev)
 
-    def mine(frame: pd.DataFrame) -> pd.DataFrame:
-        models = frame["model"].to_numpy()
-        m = pd.isna(models) if model is None else models == model
-        return frame[(frame["service"].to_numpy() == r.service) & m]
-
     zero = np.zeros(3)
     b_origin, b_spans, b_self = summary.spans.get((r.service, model, False), zero)
     i_origin, i_spans, i_self = summary.spans.get((r.service, model, True), zero)
@@ -799,12 +824,11 @@ def describe(
             f"incident {li[0]}/{li[1]}/{li[2]}"
         )
     if r.version_change > 0 or r.over_representation > 0:
-        x = mine(ev.exposure)
-        base_total = float(ev.bad_totals.get(-1, 0)) or 1.0
-        bad_total = float(ev.bad_totals.drop(-1, errors="ignore").sum()) or 1.0
-        for ver, g in x.groupby("version"):
-            pi = g[g.bucket_start >= 0].n.sum() / bad_total
-            pb = g[g.bucket_start < 0].n.sum() / base_total
+        by_version, bad_total, base_total = ev.exposure_by_candidate
+        seen = by_version.get((r.service, model), {})
+        for ver in sorted(seen):
+            pi = seen[ver][0] / bad_total
+            pb = seen[ver][1] / base_total
             if pi - pb > 0.05:
                 item = r.service if model is None else model
                 item += "" if ver == "*" else f"@{ver}"
