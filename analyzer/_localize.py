@@ -71,8 +71,9 @@ class Evidence:
     bucket_ns: int
     buckets: np.ndarray  # bucket starts from onset to end
     candidates: pd.DataFrame  # service, model, n_models (of the service)
+    # Sums per (service, model, bucket_start), several rows per key allowed:
     spans: pd.DataFrame  # service, model, bucket_start, spans, errors, origin_errors, self_ns
-    logs: pd.DataFrame  # service, model, bucket_start, error_logs, fatal_logs
+    logs: pd.DataFrame  # service, model, bucket_start, warn_logs, error_logs, fatal_logs
     exposure: pd.DataFrame  # bucket_start (-1 = baseline), service, model, version, n
     bad_totals: pd.Series  # bad requests per incident bucket; index -1 = baseline requests
     versions: pd.DataFrame  # service, model, version, first_ns, last_ns
@@ -154,8 +155,8 @@ def collect_views(
     n_models: dict[str, int],
 ) -> dict[str, Evidence]:
     """The evidence of both views from one pass: each query groups by the model-aware
-    candidate; the service-only view (model NULL) is the same rows grouped by the service
-    alone: summed here from the model-aware sums, or (distinct requests) a second grouping.
+    candidate; the service-only view (model NULL) reads the same span and log rows without
+    their model, and the requests per service from what each request touched.
 
     Reads ``fl_span_buckets`` at ``bucket_ns``; ``log_buckets`` is :func:`log_sums` of
     ``log_buckets_sql``'s rows at ``bucket_ns``; ``runs`` and ``n_models`` are what
@@ -171,19 +172,14 @@ def collect_views(
     null = d.null_text
 
     def both(cte: str, key: str, rest: str, aggs: str) -> dict[str, pd.DataFrame]:
-        """``cte`` grouped by (key, model, rest) as view 'model_aware', and those sums
-        added up by (key, rest) as view 'service_only'."""
+        """``cte`` grouped by (key, model, rest) as view 'model_aware', and the same rows
+        without their model as view 'service_only' (every reader sums rows by key)."""
         aware = con.execute(
             f"""WITH {cte}
             SELECT {key}, model, {rest}, {aggs} FROM x GROUP BY {key}, model, {rest}""",
             p,
         ).df()
-        only = aware.drop(columns="model").groupby(
-            [key, rest], as_index=False, sort=False, dropna=False
-        )
-        only = only.sum()
-        only.insert(1, "model", None)
-        return {"model_aware": aware, "service_only": only}
+        return {"model_aware": aware, "service_only": _without_model(aware)}
 
     # The incident's buckets from the stored sums (``span_buckets_sql``): a baseline that
     # starts inside a bucket starts at the run's first request, and only spans that began
@@ -359,12 +355,14 @@ def _incident_logs(
             **{c: r[c][keep] for c in LOG_COLUMNS},
         }
     )
-    only = aware.drop(columns="model").groupby(
-        ["service", "bucket_start"], as_index=False, sort=False, dropna=False
-    )
-    only = only.sum()
-    only.insert(1, "model", None)
-    return {"model_aware": aware, "service_only": only}
+    return {"model_aware": aware, "service_only": _without_model(aware)}
+
+
+def _without_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """The service-only view of per-(service, model) sums: the same rows, model None.
+    Readers add rows up by (service, model) (:func:`_grids`, :func:`_sums`), and every
+    value is a count (or a multiple of 0.5), so the sums are exact in any order."""
+    return frame.assign(model=pd.Series([None] * len(frame), index=frame.index, dtype=object))
 
 
 def logs_in(
