@@ -84,11 +84,17 @@ class Evidence:
     @cached_property
     def keys(self) -> np.ndarray:
         """Each candidate's :func:`_key`, in candidate order."""
-        return _key(self.candidates).to_numpy()
+        return _key(self.candidates)
 
     @cached_property
-    def key_index(self) -> pd.Index:
-        return pd.Index(self.keys)
+    def key_pos(self) -> dict[str, int]:
+        """Candidate key -> its column."""
+        return {k: i for i, k in enumerate(self.keys)}
+
+    def columns_of(self, keys: Any) -> np.ndarray:
+        """Each key's candidate column; -1 for a key that is no candidate."""
+        pos = self.key_pos
+        return np.fromiter((pos.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     @cached_property
     def exposure_by_candidate(self) -> tuple[dict[tuple, dict[str, list[int]]], float, float]:
@@ -402,13 +408,13 @@ def _exposure_counts(grouped: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
-def _key(frame: pd.DataFrame) -> pd.Series:
+def _key(frame: pd.DataFrame) -> np.ndarray:
     """service + US + model ('' when null), one string per row."""
     keys = [
         f"{s}\x1f{'' if m is None or m != m else m}"
         for s, m in zip(frame["service"].to_numpy(), frame["model"].to_numpy(), strict=True)
     ]
-    return pd.Series(keys, index=frame.index, dtype=object)
+    return np.array(keys, dtype=object)
 
 
 def _grids(
@@ -416,12 +422,12 @@ def _grids(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per column: (incident buckets x candidates) cumulative sums, and the baseline total
     per candidate."""
-    keys = ev.key_index
+    keys = ev.keys
     out = []
     if frame.empty or not len(ev.buckets):
         return [(np.zeros((len(ev.buckets), len(keys))), np.zeros(len(keys))) for _ in columns]
     # Every value is a count (or a multiple of 0.5): sums are exact in any order.
-    col = keys.get_indexer(_key(frame).to_numpy())
+    col = ev.columns_of(_key(frame))
     start = frame["bucket_start"].to_numpy()
     row = np.searchsorted(ev.buckets, start)
     found = (row < len(ev.buckets)) & (ev.buckets[np.minimum(row, len(ev.buckets) - 1)] == start)
@@ -536,7 +542,7 @@ def _over_representation(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
         ],
         dtype=bool,
     )
-    k = _key(x).to_numpy()
+    k = _key(x)
     start = x.bucket_start.to_numpy()
     n = x.n.to_numpy(dtype=float)
     for rows, target in ((star, over), (is_new, version)):
@@ -578,7 +584,7 @@ def _excess_share(
     base[col[before]] = n[before] / base_total
     diff = inc - base[None, :]
     best = np.full((T, C), -np.inf)
-    owners = ev.key_index.get_indexer([p.split("\x1e", 1)[0] for p in pairs])
+    owners = ev.columns_of([p.split("\x1e", 1)[0] for p in pairs])
     for p, c in enumerate(owners):
         if c >= 0:
             best[:, c] = np.maximum(best[:, c], diff[:, p])
