@@ -140,7 +140,10 @@ def store_facts(con: Any) -> int:
     if meta is not None and not stale and not gone:
         return total
     limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    bar = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    # DuckDB draws its own bar on stdout for a long query: not inside `faultlens ingest`.
+    con.execute("SET enable_progress_bar = false")
     try:
         if meta is None:  # another format, or none yet: derive every run
             for table in (*_TABLES, *_SIDE, _RUNS, _META):
@@ -180,6 +183,7 @@ def store_facts(con: Any) -> int:
             raise
     finally:
         _restore_memory_limit(con, limit)
+        con.execute(f"SET enable_progress_bar = {'true' if bar else 'false'}")
         for temp in _TEMPS:
             con.execute(f"DROP TABLE IF EXISTS {temp}")
         for view in ("fl_spans", "fl_requests", "fl_exposure"):

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from faultlens.analyzer import _facts, ingest
-from faultlens.analyzer._detect import build_facts, scope_series_sql
+from faultlens.analyzer._detect import build_facts, scope_series_sql, span_buckets_sql
 from faultlens.analyzer._dialect import DUCKDB
 
 DATA = Path(__file__).resolve().parents[2] / "sample_traces" / "data"
@@ -60,14 +60,15 @@ def _assert_stored_equal_derived(db: Path) -> None:
             sum(n for _, n in runs) == con.execute("SELECT count(*) FROM otel_traces").fetchone()[0]
         )
         build_facts(con, DUCKDB, run_filter="1 = 1", params={}, by_run=True)
-        con.execute(
-            DUCKDB.temp_table(
-                "fl_scope_series", scope_series_sql(DUCKDB, bucket_ns=_facts.SERIES_BUCKET_NS)
-            )
-        )
+        for temp, sql in (
+            ("fl_scope_series", scope_series_sql),
+            ("fl_span_buckets", span_buckets_sql),
+        ):
+            con.execute(DUCKDB.temp_table(temp, sql(DUCKDB, bucket_ns=_facts.SERIES_BUCKET_NS)))
         for stored, temp in (
             ("faultlens_spans", "fl_spans"),
             ("faultlens_scope_series", "fl_scope_series"),
+            ("faultlens_span_buckets", "fl_span_buckets"),
             ("faultlens_instances", "fl_instances"),
         ):
             pd.testing.assert_frame_equal(
@@ -189,10 +190,13 @@ def test_the_facts_step_leaves_the_connection_memory_limit_as_it_found_it(
         if limit:
             con.execute(f"SET memory_limit = '{limit}'")
         before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        bar = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
         for _ in range(2):
             con.execute("DROP TABLE faultlens_facts_meta")  # the facts are derived again
             _facts.store_facts(con)
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+            # It turns DuckDB's own progress bar off while it works, then back as it was.
+            assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] == bar
     finally:
         con.close()
 
