@@ -521,25 +521,26 @@ def merge_windows(windows: list[Window], *, gap_ns: int) -> list[list[Window]]:
 
 
 def bad_requests_cte(d: Dialect, *, slo_ms: float | None) -> str:
-    """CTEs ``slo`` (latency objective per endpoint) and ``req`` (requests of one run, bad=1
-    when failed or over the objective).
+    """CTE ``req``: the requests of one run, bad=1 when failed or over the objective
+    (``slo_ms``, or without it ``slo``: per endpoint from its baseline, twice its p99 and at
+    least its p99 + 100 ms).
 
-    Binds ``$run``, ``$base_start`` and ``$onset``. Without ``slo_ms`` an endpoint's
-    objective comes from its baseline: twice its p99, and at least its p99 + 100 ms.
+    Binds ``$run``, and without ``slo_ms`` ``$base_start`` and ``$onset``.
     """
+    columns = "r.trace_id, r.ts, r.dur, r.endpoint, r.service, r.is_err, r.touch"
+    if slo_ms is not None:
+        return f"""req AS (
+            SELECT {columns},
+                   CASE WHEN r.is_err = 1 OR r.dur > {float(slo_ms) * 1e6} THEN 1 ELSE 0 END AS bad
+            FROM fl_requests r WHERE r.run = {d.param("run")})"""
     p99 = d.quantile("dur", 0.99)
-    slo = (
-        f"SELECT endpoint, CAST({float(slo_ms) * 1e6} AS DOUBLE) AS slo_ns "
-        "FROM fl_requests GROUP BY endpoint"
-        if slo_ms is not None
-        else f"""SELECT endpoint, greatest(2 * {p99}, {p99} + 1e8) AS slo_ns FROM fl_requests
+    return f"""slo AS (
+            SELECT endpoint, greatest(2 * {p99}, {p99} + 1e8) AS slo_ns FROM fl_requests
             WHERE run = {d.param("run")} AND ts >= {d.param("base_start", "Int64")}
               AND ts < {d.param("onset", "Int64")} AND is_err = 0
-            GROUP BY endpoint"""
-    )
-    return f"""slo AS ({slo}),
+            GROUP BY endpoint),
         req AS (
-            SELECT r.trace_id, r.ts, r.dur, r.endpoint, r.service, r.is_err, r.touch,
+            SELECT {columns},
                    CASE WHEN r.is_err = 1 OR r.dur > coalesce(slo.slo_ns, 1e18)
                         THEN 1 ELSE 0 END AS bad
             FROM fl_requests r LEFT JOIN slo ON slo.endpoint = r.endpoint
