@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer import _coupling, _detect, _impact, _isolation, _localize
+from faultlens.analyzer import _coupling, _detect, _evidence, _impact, _isolation, _localize
 from faultlens.analyzer import _facts as _stored_facts
 from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
 from faultlens.analyzer._engines import analysis_connection, parse_db
@@ -204,17 +204,17 @@ class Analysis:
         return False
 
     @cached_property
-    def _log_sums(self) -> _localize.LogSums:
+    def _log_sums(self) -> _evidence.LogSums:
         """The store's log records per run, bucket, service and model, read once."""
         assert self._facts
         where, params = self._run_filter
         sql = _detect.log_buckets_sql(self.d, bucket_ns=self.settings.bucket_ns, run_filter=where)
-        return _localize.log_sums(self._q(sql, params))
+        return _evidence.log_sums(self._q(sql, params))
 
     @cached_property
-    def _run_facts(self) -> tuple[dict[str, _localize.RunFacts], dict[str, int]]:
+    def _run_facts(self) -> tuple[dict[str, _evidence.RunFacts], dict[str, int]]:
         assert self._facts and self._span_buckets_stored is not None
-        return _localize.run_facts(self.con)
+        return _evidence.run_facts(self.con)
 
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
@@ -384,7 +384,7 @@ class Analysis:
         kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
         ranked, sigs = {}, {}
         runs, n_models = self._run_facts
-        evs = _localize.collect_views(
+        evs = _evidence.collect_views(
             con,
             self.d,
             slo_ms=slo_ms,
@@ -407,7 +407,7 @@ class Analysis:
         )
         iso = []
         volumes: dict[tuple, tuple[int, int]] = {}
-        for view in _localize.VIEWS:
+        for view in _evidence.VIEWS:
             # Without the model, absence may still leave only some of the process's models.
             left = _localize.left_by_absence(evs[view], service) if model is None else ()
             seconds, n_suspects = _isolation.isolation_replay(
@@ -512,7 +512,7 @@ class Analysis:
             out.setdefault((s, m), []).append((int(first), int(last), str(ver)))
         return out
 
-    def _candidate(self, ev: _localize.Evidence, r: Any, summary: _localize.Summary) -> Candidate:
+    def _candidate(self, ev: _evidence.Evidence, r: Any, summary: _localize.Summary) -> Candidate:
         model = r.model if isinstance(r.model, str) else None
         v = self._versions_of.get((r.service, model), []) if model is not None else []
         # The newest version that was live during the incident.

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from faultlens.analyzer._dialect import Dialect
-from faultlens.analyzer._localize import Evidence, LogSums, logs_in, ranking, suspects
+from faultlens.analyzer._evidence import Evidence, LogSums, logs_in
+from faultlens.analyzer._localize import ranking, suspects
 
 __all__ = ["IsolationView", "evidence_volume", "isolation_replay"]
 

@@ -163,7 +163,7 @@ def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
 
 def _absence_evidence(view: str, incident: dict[str, int]) -> object:
     """Three models in one process, 10 completed spans each per baseline bucket."""
-    from faultlens.analyzer._localize import Evidence
+    from faultlens.analyzer._evidence import Evidence
 
     b = 5_000_000_000
     rows = [("app", m, i * b, 10, 0) for m in "abc" for i in range(4)]

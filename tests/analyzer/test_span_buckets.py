@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 from otel_spans import MS, T0, System
 
 import faultlens.analyzer as fa
-from faultlens.analyzer import _localize
+from faultlens.analyzer import _evidence
 
 S = 10**9
 COLUMNS = ["service", "model", "bucket_start", "spans", "errors", "origin_errors", "self_ns"]
@@ -55,7 +55,7 @@ def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: flo
     assert lo == T0 + 5 * S // 2 and lo % bns  # the baseline starts inside a bucket
     onset, end = T0 + 2 * bns, T0 + 3 * bns
     runs, n_models = a._run_facts
-    views = _localize.collect_views(
+    views = _evidence.collect_views(
         a.con,
         a.d,
         run="unit/run",
