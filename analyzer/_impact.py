@@ -211,21 +211,24 @@ def _silent_requests(
         {k[1]: max(base_n.get(k, 0) * inc_s / base_s - inc_n.get(k, 0), 0.0) for k in ends}
     )
     per_endpoint = short / max(short.sum(), 1e-9) * missing_all
-    touched = con.execute(
-        f"""WITH b AS (SELECT q.trace_id, q.endpoint FROM fl_requests q
-                       WHERE q.run = {prm["run"]} AND q.ts >= {prm["base_start"]}
-                         AND q.ts < {prm["onset"]})
-            SELECT 'model' AS dimension, b.endpoint, e.model AS key,
-                   count(DISTINCT b.trace_id) AS n
-            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id
-            WHERE e.run = {prm["run"]} AND e.model IS NOT NULL
-            GROUP BY b.endpoint, e.model
-            UNION ALL
-            SELECT 'service', b.endpoint, e.service, count(DISTINCT b.trace_id)
-            FROM b JOIN fl_exposure e ON e.trace_id = b.trace_id WHERE e.run = {prm["run"]}
-            GROUP BY b.endpoint, e.service""",
+    # Baseline traces per endpoint that touched each model and service: traces grouped by
+    # what they touched (one ``touch`` per trace), spread over its items.
+    per_touch = con.execute(
+        f"""SELECT endpoint, touch, count(DISTINCT trace_id) AS n FROM fl_requests
+            WHERE run = {prm["run"]} AND ts >= {prm["base_start"]} AND ts < {prm["onset"]}
+            GROUP BY endpoint, touch""",
         p,
-    ).df()
+    ).fetchall()
+    counts: dict[tuple[str, str, str], int] = {}
+    for endpoint, touch, n in per_touch:
+        items = touch_items(touch if isinstance(touch, str) else None)
+        keys = [("model", endpoint, m) for m in {m for _, m, _ in items if m is not None}]
+        keys += [("service", endpoint, sv) for sv in {sv for sv, _, _ in items if sv is not None}]
+        for key in keys:
+            counts[key] = counts.get(key, 0) + int(n)
+    touched = pd.DataFrame(
+        [(*k, n) for k, n in counts.items()], columns=["dimension", "endpoint", "key", "n"]
+    )
     n_e = pd.Series({k[1]: float(base_n.get(k, 0)) for k in ends})
     rows = []
     models = touched[touched.dimension == "model"]
