@@ -213,7 +213,9 @@ class Analysis:
 
     @cached_property
     def _run_facts(self) -> tuple[dict[str, _evidence.RunFacts], dict[str, int]]:
-        assert self._facts and self._span_buckets_stored is not None
+        """Each run's versions, restarts and candidates, and each service's model count."""
+        assert self._facts
+        self._span_buckets_stored  # noqa: B018 - the candidates are read from fl_span_buckets
         return _evidence.run_facts(self.con)
 
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
