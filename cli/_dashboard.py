@@ -38,7 +38,8 @@ def serve(db: str, *, host: str, port: int) -> None:
     """
     from faultlens.dashboards import ENTRYPOINT
 
-    env = dict(os.environ, FAULTLENS_DB=str(Path(db).resolve()))
+    remote = db.startswith(("chdb:", "clickhouse://", "clickhouses://"))
+    env = dict(os.environ, FAULTLENS_DB=db if remote else str(Path(db).resolve()))
     argv = [
         sys.executable,
         "-m",
@@ -71,13 +72,35 @@ def dashboard(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8501,
 ) -> None:
-    """Serve the on-call dashboard (Streamlit) over a store, read-only.
+    """Serve the on-call dashboard (Streamlit) over a store, read-only: a DuckDB file, or
+    the OpenTelemetry Collector's ClickHouse tables (chdb:PATH, clickhouse://...).
 
     Example: faultlens dashboard --db .faultlens/faultlens.duckdb --port 8501
     """
-    if not Path(db).is_file():  # the dashboard reads DuckDB files
+    serve(_store(db), host=host, port=port)
+
+
+def _store(db: str) -> str:
+    """``db`` as the app opens it (paths made absolute); exits with one line when there is
+    no such store."""
+    from faultlens.analyzer._engines import DbTargetError, parse_db
+
+    try:
+        target = parse_db(db)
+    except DbTargetError as exc:
+        typer.echo(f"faultlens dashboard: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if target.kind == "clickhouse":  # a server: the app says so when it does not answer
+        return db
+    path = Path(target.path)
+    if target.kind == "chdb":
+        if not path.is_dir():
+            typer.echo(f"faultlens dashboard: {db}: no such chDB directory.", err=True)
+            raise typer.Exit(2)
+        return f"chdb:{path.resolve()}?database={target.database}"
+    if not path.is_file():
         typer.echo(
             f"faultlens dashboard: {db}: no such store; run `faultlens ingest` first.", err=True
         )
         raise typer.Exit(2)
-    serve(db, host=host, port=port)
+    return str(path.resolve())

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from faultlens.dashboards._data import Connection, Filters, connection, db_path, db_version, query
+from faultlens.analyzer import StoreError
+from faultlens.dashboards._data import (
+    Connection,
+    Filters,
+    connection,
+    db_path,
+    db_version,
+    query,
+    store_label,
+)
 from faultlens.dashboards._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
@@ -45,14 +54,25 @@ def _dt_to_ns(value: dt.datetime) -> int:
 def _sidebar(db: str) -> tuple[Connection, Filters]:
     """Draw the shared filters; stop the run with a clear message when there is no data."""
     version = db_version(db)
-    st.sidebar.caption(f"Store: {plain(db)}")
+    label = store_label(db)
+    st.sidebar.caption(f"Store: {plain(label)}")
+    load = (
+        "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
+        "(docs/scale-out.md)."
+        if db.startswith(("chdb:", "clickhouse://", "clickhouses://"))
+        else f"Load traces: `faultlens ingest PATH --db {label}`"
+    )
     if not version:
-        st.error(f"No faultlens store at {db}. Load traces: `faultlens ingest PATH --db {db}`")
+        st.error(f"No faultlens store at {label}. {load}")
         st.stop()
-    store = connection(db, version, None)
+    try:
+        store = connection(db, version, None)
+    except StoreError as exc:  # a server that does not answer, tables not there
+        st.error(str(exc).splitlines()[0])
+        st.stop()
     runs = query(store, Filters(db, version, None), "runs")
     if runs.empty:
-        st.info(f"The store {db} holds no spans yet. Load traces: faultlens ingest PATH --db {db}")
+        st.info(f"The store {label} holds no spans yet. {load}")
         st.stop()
     names = list(runs["run"])
     # ?run=<scenario>/<layout> opens a run directly: a link on-call can share.

@@ -10,8 +10,10 @@ Pages never build SQL: they name an analyzer method and its arguments.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "db_version",
     "query",
     "sibling_run",
+    "store_label",
 ]
 
 DEFAULT_DB = ".faultlens/faultlens.duckdb"
@@ -42,8 +45,41 @@ def db_path() -> str:
     return os.environ.get("FAULTLENS_DB") or DEFAULT_DB
 
 
+_SERVERS = ("clickhouse://", "clickhouses://")
+# chDB runs one embedded server per process: its sessions (one per run) take turns.
+_CHDB_LOCK = threading.Lock()
+
+
+def store_label(db: str) -> str:
+    """The store as the page shows it: a ClickHouse URL without its password."""
+    if db.startswith(_SERVERS):
+        from faultlens.analyzer._engines import DbTargetError, parse_db
+
+        try:
+            return str(parse_db(db))
+        except DbTargetError:
+            return db.partition("://")[0] + "://..."
+    return db
+
+
 def db_version(db: str) -> int:
-    """The file's modification time (ns): part of every cache key, so a re-ingest shows."""
+    """Part of every cache key, so new data shows; 0 when there is no store.
+
+    A DuckDB file: its modification time (ns). A chDB directory (``chdb:PATH``): the
+    latest modification time of what it holds (each insert writes new parts). A
+    ClickHouse server (``clickhouse://``), which the Collector keeps writing: the current
+    minute, so results are at most a minute old.
+    """
+    if db.startswith(_SERVERS):
+        return int(time.time() // 60) * 60 * 10**9
+    if db.startswith("chdb:"):
+        root = Path(db[len("chdb:") :].partition("?")[0])
+        if not root.is_dir():
+            return 0
+        return max(
+            (p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()),
+            default=root.stat().st_mtime_ns,
+        )
     try:
         return Path(db).stat().st_mtime_ns
     except OSError:
@@ -86,7 +122,8 @@ def connection(db: str, version: int, run: str | None) -> Connection:
     from faultlens import analyzer
 
     del version  # only part of the cache key
-    return Connection(analyzer.open(db, read_only=True, run=run), threading.Lock())
+    lock = _CHDB_LOCK if db.startswith("chdb:") else threading.Lock()
+    return Connection(analyzer.open(db, read_only=True, run=run), lock)
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
@@ -129,8 +166,11 @@ def _contrast(_con: Connection, _other: Connection | None, key: tuple, other: st
     # Each run's first analysis is the slow part: run both at once (DuckDB frees the GIL).
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(_incidents_of, (_con, _other)))
-    first, second = sorted((_con, _other), key=id)  # one lock order: no deadlock
-    with first.lock, second.lock:
+    # One lock order (no deadlock); chDB's sessions share one lock, taken once.
+    locks = list({id(c.lock): c.lock for c in sorted((_con, _other), key=id)}.values())
+    with contextlib.ExitStack() as held:
+        for lock in locks:
+            held.enter_context(lock)
         return _con.analysis.contrast(_other.analysis)
 
 

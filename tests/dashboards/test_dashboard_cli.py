@@ -16,3 +16,17 @@ def test_dashboard_names_a_missing_store(tmp_path: Path) -> None:
     assert result.output == (
         f"faultlens dashboard: {missing}: no such store; run `faultlens ingest` first.\n"
     )
+
+
+def test_dashboard_names_a_missing_chdb_directory(tmp_path: Path) -> None:
+    missing = f"chdb:{tmp_path / 'nothing'}"
+    result = CliRunner().invoke(app, ["dashboard", "--db", missing])
+    assert result.exit_code == 2
+    assert result.output == f"faultlens dashboard: {missing}: no such chDB directory.\n"
+
+
+def test_dashboard_names_a_malformed_target() -> None:
+    result = CliRunner().invoke(app, ["dashboard", "--db", "clickhouse://:8123"])
+    assert result.exit_code == 2
+    assert result.output.startswith("faultlens dashboard: --db 'clickhouse://:8123': no host")
+    assert len(result.output.splitlines()) == 1
