@@ -1,4 +1,5 @@
-"""Build the few spans a unit test needs through the real OTel SDK, then ingest them.
+"""Build the few spans (and log records) a unit test needs through the real OTel SDK,
+then ingest them.
 
 Each service gets its own TracerProvider (its own resource: service.name,
 service.instance.id, faultlens.run) and an in-memory exporter; the finished
@@ -14,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -33,20 +38,23 @@ class System:
     def __init__(self, run: str = "unit/run") -> None:
         self.run = run
         self.exporter = InMemorySpanExporter()
+        self.log_exporter = InMemoryLogRecordExporter()
         self._providers: dict[tuple[str, str], TracerProvider] = {}
+        self._log_providers: dict[tuple[str, str], LoggerProvider] = {}
+
+    def _resource(self, service: str, instance: str) -> Resource:
+        return Resource.create(
+            {
+                "service.name": service,
+                "service.instance.id": f"{service}-{instance}",
+                "faultlens.run": self.run,
+            }
+        )
 
     def tracer(self, service: str, instance: str = "i1") -> trace.Tracer:
         key = (service, instance)
         if key not in self._providers:
-            p = TracerProvider(
-                resource=Resource.create(
-                    {
-                        "service.name": service,
-                        "service.instance.id": f"{service}-{instance}",
-                        "faultlens.run": self.run,
-                    }
-                )
-            )
+            p = TracerProvider(resource=self._resource(service, instance))
             p.add_span_processor(SimpleSpanProcessor(self.exporter))
             self._providers[key] = p
         return self._providers[key].get_tracer("unit")
@@ -80,7 +88,38 @@ class System:
             s.set_status(Status(StatusCode.ERROR, "boom"))
         s.end(end_time=start + int(dur_ms * MS))
 
+    def log(
+        self,
+        service: str,
+        body: str,
+        *,
+        ts: int,
+        severity: int,
+        model: str | None = None,
+        instance: str = "i1",
+    ) -> None:
+        """One log record at ``ts`` (ns) with ``severity`` (SeverityNumber's value)."""
+        key = (service, instance)
+        if key not in self._log_providers:
+            p = LoggerProvider(resource=self._resource(service, instance))
+            p.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
+            self._log_providers[key] = p
+        self._log_providers[key].get_logger("unit").emit(
+            LogRecord(
+                timestamp=ts,
+                observed_timestamp=ts,
+                severity_number=SeverityNumber(severity),
+                body=body,
+                attributes={"ml.model.name": model} if model else {},
+            )
+        )
+
     def ingest(self, tmp: Path, db: Path | str) -> None:
-        path = tmp / f"spans-{len(list(tmp.glob('spans-*')))}.pb"
-        path.write_bytes(encode_spans(self.exporter.get_finished_spans()).SerializeToString())
-        ingest([path], db=db)
+        n = len(list(tmp.glob("spans-*")))
+        paths = [tmp / f"spans-{n}.pb"]
+        paths[0].write_bytes(encode_spans(self.exporter.get_finished_spans()).SerializeToString())
+        records = self.log_exporter.get_finished_logs()
+        if records:
+            paths.append(tmp / f"logs-{n}.pb")
+            paths[1].write_bytes(encode_logs(records).SerializeToString())
+        ingest(paths, db=db)

@@ -1,4 +1,4 @@
-"""Span sums per bucket (``fl_span_buckets``) against the spans they sum.
+"""Span and log sums per bucket against the spans and log records they sum.
 
 An incident reads its spans as sums per 5 s bucket instead of scanning them. Its
 baseline starts at the run's first entry request at the earliest, which may fall inside
@@ -103,3 +103,56 @@ def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: flo
         a.con.execute("SELECT DISTINCT cand_service, cand_model FROM fl_spans").fetchall(),
         key=repr,
     )
+
+
+LOG_COLUMNS = ["service", "model", "bucket_start", "warn_logs", "error_logs", "fatal_logs"]
+
+
+def test_incident_log_sums_are_those_of_its_log_records(tmp_path: Path) -> None:
+    """The log sums an incident reads (one aggregate of ``otel_logs`` per analysis) are
+    its warning (13-16), error (17-20) and fatal (21+) records per bucket; a record
+    without a model speaks for its service's only model; a warning before the run's first
+    request, inside the baseline's first bucket, stays out; the evidence volume counts
+    every record of the service during the incident, whatever its severity."""
+    sysm = System()
+    _requests(sysm)  # model-a runs model a; the first request at 2.5 s
+    for at_ms, severity, model in (
+        (2000, 13, None),  # before the first request: out
+        (3000, 13, None),  # the only model's: a
+        (6000, 17, "a"),
+        (8000, 21, "a"),
+        (11000, 9, None),  # info: read as evidence, not as a signal
+        (12000, 13, None),
+    ):
+        sysm.log("model-a", f"sev {severity}", ts=T0 + at_ms * MS, severity=severity, model=model)
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    a = fa.open(db)
+    assert a._facts and a._span_buckets_stored
+    bns = a.settings.bucket_ns
+    lo = int(a.con.execute("SELECT min(ts) FROM fl_requests").fetchone()[0])
+    onset, end = T0 + 2 * bns, T0 + 3 * bns
+    runs, n_models = a._run_facts
+    views = _evidence.collect_views(
+        a.con,
+        a.d,
+        run="unit/run",
+        base_start=lo,
+        onset=onset,
+        end=end,
+        bucket_ns=bns,
+        slo_ms=None,
+        log_buckets=a._log_sums,
+        runs=runs,
+        n_models=n_models,
+    )
+    got = views["model_aware"].logs[LOG_COLUMNS].astype({c: "int64" for c in LOG_COLUMNS[2:]})
+    assert sorted(got.itertuples(index=False, name=None)) == [
+        ("model-a", "a", T0, 1, 0, 0),
+        ("model-a", "a", T0 + bns, 0, 1, 1),
+        ("model-a", "a", T0 + 2 * bns, 1, 0, 0),
+    ]
+    logs = a._log_sums
+    kw = dict(run="unit/run", onset=onset, end=end, service="model-a")
+    assert _evidence.logs_in(logs, **kw, model=None) == 2
+    assert _evidence.logs_in(logs, **kw, model="a") == 0  # neither names its model
