@@ -7,6 +7,7 @@ every page runs, and shows the numbers the DuckDB store gives.
 from __future__ import annotations
 
 import gc
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +61,21 @@ def test_every_page_over_chdb_shows_what_duckdb_shows(
     for page in ("contrast", "traces", "logs"):
         _run(at, page)
         assert at.get("plotly_chart") or at.dataframe, page
+
+
+def test_a_clickhouse_server_that_does_not_answer_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("FAULTLENS_DB", f"clickhouse://faultlens:secret@127.0.0.1:{port}/otel")
+    at = AppTest.from_file(str(ENTRYPOINT), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    (error,) = [e.value for e in at.error]
+    assert f"127.0.0.1:{port}" in error and "\n" not in error
+    # The password is never shown.
+    assert "secret" not in error
+    assert "secret" not in at.sidebar.caption[0].value
+    assert "faultlens@127.0.0.1" in at.sidebar.caption[0].value.replace("\\", "")
