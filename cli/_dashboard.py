@@ -36,6 +36,7 @@ def serve(db: str, *, host: str, port: int) -> None:
     The store reaches the app through ``FAULTLENS_DB``. Exec (not a child
     process) so that stopping this process stops the server.
     """
+    from faultlens.analyzer._engines import parse_db
     from faultlens.dashboards import ENTRYPOINT
 
     remote = db.startswith(("chdb:", "clickhouse://", "clickhouses://"))
@@ -61,7 +62,9 @@ def serve(db: str, *, host: str, port: int) -> None:
         "--browser.serverAddress",
         host,
     ]
-    typer.echo(f"faultlens dashboard: http://{host}:{port}  (store {db}; Ctrl-C stops it)")
+    # A server URL is shown without its password.
+    shown = str(parse_db(db)) if db.startswith(("clickhouse://", "clickhouses://")) else db
+    typer.echo(f"faultlens dashboard: http://{host}:{port}  (store {shown}; Ctrl-C stops it)")
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
 
