@@ -151,30 +151,20 @@ def collect_views(
     prm = {k: d.param(k, "String" if k == "run" else "Int64") for k in p}
     null = d.null_text
 
-    def both(cte: str, key: str, rest: str, aggs: str) -> dict[str, pd.DataFrame]:
-        """``cte`` grouped by (key, model, rest) as view 'model_aware', and the same rows
-        without their model as view 'service_only' (every reader sums rows by key)."""
-        aware = con.execute(
-            f"""WITH {cte}
-            SELECT {key}, model, {rest}, {aggs} FROM x GROUP BY {key}, model, {rest}""",
-            p,
-        ).df()
-        return {"model_aware": aware, "service_only": _without_model(aware)}
-
     # The incident's buckets from the stored sums (``span_buckets_sql``): a baseline that
     # starts inside a bucket starts at the run's first request, and only spans that began
     # before it (``early``) fall outside it there.
-    spans = both(
-        f"""x AS (SELECT cand_service AS service, cand_model AS model, bucket_start, spans,
-                     errors, origin_errors, self_ns
-              FROM fl_span_buckets
-              WHERE run = {prm["run"]} AND early = 0 AND bucket_start >= {prm["base_bucket"]}
-                AND bucket_start < {prm["end"]})""",
-        "service",
-        "bucket_start",
-        """sum(spans) AS spans, sum(errors) AS errors, sum(origin_errors) AS origin_errors,
-               sum(self_ns) AS self_ns""",
-    )
+    aware = con.execute(
+        f"""SELECT cand_service AS service, cand_model AS model, bucket_start,
+                   sum(spans) AS spans, sum(errors) AS errors,
+                   sum(origin_errors) AS origin_errors, sum(self_ns) AS self_ns
+            FROM fl_span_buckets
+            WHERE run = {prm["run"]} AND early = 0 AND bucket_start >= {prm["base_bucket"]}
+              AND bucket_start < {prm["end"]}
+            GROUP BY cand_service, cand_model, bucket_start""",
+        p,
+    ).df()
+    spans = {"model_aware": aware, "service_only": _without_model(aware)}
     logs = _incident_logs(log_buckets, run=run, base_start=base_start, end=end, bucket_ns=bucket_ns)
     phase = f"CASE WHEN q.ts >= {prm['onset']} THEN {d.bucket('q.ts', bucket_ns)} ELSE -1 END"
     chosen = f"""q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}

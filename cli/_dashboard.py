@@ -39,8 +39,9 @@ def serve(db: str, *, host: str, port: int) -> None:
     from faultlens.analyzer._engines import parse_db
     from faultlens.dashboards import ENTRYPOINT
 
-    remote = db.startswith(("chdb:", "clickhouse://", "clickhouses://"))
-    env = dict(os.environ, FAULTLENS_DB=db if remote else str(Path(db).resolve()))
+    target = parse_db(db)
+    local = target.kind == "duckdb"
+    env = dict(os.environ, FAULTLENS_DB=str(Path(db).resolve()) if local else db)
     argv = [
         sys.executable,
         "-m",
@@ -62,9 +63,8 @@ def serve(db: str, *, host: str, port: int) -> None:
         "--browser.serverAddress",
         host,
     ]
-    # A server URL is shown without its password.
-    shown = str(parse_db(db)) if db.startswith(("clickhouse://", "clickhouses://")) else db
-    typer.echo(f"faultlens dashboard: http://{host}:{port}  (store {shown}; Ctrl-C stops it)")
+    # str(target) never shows a server's password.
+    typer.echo(f"faultlens dashboard: http://{host}:{port}  (store {target}; Ctrl-C stops it)")
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
 

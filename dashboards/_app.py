@@ -21,6 +21,7 @@ from faultlens.dashboards._data import (
     db_path,
     db_version,
     query,
+    store_kind,
     store_label,
 )
 from faultlens.dashboards._views import plain
@@ -59,7 +60,7 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
     load = (
         "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
         "(docs/scale-out.md)."
-        if db.startswith(("chdb:", "clickhouse://", "clickhouses://"))
+        if store_kind(db) in ("chdb", "clickhouse")
         else f"Load traces: `faultlens ingest PATH --db {label}`"
     )
     if not version:

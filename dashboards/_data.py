@@ -34,6 +34,7 @@ __all__ = [
     "db_version",
     "query",
     "sibling_run",
+    "store_kind",
     "store_label",
 ]
 
@@ -45,21 +46,29 @@ def db_path() -> str:
     return os.environ.get("FAULTLENS_DB") or DEFAULT_DB
 
 
-_SERVERS = ("clickhouse://", "clickhouses://")
 # chDB runs one embedded server per process: its sessions (one per run) take turns.
 _CHDB_LOCK = threading.Lock()
 
 
+def store_kind(db: str) -> str | None:
+    """``duckdb``, ``chdb`` or ``clickhouse`` (the analyzer's own reading of ``--db``);
+    None when it cannot be read."""
+    from faultlens.analyzer._engines import DbTargetError, parse_db
+
+    try:
+        return parse_db(db).kind
+    except DbTargetError:
+        return None
+
+
 def store_label(db: str) -> str:
     """The store as the page shows it: a ClickHouse URL without its password."""
-    if db.startswith(_SERVERS):
-        from faultlens.analyzer._engines import DbTargetError, parse_db
+    from faultlens.analyzer._engines import DbTargetError, parse_db
 
-        try:
-            return str(parse_db(db))
-        except DbTargetError:
-            return db.partition("://")[0] + "://..."
-    return db
+    try:
+        return str(parse_db(db))
+    except DbTargetError:
+        return db.partition("://")[0] + "://..." if "://" in db else db
 
 
 def db_version(db: str) -> int:
@@ -70,10 +79,16 @@ def db_version(db: str) -> int:
     ClickHouse server (``clickhouse://``), which the Collector keeps writing: the current
     minute, so results are at most a minute old.
     """
-    if db.startswith(_SERVERS):
+    from faultlens.analyzer._engines import DbTargetError, parse_db
+
+    try:
+        target = parse_db(db)
+    except DbTargetError:
+        return 0
+    if target.kind == "clickhouse":
         return int(time.time() // 60) * 60 * 10**9
-    if db.startswith("chdb:"):
-        root = Path(db[len("chdb:") :].partition("?")[0])
+    root = Path(target.path)
+    if target.kind == "chdb":
         if not root.is_dir():
             return 0
         return max(
@@ -81,7 +96,7 @@ def db_version(db: str) -> int:
             default=root.stat().st_mtime_ns,
         )
     try:
-        return Path(db).stat().st_mtime_ns
+        return root.stat().st_mtime_ns
     except OSError:
         return 0
 
@@ -122,7 +137,7 @@ def connection(db: str, version: int, run: str | None) -> Connection:
     from faultlens import analyzer
 
     del version  # only part of the cache key
-    lock = _CHDB_LOCK if db.startswith("chdb:") else threading.Lock()
+    lock = _CHDB_LOCK if store_kind(db) == "chdb" else threading.Lock()
     return Connection(analyzer.open(db, read_only=True, run=run), lock)
 
 

@@ -42,6 +42,24 @@ def _requests(sysm: System) -> None:
                 pass
 
 
+def _views(a: fa.Analysis, *, base_start: int, onset: int, end: int) -> dict:
+    """Both views' evidence of an incident of run unit/run over [base_start, end)."""
+    runs, n_models = a._run_facts
+    return _evidence.collect_views(
+        a.con,
+        a.d,
+        run="unit/run",
+        base_start=base_start,
+        onset=onset,
+        end=end,
+        bucket_ns=a.settings.bucket_ns,
+        slo_ms=None,
+        log_buckets=a._log_sums,
+        runs=runs,
+        n_models=n_models,
+    )
+
+
 @pytest.mark.parametrize("bucket_s", [5.0, 10.0])  # stored sums; derived at another bucket
 def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: float) -> None:
     sysm = System()
@@ -54,20 +72,7 @@ def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: flo
     lo = int(a.con.execute("SELECT min(ts) FROM fl_requests").fetchone()[0])
     assert lo == T0 + 5 * S // 2 and lo % bns  # the baseline starts inside a bucket
     onset, end = T0 + 2 * bns, T0 + 3 * bns
-    runs, n_models = a._run_facts
-    views = _evidence.collect_views(
-        a.con,
-        a.d,
-        run="unit/run",
-        base_start=lo,
-        onset=onset,
-        end=end,
-        bucket_ns=bns,
-        slo_ms=None,
-        log_buckets=a._log_sums,
-        runs=runs,
-        n_models=n_models,
-    )
+    views = _views(a, base_start=lo, onset=onset, end=end)
 
     def raw(since: int) -> pd.DataFrame:
         return a.con.execute(
@@ -99,7 +104,7 @@ def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: flo
             only.groupby("service")[column].sum().to_dict()
         )
     # Every candidate a span spoke for, whatever the window.
-    assert sorted(runs["unit/run"].candidates, key=repr) == sorted(
+    assert sorted(a._run_facts[0]["unit/run"].candidates, key=repr) == sorted(
         a.con.execute("SELECT DISTINCT cand_service, cand_model FROM fl_spans").fetchall(),
         key=repr,
     )
@@ -132,20 +137,7 @@ def test_incident_log_sums_are_those_of_its_log_records(tmp_path: Path) -> None:
     bns = a.settings.bucket_ns
     lo = int(a.con.execute("SELECT min(ts) FROM fl_requests").fetchone()[0])
     onset, end = T0 + 2 * bns, T0 + 3 * bns
-    runs, n_models = a._run_facts
-    views = _evidence.collect_views(
-        a.con,
-        a.d,
-        run="unit/run",
-        base_start=lo,
-        onset=onset,
-        end=end,
-        bucket_ns=bns,
-        slo_ms=None,
-        log_buckets=a._log_sums,
-        runs=runs,
-        n_models=n_models,
-    )
+    views = _views(a, base_start=lo, onset=onset, end=end)
     got = views["model_aware"].logs[LOG_COLUMNS].astype({c: "int64" for c in LOG_COLUMNS[2:]})
     assert sorted(got.itertuples(index=False, name=None)) == [
         ("model-a", "a", T0, 1, 0, 0),
