@@ -29,13 +29,15 @@ rows are read without scanning the rest:
 Memory stays bounded however large the store (issue 5: 10 million spans in at most
 1.5 GB): the facts of a span need only its own trace plus two small per-run maps, so
 they are derived one partition at a time (a run alone or several small runs together, a
-big run cut by a hash of the trace id into parts of about ``PART_SPANS``), and DuckDB
-works under a memory limit, spilling to its temporary directory (beside the store) for
-the sorts and joins that need more. A partition reads its spans from ``otel_traces``
-itself, one scan per run with the run's filter in it (row-group statistics skip other
-runs' rows), so nothing is staged. A partition of whole runs writes its rows into the
-stored tables at once, sorted (partitions follow the runs' order); only the parts of a
-cut run are gathered and sorted at the end. The old rows of the runs derived again are
+big run cut by time into parts of about ``PART_SPANS``, each trace whole in the part it
+starts in), and DuckDB works under a memory limit, spilling to its temporary directory
+(beside the store) for the sorts and joins that need more. A partition reads its spans
+from ``otel_traces`` itself, one scan per run with the run's filter (and a part's time
+range) in it: row-group statistics skip other runs' rows and other parts' times, so
+nothing is staged and a run cut in k parts is read about once, not k times. Each
+partition writes its rows into the stored tables at once, in time order (partitions
+follow the runs' order; the few rows of a part's traces that start after the next
+part's first are carried over to it). The old rows of the runs derived again are
 replaced in the same transaction.
 
 The store only grows (ingest dedupes, never deletes), so a run's span count names
@@ -79,9 +81,10 @@ _TABLES = {  # stored table: (temp table it replaces, order within a run)
 _SIDE = ("faultlens_service_models", "faultlens_facts_callee", "faultlens_facts_services")
 _TEMPS = (  # dropped when the step ends, however it ends
     "fl_parts",
-    "fl_spans_acc",
-    "fl_requests_acc",
-    "fl_exposure_acc",
+    "fl_straddle",
+    "fl_part_requests",
+    "fl_carry_faultlens_spans",
+    "fl_carry_faultlens_requests",
     "fl_instances_acc",
     "fl_callee",
     "fl_service_models",
@@ -234,8 +237,8 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
     Each partition reads its spans from ``otel_traces`` itself, a run at a time: the run
     filter goes into the scan, whose row-group statistics skip other runs' rows (a run's
     spans are mostly stored together), so nothing is staged. A partition of whole runs
-    writes its rows at once, in order (partitions follow the runs' order); the parts of a
-    run cut by trace id are gathered and written in order at the end."""
+    writes its rows at once, in order (partitions follow the runs' order); a run cut by
+    time (:class:`_Cut`) writes each part's rows in order as it goes."""
     d = DUCKDB
     layout = _partitions(counts)
     con.execute(
@@ -272,11 +275,15 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
     # trace: a number per (run, trace) stands for its id (one-to-one within a run), so the
     # per-incident joins hash integers.
     traces = len(counts) > 1 or had_others  # whether a trace spans two runs is asked
+    by_time: _Cut | None = None  # the run being derived in parts, cut by time
     for runs, k, j in (parts[p] for p in sorted(parts)):
         # A partition of one run (or of one part of it) joins without the run in its keys,
         # against that run's maps alone: the same rows, fewer strings to hash.
         by_run = len(runs) > 1
-        con.execute(d.temp_table("fl_base", _spans_of(runs, k=k, j=j)))
+        if k > 1 and j == 0:  # a run's parts come one after the other
+            by_time = _cut(con, runs[0], k)
+        part = by_time.filter(j) if by_time is not None and k > 1 else None
+        con.execute(d.temp_table("fl_base", _spans_of(runs, part=part)))
         con.execute(d.temp_table("fl_child", _detect.child_sql(d, by_run=by_run)))
         if k == 1:
             _maps(con, "fl_base", run=None if by_run else runs[0])
@@ -305,9 +312,9 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
                 )
                 + ")"
             )
-        else:  # gathered, written in order at the end
+        else:  # written in time order part by part, later rows carried to the next part
             con.execute(d.temp_table("fl_part_spans", facts))
-            _append(con, "fl_spans_acc", "SELECT * FROM fl_part_spans", temp=True)
+            _append_in_order(con, "faultlens_spans", "fl_part_spans", until=by_time.until(j))
             spans = "fl_part_spans"
         # Memory (the limit counts temporary tables) goes to what follows.
         con.execute("DROP TABLE fl_base")
@@ -335,9 +342,11 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
             select = f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
                 FROM ({sql}) t
                 JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id"""
-            if k > 1:
-                _append(con, f"{_TABLES[stored][0]}_acc", select, temp=True)
-            else:
+            if k > 1 and stored == "faultlens_requests":
+                con.execute(d.temp_table("fl_part_requests", select))
+                _append_in_order(con, stored, "fl_part_requests", until=by_time.until(j))
+                con.execute("DROP TABLE fl_part_requests")
+            else:  # trace numbers grow from part to part
                 _append(con, stored, f"{select} ORDER BY run, {_TABLES[stored][1]}")
         _append(
             con, "fl_instances_acc", _detect.INSTANCES_SQL.replace("fl_spans", spans), temp=True
@@ -365,15 +374,89 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
     return split
 
 
-def _spans_of(runs: list[str], *, k: int = 1, j: int = 0) -> str:
-    """The base rows (``_detect.base_sql``) of these runs, or of part ``j`` of ``k`` of one
-    run by trace id, as a subquery: one scan per run, each with the run's filter in it."""
-    part = f" AND hash(TraceId) % {k} = {j}" if k > 1 else ""
+def _spans_of(runs: list[str], *, part: str | None = None) -> str:
+    """The base rows (``_detect.base_sql``) of these runs, or of one part of one run
+    (``part``, a filter from :class:`_Cut`), as a subquery: one scan per run, each with the
+    run's filter in it."""
+    extra = f" AND {part}" if part else ""
     if len(runs) > _SCANS:  # many small runs: one scan
         listed = ", ".join(map(_literal, runs))
-        return f"({_detect.base_sql(DUCKDB, run_filter=f'{_RUN} IN ({listed}){part}')})"
-    scans = [_detect.base_sql(DUCKDB, run_filter=f"{_RUN} = {_literal(r)}{part}") for r in runs]
+        return f"({_detect.base_sql(DUCKDB, run_filter=f'{_RUN} IN ({listed}){extra}')})"
+    scans = [_detect.base_sql(DUCKDB, run_filter=f"{_RUN} = {_literal(r)}{extra}") for r in runs]
     return "(" + " UNION ALL ".join(scans) + ")"
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A big run cut by time into parts of about ``PART_SPANS`` spans, each trace whole in
+    one part: the part its first span starts in. ``bounds`` are the k-1 start times (ns)
+    between parts; ``ends[j]`` is when the last span of part j starts (a trace that began
+    in it may go on past the next bound: such traces are listed in ``fl_straddle``).
+
+    A part reads only its time range of ``otel_traces`` (row-group statistics skip the
+    rest of a run stored in about time order), so a run of N spans costs about one scan of
+    N rows in all, not one per part."""
+
+    bounds: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def filter(self, j: int) -> str:
+        """The rows of part j, as a filter on ``otel_traces``."""
+        h = "hash(TraceId)"
+        terms = [f"Timestamp >= make_timestamp_ns({self.bounds[j - 1]})"] if j else []
+        own = f"{h} IN (SELECT h FROM fl_straddle WHERE part = {j})"
+        if j < len(self.bounds):
+            terms.append(f"Timestamp <= make_timestamp_ns({self.ends[j]})")
+            whole = f"Timestamp < make_timestamp_ns({self.bounds[j]})"
+            own = f"({own} OR ({whole} AND {h} NOT IN (SELECT h FROM fl_straddle)))"
+        else:
+            own = f"({own} OR {h} NOT IN (SELECT h FROM fl_straddle))"
+        return " AND ".join([*terms, own])
+
+    def until(self, j: int) -> int | None:
+        """Part j's rows (and those carried to it) that start before this time are written
+        once it is derived, the rest carried on; None for the last part: all are written."""
+        return self.bounds[j] if j < len(self.bounds) else None
+
+
+def _cut(con: Any, run: str, k: int) -> _Cut:
+    """Cut ``run`` into k parts by span start time (``fl_straddle``: the traces that cross
+    a bound, by trace id hash, with the part they start in)."""
+    where = f"{_RUN} = {_literal(run)}"
+    quantiles = [i / k for i in range(1, k)]
+    found = con.execute(
+        f"SELECT approx_quantile(epoch_ns(Timestamp), {quantiles}) FROM otel_traces WHERE {where}"
+    ).fetchone()[0]
+    bounds = tuple(sorted(int(b) for b in found))
+
+    def part(column: str) -> str:
+        return " + ".join(f"CAST({column} >= {b} AS INTEGER)" for b in bounds)
+
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fl_straddle AS
+            SELECT h, {part("t0")} AS part, t1
+            FROM (SELECT hash(TraceId) AS h, min(epoch_ns(Timestamp)) AS t0,
+                         max(epoch_ns(Timestamp)) AS t1
+                  FROM otel_traces WHERE {where} GROUP BY h)
+            WHERE {part("t0")} <> {part("t1")}"""
+    )
+    late = dict(con.execute("SELECT part, max(t1) FROM fl_straddle GROUP BY part").fetchall())
+    ends = tuple(max(b, late.get(j, b)) for j, b in enumerate(bounds))
+    return _Cut(bounds, ends)
+
+
+def _append_in_order(con: Any, table: str, rows: str, *, until: int | None) -> None:
+    """Append ``rows`` and the rows carried from the previous part (``fl_carry_<table>``)
+    to ``table`` in time order, those starting before ``until``; carry the rest."""
+    carry = f"fl_carry_{table}"
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {carry} AS SELECT * FROM {rows} LIMIT 0")
+    both = f"(SELECT * FROM {rows} UNION ALL SELECT * FROM {carry})"
+    if until is None:
+        _append(con, table, f"SELECT * FROM {both} ORDER BY run, ts")
+        con.execute(f"DROP TABLE {carry}")
+        return
+    _append(con, table, f"SELECT * FROM {both} WHERE ts < {until} ORDER BY run, ts")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {carry} AS SELECT * FROM {both} WHERE ts >= {until}")
 
 
 def _maps(con: Any, spans: str, *, run: str | None = None) -> None:
@@ -400,19 +483,12 @@ def _append(con: Any, table: str, select: str, *, temp: bool = False) -> None:
 
 
 def _finish(con: Any) -> None:
-    """Write what needs all of a run's rows: the gathered parts of runs cut by trace id (in
-    order), each run's series and instances, and the small per-run tables."""
+    """Write what needs all of a run's rows: each run's series and instances, and the small
+    per-run tables."""
     d = DUCKDB
     for stored in ("faultlens_spans", "faultlens_requests", "faultlens_exposure"):
-        temp, order = _TABLES[stored]
-        if con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND temporary",
-            {"t": f"{temp}_acc"},
-        ).fetchone()[0]:
-            _append(con, stored, f"SELECT * FROM {temp}_acc ORDER BY run, {order}")
-            con.execute(f"DROP TABLE {temp}_acc")
         con.execute(
-            f"""CREATE OR REPLACE TEMP VIEW {temp} AS
+            f"""CREATE OR REPLACE TEMP VIEW {_TABLES[stored][0]} AS
                 SELECT * FROM {stored} WHERE run IN (SELECT run FROM fl_parts)"""
         )
     _append(
