@@ -148,7 +148,7 @@ DUCKDB = Dialect(
     null_text="CAST(NULL AS VARCHAR)",
     regex_group_fmt="regexp_extract({expr}, {pattern}, 1)",
     char_fmt="chr({n})",
-    sorted_join_fmt="string_agg({expr}, {sep} ORDER BY {expr})",
+    sorted_join_fmt="array_to_string(list_sort(list({expr})), {sep})",
 )
 
 CLICKHOUSE = Dialect(
