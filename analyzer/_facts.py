@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +122,12 @@ def _exists(con: Any, table: str) -> bool:
     )
 
 
-def store_facts(con: Any) -> int:
+def store_facts(con: Any, *, progress: Callable[[int, int], None] | None = None) -> int:
     """Derive and store the span facts of every run whose span count changed since they
     were stored; returns the spans the stored facts cover (every span of the store).
+
+    ``progress(done, total)`` is called as the work goes, in steps: one per partition of
+    spans derived, and one for what needs whole runs at the end (``done == total`` last).
 
     Each run's facts are derived from that run alone (``build_facts(by_run=True)``'s
     steps), which is what an analysis of one run computes. A whole-store analysis may read
@@ -176,7 +180,11 @@ def store_facts(con: Any) -> int:
             if stale:
                 others = len(stale) < len(counts)
                 derived = _derive(
-                    con, {r: counts[r] for r in stale}, had_others=others, offset=offset
+                    con,
+                    {r: counts[r] for r in stale},
+                    had_others=others,
+                    offset=offset,
+                    progress=progress,
                 )
                 split = derived or split
             _write_meta(con, whole_store=not split and _maps_agree(con), split=split)
@@ -229,7 +237,14 @@ def _partitions(counts: dict[str, int]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) -> bool:
+def _derive(
+    con: Any,
+    counts: dict[str, int],
+    *,
+    had_others: bool,
+    offset: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> bool:
     """Derive the facts of these runs, a partition of traces at a time, and write them into
     the stored tables (the caller's transaction); returns whether a trace of theirs spans
     two runs.
@@ -276,7 +291,10 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
     # per-incident joins hash integers.
     traces = len(counts) > 1 or had_others  # whether a trace spans two runs is asked
     by_time: _Cut | None = None  # the run being derived in parts, cut by time
-    for runs, k, j in (parts[p] for p in sorted(parts)):
+    steps = len(parts) + 1  # each partition, then _finish
+    for step, (runs, k, j) in enumerate(parts[p] for p in sorted(parts)):
+        if progress is not None:
+            progress(step, steps)
         # A partition of one run (or of one part of it) joins without the run in its keys,
         # against that run's maps alone: the same rows, fewer strings to hash.
         by_run = len(runs) > 1
@@ -370,7 +388,11 @@ def _derive(con: Any, counts: dict[str, int], *, had_others: bool, offset: int) 
                      AND o.run NOT IN (SELECT run FROM fl_parts)"""
             ).fetchone()[0]
         )
+    if progress is not None:
+        progress(steps - 1, steps)
     _finish(con)
+    if progress is not None:
+        progress(steps, steps)
     return split
 
 

@@ -239,10 +239,13 @@ def ingest(
     db: str | Path | duckdb.DuckDBPyConnection = DEFAULT_DB,
     progress: Progress | None = None,
     workers: int | None = None,
+    facts_progress: Progress | None = None,
 ) -> IngestReport:
     """Load OTLP files (JSON Lines, JSON, protobuf; gzip/zstd; directories) into the store.
 
-    ``progress(done_bytes, total_bytes)`` is called after each committed batch.
+    ``progress(done_bytes, total_bytes)`` is called after each committed batch, then
+    ``facts_progress(done_steps, total_steps)`` while the span facts are derived (none
+    when no run changed).
     ``workers`` decoding processes (default: one per core when the input is large).
 
     Example: ``ingest(["traces.jsonl.gz"], db=".faultlens/faultlens.duckdb")``
@@ -310,7 +313,7 @@ def ingest(
         # Derive the span facts every analysis reads once, here (analyzer/_facts.py).
         facts_started = time.perf_counter()
         try:
-            store_facts(con)
+            store_facts(con, progress=facts_progress)
         except duckdb.Error as exc:  # every record is committed already; say so, keep them
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             store = "the store" if con is db else str(db)

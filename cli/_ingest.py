@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import filesize
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from faultlens.cli._app import DEFAULT_DB, DbOption, app
 
@@ -32,18 +33,25 @@ def ingest(
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        TextColumn("{task.fields[amount]}"),
         TimeRemainingColumn(),
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("ingest", total=None)
+        task = bar.add_task("ingest", total=None, amount="")
+        facts: list[TaskID] = []  # the span facts' task, once they start
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            amount = f"{filesize.decimal(done)}/{filesize.decimal(total)}"
+            bar.update(task, completed=done, total=total, amount=amount)
+
+        def facts_progress(done: int, total: int) -> None:
+            if not facts:
+                facts.append(bar.add_task("span facts", total=total, amount=""))
+            bar.update(facts[0], completed=done, total=total, amount=f"step {done}/{total}")
 
         try:
-            report = run_ingest(paths, db=db, progress=progress)
+            report = run_ingest(paths, db=db, progress=progress, facts_progress=facts_progress)
         except StoreError as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None

@@ -170,7 +170,14 @@ def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
     # all three in one ingest, so whole partitions are written before and after cut parts.
     monkeypatch.setattr(_facts, "PART_SPANS", 3000)
     db = tmp_path / "store.duckdb"
-    ingest([DATA / "crash" / "monolith" / "traces.jsonl.gz", CRASH, LATENCY], db=db)
+    steps: list[tuple[int, int]] = []
+    files = [DATA / "crash" / "monolith" / "traces.jsonl.gz", CRASH, LATENCY]
+    ingest(files, db=db, facts_progress=lambda done, total: steps.append((done, total)))
+    # One step per partition (four) and one for the whole runs' tables, reported as they go.
+    assert steps == [(n, 5) for n in range(6)]
+    steps.clear()
+    ingest(files, db=db, facts_progress=lambda done, total: steps.append((done, total)))
+    assert steps == []  # nothing new: no run derived again
     assert _facts._partitions(
         {"crash/monolith": 1850, "crash/per-model": 4165, "latency/monolith": 2599}
     ) == [("crash/monolith", 0, 1), ("crash/per-model", 1, 2), ("latency/monolith", 3, 1)]
