@@ -24,7 +24,7 @@ from faultlens.analyzer._decode import (
 )
 from faultlens.analyzer._decode_json import Decoded
 
-__all__ = ["decode_protobuf", "detect_protobuf_signal"]
+__all__ = ["decode_message", "decode_protobuf", "detect_protobuf_signal"]
 
 
 def _raw(value: Any) -> Any:
@@ -205,6 +205,15 @@ def detect_protobuf_signal(data: bytes) -> str | None:
             if sl.log_records:
                 return "logs"
     return "traces" if traces is not None else "logs"
+
+
+def decode_message(message: TracesData | LogsData, label: str, out: Decoded) -> None:
+    """One parsed message into ``out`` (the receiver parses a body once, to answer 400
+    when it does not parse)."""
+    if isinstance(message, TracesData):
+        _traces(message, label, out.traces)
+    else:
+        _logs(message, label, out.logs)
 
 
 def decode_protobuf(data: bytes, label: str, out: Decoded, *, signal: str | None = None) -> None:

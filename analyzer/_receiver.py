@@ -46,7 +46,7 @@ from starlette.routing import Route
 
 from faultlens.analyzer._decode import Reject
 from faultlens.analyzer._decode_json import Decoded, decode_document
-from faultlens.analyzer._decode_proto import decode_protobuf
+from faultlens.analyzer._decode_proto import decode_message
 from faultlens.analyzer._facts import store_facts
 from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
 
@@ -80,6 +80,11 @@ class Receiver:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, queue_items: int = QUEUE_ITEMS):
         self.con = con
+        # One DuckDB thread for the small group commits (a request's few hundred spans):
+        # a second costs CPU to hand out work that small, CPU the decoding needs. The span
+        # facts at shutdown get the connection's own setting back.
+        self.threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+        con.execute("SET threads = 1")
         self.jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_items)
         self.run_id = f"collect-{uuid.uuid4().hex[:12]}"
         self.requests = itertools.count(1)
@@ -98,6 +103,7 @@ class Receiver:
         request has been answered by then: its rows were committed first)."""
         self.jobs.put(None)
         self.thread.join()
+        self.con.execute(f"SET threads = {int(self.threads)}")
         if self.wrote_spans:
             try:
                 store_facts(self.con)
@@ -180,10 +186,10 @@ def _decode(body: bytes, signal: str, is_json: bool, label: str) -> Decoded:
         decode_document({key: doc.get(key) or []}, label, out)
     else:
         try:
-            (TracesData if signal == "traces" else LogsData).FromString(body)
+            message = (TracesData if signal == "traces" else LogsData).FromString(body)
         except DecodeError as exc:
             raise ValueError(f"body is not an OTLP protobuf message ({exc})") from None
-        decode_protobuf(body, label, out, signal=signal)
+        decode_message(message, label, out)
     return out
 
 

@@ -224,3 +224,14 @@ def test_full_write_queue_answers_busy() -> None:
     release.set()
     receiver.close()
     assert committed == [None, None]
+
+
+def test_writer_takes_one_duckdb_thread_and_gives_the_setting_back() -> None:
+    con = connect(":memory:")
+    con.execute("SET threads = 3")
+    receiver = Receiver(con)
+    # Group commits of a request's few hundred spans run on one DuckDB thread ...
+    assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    receiver.close()
+    # ... and the caller's connection (and the span facts at shutdown) get theirs back.
+    assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 3
