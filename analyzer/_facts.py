@@ -91,7 +91,6 @@ _TEMPS = (  # dropped when the step ends, however it ends
     "fl_service_models",
     "fl_base",
     "fl_child",
-    "fl_part_spans",
     "fl_trace_numbers",
     "fl_part_exposure",
     "fl_callee_all",
@@ -318,11 +317,9 @@ def _derive(
                 _detect.service_models_sql(by_run=by_run, base=f"(SELECT * FROM fl_kinds{own})"),
             )
         )
-        facts = f"""
-            WITH f AS ({_detect.span_facts_sql(by_run=by_run)})
-            {_detect.spans_sql(table="f", by_run=by_run)}"""
-        if k == 1:  # written sorted at once; the rest is read back from the stored rows
-            _append(con, "faultlens_spans", f"{facts} ORDER BY run, ts")
+        # Written sorted at once; the rest is read back from the stored rows.
+        if k == 1:
+            _append(con, "faultlens_spans", f"{_facts_sql(by_run)} ORDER BY run, ts")
             spans = (
                 "("
                 + " UNION ALL ".join(
@@ -330,10 +327,16 @@ def _derive(
                 )
                 + ")"
             )
-        else:  # written in time order part by part, later rows carried to the next part
-            con.execute(d.temp_table("fl_part_spans", facts))
-            _append_in_order(con, "faultlens_spans", "fl_part_spans", until=by_time.until(j))
-            spans = "fl_part_spans"
+        else:  # a part: its rows that start after the next part's first are carried over
+            crossing = f"(SELECT * FROM fl_base WHERE {by_time.crossing(j, 'trace_id')})"
+            _append_in_order(
+                con,
+                "faultlens_spans",
+                f"({_facts_sql(by_run)})",
+                until=by_time.until(j),
+                later=f"({_facts_sql(by_run, base=crossing)})",
+            )
+            spans = by_time.stored_rows(j, runs[0])
         # Memory (the limit counts temporary tables) goes to what follows.
         con.execute("DROP TABLE fl_base")
         con.execute("DROP TABLE fl_child")
@@ -353,23 +356,31 @@ def _derive(
             d.temp_table("fl_part_exposure", _detect.EXPOSURE_SQL.replace("fl_spans", spans))
         )
         requests = _detect.requests_sql(DUCKDB, exposure="fl_part_exposure")
-        for stored, sql in (
-            ("faultlens_requests", requests.replace("fl_spans", spans)),
-            ("faultlens_exposure", "SELECT * FROM fl_part_exposure"),
-        ):
-            select = f"""SELECT t.* REPLACE (n.trace_no AS trace_id)
+
+        def numbered(sql: str) -> str:
+            return f"""(SELECT t.* REPLACE (n.trace_no AS trace_id)
                 FROM ({sql}) t
-                JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id"""
-            if k > 1 and stored == "faultlens_requests":
-                con.execute(d.temp_table("fl_part_requests", select))
-                _append_in_order(con, stored, "fl_part_requests", until=by_time.until(j))
-                con.execute("DROP TABLE fl_part_requests")
-            else:  # trace numbers grow from part to part
-                _append(con, stored, f"{select} ORDER BY run, {_TABLES[stored][1]}")
+                JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id)"""
+
+        if k > 1:  # in time order, as the spans (trace numbers grow from part to part)
+            select = numbered(requests.replace("fl_spans", spans))
+            con.execute(d.temp_table("fl_part_requests", f"SELECT * FROM {select}"))
+            _append_in_order(con, "faultlens_requests", "fl_part_requests", until=by_time.until(j))
+            con.execute("DROP TABLE fl_part_requests")
+        else:
+            _append(
+                con,
+                "faultlens_requests",
+                f"SELECT * FROM {numbered(requests.replace('fl_spans', spans))} ORDER BY run, ts",
+            )
+        _append(
+            con,
+            "faultlens_exposure",
+            f"SELECT * FROM {numbered('SELECT * FROM fl_part_exposure')} ORDER BY run, trace_id",
+        )
         _append(
             con, "fl_instances_acc", _detect.INSTANCES_SQL.replace("fl_spans", spans), temp=True
         )
-        con.execute("DROP TABLE IF EXISTS fl_part_spans")
         con.execute("DROP TABLE fl_trace_numbers")
         con.execute("DROP TABLE fl_part_exposure")
     split = False
@@ -394,6 +405,13 @@ def _derive(
     if progress is not None:
         progress(steps, steps)
     return split
+
+
+def _facts_sql(by_run: bool, *, base: str = "fl_base") -> str:
+    """The span facts (``fl_spans``' rows) of the spans in ``base``."""
+    return f"""
+        WITH f AS ({_detect.span_facts_sql(by_run=by_run, base=base)})
+        {_detect.spans_sql(table="f", by_run=by_run)}"""
 
 
 def _spans_of(runs: list[str], *, part: str | None = None) -> str:
@@ -435,6 +453,24 @@ class _Cut:
             own = f"({own} OR {h} NOT IN (SELECT h FROM fl_straddle))"
         return " AND ".join([*terms, own])
 
+    def crossing(self, j: int, trace_id: str) -> str:
+        """A filter: the traces that start in part j and go on past its end."""
+        return f"hash({trace_id}) IN (SELECT h FROM fl_straddle WHERE part = {j})"
+
+    def stored_rows(self, j: int, run: str) -> str:
+        """Part j's span facts once written (:func:`_append_in_order`), as a subquery: in
+        ``faultlens_spans`` from the part's first start on, but for the rows carried
+        there from earlier parts, and its own carried rows."""
+        terms = [f"run = {_literal(run)}"]
+        if j:
+            terms.append(f"ts >= {self.bounds[j - 1]}")
+        terms.append(f"hash(trace_id) NOT IN (SELECT h FROM fl_straddle WHERE part < {j})")
+        stored = f"SELECT * FROM faultlens_spans WHERE {' AND '.join(terms)}"
+        if j == len(self.bounds):  # the last part: nothing carried on
+            return f"({stored})"
+        carried = f"SELECT * FROM fl_carry_faultlens_spans WHERE {self.crossing(j, 'trace_id')}"
+        return f"({stored} AND ts < {self.bounds[j]} UNION ALL {carried})"
+
     def until(self, j: int) -> int | None:
         """Part j's rows (and those carried to it) that start before this time are written
         once it is derived, the rest carried on; None for the last part: all are written."""
@@ -467,18 +503,30 @@ def _cut(con: Any, run: str, k: int) -> _Cut:
     return _Cut(bounds, ends)
 
 
-def _append_in_order(con: Any, table: str, rows: str, *, until: int | None) -> None:
-    """Append ``rows`` and the rows carried from the previous part (``fl_carry_<table>``)
-    to ``table`` in time order, those starting before ``until``; carry the rest."""
+def _append_in_order(
+    con: Any, table: str, rows: str, *, until: int | None, later: str | None = None
+) -> None:
+    """Append ``rows`` (a table, or a query) and the rows carried from the previous part
+    (``fl_carry_<table>``) to ``table`` in time order, those that start before ``until``;
+    carry the rest. ``later`` selects those of ``rows`` more cheaply than ``rows`` itself
+    (the part's traces that go on past its end), so that a query runs once in full."""
     carry = f"fl_carry_{table}"
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {carry} AS SELECT * FROM {rows} LIMIT 0")
-    both = f"(SELECT * FROM {rows} UNION ALL SELECT * FROM {carry})"
+    carried = bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t AND temporary",
+            {"t": carry},
+        ).fetchone()[0]
+    )
+    both = f"(SELECT * FROM {rows} UNION ALL SELECT * FROM {carry})" if carried else rows
     if until is None:
         _append(con, table, f"SELECT * FROM {both} ORDER BY run, ts")
-        con.execute(f"DROP TABLE {carry}")
+        con.execute(f"DROP TABLE IF EXISTS {carry}")
         return
     _append(con, table, f"SELECT * FROM {both} WHERE ts < {until} ORDER BY run, ts")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {carry} AS SELECT * FROM {both} WHERE ts >= {until}")
+    rest = f"SELECT * FROM {later or rows} WHERE ts >= {until}"
+    if carried:
+        rest = f"SELECT * FROM {carry} WHERE ts >= {until} UNION ALL {rest}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {carry} AS {rest}")
 
 
 def _maps(con: Any, spans: str, *, run: str | None = None) -> None:
