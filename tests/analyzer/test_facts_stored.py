@@ -129,7 +129,7 @@ def _mark(db: Path, text: str | None) -> int:
 def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part_spans: int
 ) -> None:
-    # 700 spans a partition cuts each run into several parts by trace id.
+    # 700 spans a partition cuts each run into several parts by time.
     monkeypatch.setattr(_facts, "PART_SPANS", part_spans)
     db = tmp_path / "store.duckdb"
     ingest(CRASH, db=db)
@@ -166,7 +166,7 @@ def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 3000 spans a partition: crash/monolith (1850) and latency/monolith (2599) are read
-    # whole, each into its own partition, crash/per-model (4165) is cut in two by trace id;
+    # whole, each into its own partition, crash/per-model (4165) is cut in two by time;
     # all three in one ingest, so whole partitions are written before and after cut parts.
     monkeypatch.setattr(_facts, "PART_SPANS", 3000)
     db = tmp_path / "store.duckdb"
