@@ -156,10 +156,12 @@ def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
     ingest(second, db=db)
     _assert_stored_equal_derived(db)
 
-    # Both halves in one ingest, into a fresh store.
-    other = tmp_path / "other.duckdb"
-    ingest([first, second], db=other)
-    _assert_stored_equal_derived(other)
+    # Both halves in one ingest, into a fresh store; and in reverse, so that the run is not
+    # stored in time order (a part's time range then spans the whole run's storage).
+    for name, files in (("other", [first, second]), ("reversed", [second, first])):
+        other = tmp_path / f"{name}.duckdb"
+        ingest(files, db=other)
+        _assert_stored_equal_derived(other)
 
 
 def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
