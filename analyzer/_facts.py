@@ -356,14 +356,8 @@ def _derive(
             d.temp_table("fl_part_exposure", _detect.EXPOSURE_SQL.replace("fl_spans", spans))
         )
         requests = _detect.requests_sql(DUCKDB, exposure="fl_part_exposure")
-
-        def numbered(sql: str) -> str:
-            return f"""(SELECT t.* REPLACE (n.trace_no AS trace_id)
-                FROM ({sql}) t
-                JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id)"""
-
         if k > 1:  # in time order, as the spans (trace numbers grow from part to part)
-            select = numbered(requests.replace("fl_spans", spans))
+            select = _numbered(requests.replace("fl_spans", spans))
             con.execute(d.temp_table("fl_part_requests", f"SELECT * FROM {select}"))
             _append_in_order(con, "faultlens_requests", "fl_part_requests", until=by_time.until(j))
             con.execute("DROP TABLE fl_part_requests")
@@ -371,12 +365,12 @@ def _derive(
             _append(
                 con,
                 "faultlens_requests",
-                f"SELECT * FROM {numbered(requests.replace('fl_spans', spans))} ORDER BY run, ts",
+                f"SELECT * FROM {_numbered(requests.replace('fl_spans', spans))} ORDER BY run, ts",
             )
         _append(
             con,
             "faultlens_exposure",
-            f"SELECT * FROM {numbered('SELECT * FROM fl_part_exposure')} ORDER BY run, trace_id",
+            f"SELECT * FROM {_numbered('SELECT * FROM fl_part_exposure')} ORDER BY run, trace_id",
         )
         _append(
             con, "fl_instances_acc", _detect.INSTANCES_SQL.replace("fl_spans", spans), temp=True
@@ -405,6 +399,13 @@ def _derive(
     if progress is not None:
         progress(steps, steps)
     return split
+
+
+def _numbered(sql: str) -> str:
+    """``sql``'s rows with the trace id replaced by its number (``fl_trace_numbers``)."""
+    return f"""(SELECT t.* REPLACE (n.trace_no AS trace_id)
+        FROM ({sql}) t
+        JOIN fl_trace_numbers n ON n.run = t.run AND n.trace_id = t.trace_id)"""
 
 
 def _facts_sql(by_run: bool, *, base: str = "fl_base") -> str:
@@ -444,7 +445,7 @@ class _Cut:
         """The rows of part j, as a filter on ``otel_traces``."""
         h = "hash(TraceId)"
         terms = [f"Timestamp >= make_timestamp_ns({self.bounds[j - 1]})"] if j else []
-        own = f"{h} IN (SELECT h FROM fl_straddle WHERE part = {j})"
+        own = self.crossing(j, "TraceId")
         if j < len(self.bounds):
             terms.append(f"Timestamp <= make_timestamp_ns({self.ends[j]})")
             whole = f"Timestamp < make_timestamp_ns({self.bounds[j]})"
