@@ -301,6 +301,8 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="faultlens-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    for stale in workdir.glob("*.duckdb*"):  # a reused --workdir: each path starts empty
+        stale.unlink()
     path = workdir / "spans.jsonl"
     size = generate(path, args.spans)
     print(
