@@ -283,6 +283,7 @@ def receiver_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
         state["receiver"] = Receiver(con, queue_items=queue_items)
+        await run_in_threadpool(lambda: None)  # the worker threads' start-up, before a request
         try:
             yield
         finally:
