@@ -58,7 +58,14 @@ def _value_text(value: Any) -> str:
 
 
 def _attributes(kvs: Any) -> dict[str, str]:
-    return {kv.key: _value_text(kv.value) for kv in kvs}
+    out: dict[str, str] = {}
+    for kv in kvs:  # strings, by far the most common, without a call
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            out[kv.key] = value.string_value
+        else:
+            out[kv.key] = _value_text(value)
+    return out
 
 
 def _scopes(cols: TraceColumns | LogColumns, container: Any, scope_container: Any, res: int) -> int:
@@ -82,6 +89,16 @@ def _resource(cols: TraceColumns | LogColumns, container: Any) -> int:
 def _traces(msg: TracesData, label: str, cols: TraceColumns) -> None:
     cols.begin_unit(label)
     unit = len(cols.units) - 1
+    # The per-span appends, bound once: a receiver's request walks hundreds of spans.
+    scope_idx, units, raw = cols.scope_idx.append, cols.unit.append, cols.raw.append
+    trace_id, span_id, parent_id = cols.trace_id.append, cols.span_id.append, cols.parent_id.append
+    trace_state, name_of, kind = cols.trace_state.append, cols.name.append, cols.kind.append
+    start, end = cols.start.append, cols.end.append
+    status_code, status_message = cols.status_code.append, cols.status_message.append
+    attr_keys, attr_vals, attr_off = cols.attr_keys, cols.attr_vals, cols.attr_off.append
+    model_name, model_version = cols.model_name.append, cols.model_version.append
+    route, ev_off, ln_off = cols.route.append, cols.ev_off.append, cols.ln_off.append
+    kinds, statuses = KIND_NAMES.get, STATUS_NAMES.get
     for rs in msg.resource_spans:
         res = _resource(cols, rs)
         for ss in rs.scope_spans:
@@ -96,42 +113,54 @@ def _traces(msg: TracesData, label: str, cols: TraceColumns) -> None:
                     name, version = resolve_model(attrs)
                     if name is None:
                         name, version = default_model
-                cols.scope_idx.append(scope)
-                cols.unit.append(unit)
-                cols.raw.append(span)
-                cols.trace_id.append(span.trace_id.hex())
-                cols.span_id.append(span.span_id.hex())
-                cols.parent_id.append(span.parent_span_id.hex())
-                cols.trace_state.append(span.trace_state)
-                cols.name.append(span.name)
-                cols.kind.append(KIND_NAMES.get(span.kind, ""))
-                cols.start.append(span.start_time_unix_nano)
-                cols.end.append(span.end_time_unix_nano)
-                cols.status_code.append(STATUS_NAMES.get(span.status.code, "Unset"))
-                cols.status_message.append(span.status.message)
-                cols.attr_keys.extend(attrs)
-                cols.attr_vals.extend(attrs.values())
-                cols.attr_off.append(len(cols.attr_keys))
-                cols.model_name.append(name)
-                cols.model_version.append(version)
-                cols.route.append(route_of(attrs))
-                for event in span.events:
-                    ev_attrs = _attributes(event.attributes)
-                    cols.ev_ts.append(event.time_unix_nano)
-                    cols.ev_name.append(event.name)
-                    cols.ev_keys.extend(ev_attrs)
-                    cols.ev_vals.extend(ev_attrs.values())
-                    cols.ev_attr_off.append(len(cols.ev_keys))
-                cols.ev_off.append(len(cols.ev_name))
-                for link in span.links:
-                    ln_attrs = _attributes(link.attributes)
-                    cols.ln_tid.append(link.trace_id.hex())
-                    cols.ln_sid.append(link.span_id.hex())
-                    cols.ln_state.append(link.trace_state)
-                    cols.ln_keys.extend(ln_attrs)
-                    cols.ln_vals.extend(ln_attrs.values())
-                    cols.ln_attr_off.append(len(cols.ln_keys))
-                cols.ln_off.append(len(cols.ln_tid))
+                scope_idx(scope)
+                units(unit)
+                raw(span)
+                trace_id(span.trace_id.hex())
+                span_id(span.span_id.hex())
+                parent_id(span.parent_span_id.hex())
+                trace_state(span.trace_state)
+                name_of(span.name)
+                kind(kinds(span.kind, ""))
+                start(span.start_time_unix_nano)
+                end(span.end_time_unix_nano)
+                status = span.status
+                status_code(statuses(status.code, "Unset"))
+                status_message(status.message)
+                attr_keys.extend(attrs)
+                attr_vals.extend(attrs.values())
+                attr_off(len(attr_keys))
+                model_name(name)
+                model_version(version)
+                route(route_of(attrs))
+                events, links = span.events, span.links
+                if events:
+                    _events(cols, events)
+                ev_off(len(cols.ev_name))
+                if links:
+                    _links(cols, links)
+                ln_off(len(cols.ln_tid))
+
+
+def _events(cols: TraceColumns, events: Any) -> None:
+    for event in events:
+        ev_attrs = _attributes(event.attributes)
+        cols.ev_ts.append(event.time_unix_nano)
+        cols.ev_name.append(event.name)
+        cols.ev_keys.extend(ev_attrs)
+        cols.ev_vals.extend(ev_attrs.values())
+        cols.ev_attr_off.append(len(cols.ev_keys))
+
+
+def _links(cols: TraceColumns, links: Any) -> None:
+    for link in links:
+        ln_attrs = _attributes(link.attributes)
+        cols.ln_tid.append(link.trace_id.hex())
+        cols.ln_sid.append(link.span_id.hex())
+        cols.ln_state.append(link.trace_state)
+        cols.ln_keys.extend(ln_attrs)
+        cols.ln_vals.extend(ln_attrs.values())
+        cols.ln_attr_off.append(len(cols.ln_keys))
 
 
 def _logs(msg: LogsData, label: str, cols: LogColumns) -> None:

@@ -11,6 +11,14 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import (
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Status,
+    TracesData,
+)
 
 from faultlens.analyzer import connect, ingest
 from faultlens.analyzer._decode import resolve_model
@@ -217,6 +225,114 @@ def test_encoding_traps(tmp_path: Path) -> None:
         "Links.TraceId": ["0af7651916cd43dd8448eb211c80319d"],
         "Links.SpanId": ["00f067aa0ba902b7"],
     }
+
+
+def _pb_kv(key: str, **value: object) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(**value))
+
+
+def test_protobuf_decodes_as_json_does_field_by_field(tmp_path: Path) -> None:
+    # One span with every attribute type, an event and a link with attributes, and a model,
+    # in both encodings: the two decoders must store the same row, every column.
+    tid, sid, parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "00f067aa0ba902b7"
+    link_tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+    attributes = [
+        ("s", {"stringValue": "text"}, {"string_value": "text"}),
+        ("b", {"bytesValue": "AQID/w=="}, {"bytes_value": b"\x01\x02\x03\xff"}),
+        ("i", {"intValue": "-42"}, {"int_value": -42}),
+        ("d", {"doubleValue": 0.5}, {"double_value": 0.5}),
+        ("t", {"boolValue": True}, {"bool_value": True}),
+        (
+            "arr",
+            {"arrayValue": {"values": [{"intValue": "1"}, {"stringValue": "x"}]}},
+            {"array_value": ArrayValue(values=[AnyValue(int_value=1), AnyValue(string_value="x")])},
+        ),
+        (
+            "kv",
+            {"kvlistValue": {"values": [_kv("z", {"boolValue": False})]}},
+            {"kvlist_value": KeyValueList(values=[_pb_kv("z", bool_value=False)])},
+        ),
+        ("ml.model.name", {"stringValue": "fraud"}, {"string_value": "fraud"}),
+    ]
+    doc = _traces(
+        _span(
+            parentSpanId=parent,
+            traceState="k=v",
+            kind=3,
+            status={"code": 2, "message": "boom"},
+            attributes=[_kv(k, j) for k, j, _ in attributes],
+            events=[
+                {
+                    "timeUnixNano": "1700000000100000000",
+                    "name": "exception",
+                    "attributes": [_kv("exception.type", {"stringValue": "ValueError"})],
+                }
+            ],
+            links=[
+                {
+                    "traceId": link_tid,
+                    "spanId": parent,
+                    "traceState": "a=b",
+                    "attributes": [_kv("n", {"intValue": "7"})],
+                }
+            ],
+        )
+    )
+    span = Span(
+        trace_id=bytes.fromhex(tid),
+        span_id=bytes.fromhex(sid),
+        parent_span_id=bytes.fromhex(parent),
+        trace_state="k=v",
+        name="predict",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=1700000000000000000,
+        end_time_unix_nano=1700000000500000000,
+        status=Status(code=Status.STATUS_CODE_ERROR, message="boom"),
+        attributes=[_pb_kv(k, **p) for k, _, p in attributes],
+        events=[
+            Span.Event(
+                time_unix_nano=1700000000100000000,
+                name="exception",
+                attributes=[_pb_kv("exception.type", string_value="ValueError")],
+            )
+        ],
+        links=[
+            Span.Link(
+                trace_id=bytes.fromhex(link_tid),
+                span_id=bytes.fromhex(parent),
+                trace_state="a=b",
+                attributes=[_pb_kv("n", int_value=7)],
+            )
+        ],
+    )
+    message = TracesData(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(scope={"name": "s"}, spans=[span])])]
+    )
+    rows = {}
+    for name, payload in (("s.json", doc), ("s.binpb", message.SerializeToString())):
+        con, report = _load(tmp_path, name, payload)
+        assert (report.read, report.stored, report.quarantined) == (1, 1, 0), name
+        rows[name] = _rows(con, "SELECT * FROM otel_traces")
+    assert rows["s.binpb"] == rows["s.json"]
+    (row,) = rows["s.binpb"]
+    assert (row["TraceId"], row["ParentSpanId"], row["TraceState"]) == (tid, parent, "k=v")
+    assert (row["SpanKind"], row["StatusCode"], row["StatusMessage"]) == ("Client", "Error", "boom")
+    assert row["SpanAttributes"] == {
+        "s": "text",
+        "b": "AQID/w==",
+        "i": "-42",
+        "d": "0.5",
+        "t": "true",
+        "arr": '[1,"x"]',
+        "kv": '{"z":false}',
+        "ml.model.name": "fraud",
+    }
+    assert (row["ModelName"], row["Duration"]) == ("fraud", 500_000_000)
+    assert row["Events.Name"] == ["exception"]
+    assert row["Events.Timestamp"] == [dt.datetime(2023, 11, 14, 22, 13, 20, 100000)]
+    assert row["Events.Attributes"] == [{"exception.type": "ValueError"}]
+    assert (row["Links.TraceId"], row["Links.SpanId"]) == ([link_tid], [parent])
+    assert (row["Links.TraceState"], row["Links.Attributes"]) == (["a=b"], [{"n": "7"}])
 
 
 @pytest.mark.parametrize(
