@@ -50,9 +50,16 @@ def _attr(key: str, value: str) -> dict:
     return {"key": key, "value": {"stringValue": value}}
 
 
-def generate(path: Path, spans: int, *, per_line: int = 100, seed: int = 7) -> int:
-    """Write `spans` spans as OTLP JSON Lines; returns the file size in bytes."""
+def generate(
+    path: Path, spans: int, *, per_line: int = 100, seed: int = 7, per_trace: int = 1
+) -> int:
+    """Write `spans` spans as OTLP JSON Lines; returns the file size in bytes.
+
+    With ``per_trace`` 1 (the default) each span is a trace of its own whose parent was
+    not recorded: every span is a request, the most work for the span facts. Above 1,
+    each trace is a root span and ``per_trace - 1`` children of it, in a row."""
     rng = random.Random(seed)
+    trace_id = root_id = ""
     t0 = 1_700_000_000_000_000_000
     resource = {
         "attributes": [
@@ -72,10 +79,19 @@ def generate(path: Path, spans: int, *, per_line: int = 100, seed: int = 7) -> i
                 i = written + len(batch)
                 model, version = MODELS[i % len(MODELS)]
                 start = t0 + i * 1_000_000
+                if per_trace == 1 or i % per_trace == 0:
+                    trace_id = f"{rng.getrandbits(128):032x}"
+                span_id = f"{rng.getrandbits(64):016x}"
+                if per_trace == 1:
+                    parent_id = f"{rng.getrandbits(64):016x}"  # never recorded
+                elif i % per_trace == 0:
+                    root_id, parent_id = span_id, ""
+                else:
+                    parent_id = root_id
                 span = {
-                    "traceId": f"{rng.getrandbits(128):032x}",
-                    "spanId": f"{rng.getrandbits(64):016x}",
-                    "parentSpanId": f"{rng.getrandbits(64):016x}",
+                    "traceId": trace_id,
+                    "spanId": span_id,
+                    "parentSpanId": parent_id,
                     "flags": 1,
                     "name": f"{model}.predict",
                     "kind": 1,
@@ -346,6 +362,12 @@ def main() -> None:
     parser.add_argument("--receiver-spans", type=int, default=50_000)
     parser.add_argument("--no-receiver", action="store_true")
     parser.add_argument("--senders", type=int, default=2, help="exporting processes")
+    parser.add_argument(
+        "--spans-per-trace",
+        type=int,
+        default=1,
+        help="1: every span a trace of its own (the most span facts); more: a root and children",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="faultlens-bench-"))
@@ -353,13 +375,16 @@ def main() -> None:
     for stale in workdir.glob("*.duckdb*"):  # a reused --workdir: each path starts empty
         stale.unlink()
     path = workdir / "spans.jsonl"
-    size = generate(path, args.spans)
+    size = generate(path, args.spans, per_trace=args.spans_per_trace)
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
         f", load average {os.getloadavg()[0]:.2f} (the cores are shared: CPU seconds below "
         "are steadier than wall times)"
     )
-    print(f"input:   {path} ({args.spans:,} spans, {size / 1e6:.0f} MB OTLP JSON Lines)")
+    print(
+        f"input:   {path} ({args.spans:,} spans, {args.spans_per_trace} per trace, "
+        f"{size / 1e6:.0f} MB OTLP JSON Lines)"
+    )
     ingest_s, ingest_cpu, summary = faultlens_ingest(path, workdir / "faultlens.duckdb")
     print(f"faultlens ingest:            {ingest_s:6.2f} s   ({summary})")
     print(f"  CPU (user + sys):          {ingest_cpu:6.2f} s   (span facts included)")
