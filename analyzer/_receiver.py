@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from faultlens.analyzer._decode import Reject
+from faultlens.analyzer._decode import LogColumns, Reject, TraceColumns
 from faultlens.analyzer._decode_json import Decoded, decode_document
 from faultlens.analyzer._decode_proto import decode_message
 from faultlens.analyzer._facts import store_facts
@@ -193,6 +193,16 @@ def _decode(body: bytes, signal: str, is_json: bool, label: str) -> Decoded:
     return out
 
 
+def _decode_body(
+    chunks: list[bytes], encoding: str, limit: int, signal: str, is_json: bool, label: str
+) -> tuple[Decoded, TraceColumns | LogColumns, pa.Table | None]:
+    """A request's body inflated, decoded and made a table: one trip to a worker thread
+    (the event loop only reads bodies and answers)."""
+    decoded = _decode(_read_limited(chunks, encoding, limit), signal, is_json, label)
+    cols = decoded.traces if signal == "traces" else decoded.logs
+    return decoded, cols, cols.to_arrow()
+
+
 def _response(signal: str, is_json: bool, rejected: int, message: str) -> Response:
     name = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
     if is_json:
@@ -246,10 +256,9 @@ def receiver_app(
         label = f"{request.url.path} request {next(receiver.requests)}"
         encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
-            body = _read_limited(chunks, encoding, max_body)
-            decoded = await run_in_threadpool(_decode, body, signal, is_json, label)
-            cols = decoded.traces if signal == "traces" else decoded.logs
-            table = await run_in_threadpool(cols.to_arrow)
+            decoded, cols, table = await run_in_threadpool(
+                _decode_body, chunks, encoding, max_body, signal, is_json, label
+            )
         except _TooLarge:
             return _status(413, f"decompressed body over {max_body} bytes")
         except (ValueError, zlib.error) as exc:
