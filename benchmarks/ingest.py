@@ -459,7 +459,7 @@ def main() -> None:
         rate = statistics.median(rates)
         print(
             f"receiver: median of {len(rates)} runs {rate:,.0f} spans/s = "
-            f"{rate / 127:.0f}x Phoenix's 127 spans/s (target >= 100x; the senders' encoding "
+            f"{rate / 127:.1f}x Phoenix's 127 spans/s (target >= 100x; the senders' encoding "
             "shares the same 2 cores)"
         )
     if args.workdir is None:
