@@ -124,9 +124,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -
     rows = _for_duckdb(rows)
     keys = _KEYS[table]
     key_list = ", ".join(keys)
-    # DuckDB reads the Arrow batch through its replacement scan, which finds a local
-    # variable named in the SQL: half the cost of registering and unregistering a view,
-    # each about a millisecond (a receiver's whole request costs a few).
+    # DuckDB reads the Arrow batch through its replacement scan, which finds this local
+    # variable by the name in the SQL (so `con` must be a DuckDB connection, not a proxy):
+    # registering and unregistering a view instead costs about a millisecond per batch,
+    # and a receiver's whole write of 512 spans costs about fifteen.
     _faultlens_batch = rows  # noqa: F841 (read by name in the SQL below)
     # The batch's own repeats: a receiver's few hundred rows are counted by Arrow's hash
     # kernel (a tenth of a DuckDB statement's fixed cost), a file's big batches by DuckDB
