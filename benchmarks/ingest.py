@@ -132,8 +132,7 @@ def stages(path: Path) -> tuple[float, float, float]:
     decoder over the file, in process: its chunks, two at a time in threads as `faultlens
     ingest` decodes them, parsed by pyarrow against the OTLP schema (``_decode_fast._parse``),
     then all the way to the store's columns (``decode_chunk_fast``). What ingest adds to the
-    decode is
-    inserting and deriving the span facts."""
+    decode is inserting and deriving the span facts."""
     from concurrent.futures import ThreadPoolExecutor
 
     from faultlens.analyzer._decode_fast import _parse
