@@ -127,64 +127,56 @@ def floor(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def stages(path: Path) -> tuple[float, float, float]:
-    """(JSON parse, decode) wall seconds, and the decode's CPU seconds, of faultlens' own
-    decoder over the file, in process: its chunks, two at a time in threads as `faultlens
-    ingest` decodes them, parsed by pyarrow against the OTLP schema (``_decode_fast._parse``),
-    then all the way to the store's columns (``decode_chunk_fast``). What ingest adds to the
-    decode is inserting and deriving the span facts."""
+def stages(path: Path) -> tuple[float, float, float, list[pa.Table]]:
+    """(JSON parse, decode) wall seconds, the decode's CPU seconds, and the decoded spans,
+    of faultlens' own decoder over the file, in process: its chunks, two at a time in
+    threads as `faultlens ingest` decodes them, parsed by pyarrow against the OTLP schema
+    (``_decode_fast._parse``), then all the way to the store's columns
+    (``decode_chunk_fast``). What ingest adds to the decode is inserting and deriving the
+    span facts."""
     from concurrent.futures import ThreadPoolExecutor
 
     from faultlens.analyzer._decode_fast import _parse
     from faultlens.analyzer._decode_files import chunks, decode_chunk_fast
 
-    cpu: list[float] = []
-
-    def timed(work: Any) -> float:
-        done: list[bool] = []
+    def timed(work: Any) -> tuple[float, float, list[Any]]:
+        done: list[Any] = []
         started, started_cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(2) as pool:
             window: list[Any] = []
             for chunk in chunks(path):
                 window.append(pool.submit(work, chunk))
                 while len(window) > 4 or (window and window[0].done()):  # bounded, as ingest's
-                    done.append(window.pop(0).result() is not None)
-            done.extend(future.result() is not None for future in window)
-        if not all(done):
+                    done.append(window.pop(0).result())
+            done.extend(future.result() for future in window)
+        if any(result is None for result in done):
             raise SystemExit("the vectorized decoder declined a chunk: not what ingest ran")
-        cpu.append(time.process_time() - started_cpu)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - started_cpu, done
 
-    return timed(lambda chunk: _parse(chunk.data)), timed(decode_chunk_fast), cpu[-1]
+    parse_s, _, _ = timed(lambda chunk: _parse(chunk.data))
+    decode_s, decode_cpu, decoded = timed(decode_chunk_fast)
+    return parse_s, decode_s, decode_cpu, [d.traces for d in decoded if d.traces is not None]
 
 
-def store_floor(path: Path, db: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds DuckDB alone takes to store the file's spans, already decoded:
-    faultlens' decoder turns the file into its batches first (not timed), then each batch
-    is inserted into a fresh ``otel_traces`` and committed, nothing else (no dedupe, no
-    ledger, no span facts). One DuckDB thread, as ingest's writer: of the settings tried
-    (default threads, one 1M-row batch, plain maps, forced uncompressed storage) it took
-    the least CPU and about the least time."""
-    from faultlens.analyzer._decode_files import chunks, decode_chunk_fast
+def store_floor(spans: list[pa.Table], db: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds DuckDB alone takes to store the decoded spans: merged into
+    ingest's batches (not timed), each inserted into a fresh ``otel_traces`` and committed,
+    nothing else (no dedupe, no ledger, no span facts). One DuckDB thread, as ingest's
+    writer: of the settings tried (default threads, one 1M-row batch, plain maps, forced
+    uncompressed storage) it took the least CPU and about the least time."""
+    from faultlens.analyzer._ingest import _BATCH_ROWS
     from faultlens.analyzer._store import _for_duckdb, connect
 
-    tables: list[pa.Table] = []
-    pending: list[pa.Table] = []
-    for chunk in chunks(path):
-        decoded = decode_chunk_fast(chunk)
-        if decoded is None or decoded.traces is None:
-            raise SystemExit("the vectorized decoder declined a chunk: not what ingest ran")
-        pending.append(decoded.traces)
-        if sum(t.num_rows for t in pending) >= 200_000:  # ingest's batch size
-            tables.append(_for_duckdb(pa.concat_tables(pending)))
-            pending = []
-    if pending:
-        tables.append(_for_duckdb(pa.concat_tables(pending)))
+    whole = pa.concat_tables(spans)
+    batches = [
+        _for_duckdb(whole.slice(start, _BATCH_ROWS))
+        for start in range(0, whole.num_rows, _BATCH_ROWS)
+    ]
     con = connect(db)
     con.execute("SET threads = 1")
     started, started_cpu = time.perf_counter(), time.process_time()
-    for table in tables:
-        con.register("batch", table)
+    for batch in batches:
+        con.register("batch", batch)
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO otel_traces BY NAME SELECT * FROM batch")
         con.execute("COMMIT")
@@ -403,7 +395,7 @@ def main() -> None:
     print(f"  peak RSS:                   {peak / 1e9:6.2f} GB (target <= 1.5 GB for 10M spans)")
     floor_s = floor(path)
     print(f"parse-only floor (orjson):   {floor_s:6.2f} s")
-    parse_s, decode_s, decode_cpu = stages(path)
+    parse_s, decode_s, decode_cpu, decoded = stages(path)
     print(
         f"faultlens' decoder, stages:  {parse_s:6.2f} s   JSON parse (pyarrow, 2 threads) = "
         f"{parse_s / floor_s:.2f}x the floor"
@@ -412,7 +404,8 @@ def main() -> None:
         f"                             {decode_s:6.2f} s   parse + decode to the store's columns"
         f" = {decode_s / floor_s:.2f}x the floor (ingest adds inserting and the span facts)"
     )
-    store_s, store_cpu = store_floor(path, workdir / "store-floor.duckdb")
+    store_s, store_cpu = store_floor(decoded, workdir / "store-floor.duckdb")
+    del decoded
     print(
         f"DuckDB's store floor:        {store_s:6.2f} s   (CPU {store_cpu:.2f} s: the decoded "
         "batches inserted and committed, nothing else)"

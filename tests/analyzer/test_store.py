@@ -37,6 +37,18 @@ def spans() -> pa.Table:
     return table
 
 
+def _write(con, traces: pa.Table) -> _store.BatchCounts:
+    return _store.write_batch(
+        con,
+        run_id="r",
+        source="test",
+        traces=traces,
+        logs=None,
+        rejects=[],
+        read={"traces": traces.num_rows},
+    )
+
+
 @pytest.mark.parametrize("copies", [2, 20])
 def test_repeats_inside_a_batch_are_stored_once(
     tmp_path: Path, spans: pa.Table, copies: int
@@ -45,15 +57,7 @@ def test_repeats_inside_a_batch_are_stored_once(
     # Both ways of counting a batch's repeats are exercised.
     assert (batch.num_rows <= _store._ARROW_DISTINCT) == (copies == 2)
     con = _store.connect(tmp_path / "s.duckdb")
-    counts = _store.write_batch(
-        con,
-        run_id="r",
-        source="test",
-        traces=batch,
-        logs=None,
-        rejects=[],
-        read={"traces": batch.num_rows},
-    )
+    counts = _write(con, batch)
     assert counts.stored["traces"] == SPANS
     assert counts.duplicates["traces"] == SPANS * (copies - 1)
     stored = con.execute(
@@ -61,15 +65,7 @@ def test_repeats_inside_a_batch_are_stored_once(
     ).fetchone()
     assert stored == (SPANS, SPANS, "fraud")
     # A batch without repeats goes in whole, next to what is stored (the anti-join path).
-    counts = _store.write_batch(
-        con,
-        run_id="r",
-        source="test",
-        traces=spans,
-        logs=None,
-        rejects=[],
-        read={"traces": SPANS},
-    )
+    counts = _write(con, spans)
     assert (counts.stored["traces"], counts.duplicates["traces"]) == (0, SPANS)
     ledger = con.execute(
         "SELECT sum(Read), sum(Stored), sum(Duplicates) FROM faultlens_ingest_ledger"
