@@ -1,6 +1,6 @@
 """faultlens.analyzer: ingest OTLP into DuckDB and answer the incident questions."""
 
-from faultlens.analyzer._api import (
+from .present._api import (
     Analysis,
     Candidate,
     Incident,
@@ -8,9 +8,9 @@ from faultlens.analyzer._api import (
     incidents_json,
     open,
 )
-from faultlens.analyzer._ingest import IngestReport, ingest
-from faultlens.analyzer._receiver import collect, receiver_app
-from faultlens.analyzer._store import StoreError, connect
+from .serve._receiver import collect, receiver_app
+from .store._ingest import IngestReport, ingest
+from .store._write import StoreError, connect
 
 __all__: list[str] = [
     "Analysis",

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 import faultlens.analyzer as fa
-from faultlens.analyzer._facts import store_facts
+from faultlens.analyzer.facts._stored import store_facts
 
 DATA = Path(__file__).resolve().parents[1] / "sample_traces" / "data"
 BASELINE_SQL = """
@@ -126,8 +126,8 @@ def compare_chdb(db: Path, directory: Path, incidents: list, duckdb_s: float) ->
     """The same analysis on chDB over the exporter's tables holding the same spans."""
     import chdb
 
-    from faultlens.analyzer._clickhouse_ddl import load_from_duckdb
-    from faultlens.analyzer._engines import open_engine
+    from faultlens.analyzer.store._clickhouse_ddl import load_from_duckdb
+    from faultlens.analyzer.store._engines import open_engine
 
     t = time.perf_counter()
     with open_engine(f"chdb:{directory}", read_only=False) as engine:

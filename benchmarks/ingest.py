@@ -136,8 +136,8 @@ def stages(path: Path) -> tuple[float, float, float, list[pa.Table]]:
     span facts."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from faultlens.analyzer._decode_fast import _parse
-    from faultlens.analyzer._decode_files import chunks, decode_chunk_fast
+    from faultlens.analyzer.decode._fast import _parse
+    from faultlens.analyzer.decode._files import chunks, decode_chunk_fast
 
     def timed(work: Any) -> tuple[float, float, list[Any]]:
         done: list[Any] = []
@@ -164,8 +164,8 @@ def store_floor(spans: list[pa.Table], db: Path) -> tuple[float, float]:
     nothing else (no dedupe, no ledger, no span facts). One DuckDB thread, as ingest's
     writer: of the settings tried (default threads, one 1M-row batch, plain maps, forced
     uncompressed storage) it took the least CPU and about the least time."""
-    from faultlens.analyzer._ingest import _BATCH_ROWS
-    from faultlens.analyzer._store import _for_duckdb, connect
+    from faultlens.analyzer.store._ingest import _BATCH_ROWS
+    from faultlens.analyzer.store._write import _for_duckdb, connect
 
     whole = pa.concat_tables(spans)
     batches = [

@@ -14,7 +14,7 @@ __all__ = ["main"]
 def main() -> None:
     """Console entry point; explains the missing extra instead of a traceback."""
     try:
-        from faultlens.cli._app import app
+        from ._app import app
     except ModuleNotFoundError as exc:  # base install: OpenTelemetry only
         sys.stderr.write(
             f"faultlens: the command line needs the analyzer extra ({exc.name} is missing); "

@@ -53,4 +53,4 @@ def _root(
 
 
 # Command modules register themselves on `app` when imported.
-from faultlens.cli import _commands  # noqa: E402,F401
+from . import _commands  # noqa: E402,F401

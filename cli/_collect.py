@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from faultlens.cli._app import DEFAULT_DB, DbOption, app
+from ._app import DEFAULT_DB, DbOption, app
 
 
 @app.command()
@@ -27,8 +27,8 @@ def collect(
 
     Example: faultlens collect --db .faultlens/faultlens.duckdb --port 4318
     """
-    from faultlens.analyzer import StoreError
-    from faultlens.analyzer import collect as serve
+    from ..analyzer import StoreError
+    from ..analyzer import collect as serve
 
     typer.echo(f"faultlens collect: OTLP/HTTP on http://{host}:{port}/v1/traces|logs -> {db}")
     try:

@@ -1,6 +1,6 @@
 """Imports every command module so that each registers itself on the app."""
 
-from faultlens.cli import (
+from . import (
     _collect,  # noqa: F401
     _dashboard,  # noqa: F401
     _demo,  # noqa: F401

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from faultlens.cli._app import DEFAULT_DB, DbOption, app
+from ._app import DEFAULT_DB, DbOption, app
 
 HostOption = Annotated[
     str, typer.Option("--host", help="Address to bind; loopback unless you mean to share it.")
@@ -36,8 +36,8 @@ def serve(db: str, *, host: str, port: int) -> None:
     The store reaches the app through ``FAULTLENS_DB``. Exec (not a child
     process) so that stopping this process stops the server.
     """
-    from faultlens.analyzer._engines import parse_db
-    from faultlens.dashboards import ENTRYPOINT
+    from ..analyzer.store._engines import parse_db
+    from ..dashboards import ENTRYPOINT
 
     target = parse_db(db)
     local = target.kind == "duckdb"
@@ -86,7 +86,7 @@ def dashboard(
 def _store(db: str) -> str:
     """``db`` as the app opens it (paths made absolute); exits with one line when there is
     no such store."""
-    from faultlens.analyzer._engines import DbTargetError, parse_db
+    from ..analyzer.store._engines import DbTargetError, parse_db
 
     try:
         target = parse_db(db)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from faultlens.cli._app import DEFAULT_DB, app
-from faultlens.cli._dashboard import HostOption, free_port, serve
+from ._app import DEFAULT_DB, app
+from ._dashboard import HostOption, free_port, serve
 
 # The run whose contrast shows the all-in-one cost most plainly (printed as a link).
 SHOWCASE = "cpu-hog/monolith"

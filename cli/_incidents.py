@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faultlens.cli._app import DEFAULT_DB, DbOption, FormatOption, app
+from ._app import DEFAULT_DB, DbOption, FormatOption, app
 
 
 @app.command()
@@ -28,7 +28,7 @@ def incidents(
 
     Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json
     """
-    from faultlens.analyzer import StoreError, incidents_json
+    from ..analyzer import StoreError, incidents_json
 
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"{fmt!r}: expected table or json", param_hint="--format")

@@ -10,7 +10,7 @@ from rich import filesize
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from faultlens.cli._app import DEFAULT_DB, DbOption, app
+from ._app import DEFAULT_DB, DbOption, app
 
 
 @app.command()
@@ -26,8 +26,8 @@ def ingest(
 
     Example: faultlens ingest sample_traces/data --db .faultlens/faultlens.duckdb
     """
-    from faultlens.analyzer import StoreError
-    from faultlens.analyzer import ingest as run_ingest
+    from ..analyzer import StoreError
+    from ..analyzer import ingest as run_ingest
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with Progress(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from faultlens.cli._app import DEFAULT_DB, DbOption, FormatOption, app
+from ._app import DEFAULT_DB, DbOption, FormatOption, app
 
 
 @app.command()
@@ -23,7 +23,7 @@ def report(
 
     Example: faultlens report crash-monolith-20261125T102135Z --format html > report.html
     """
-    from faultlens.analyzer import StoreError, incident_report
+    from ..analyzer import StoreError, incident_report
 
     if fmt not in ("md", "html"):
         raise typer.BadParameter(f"{fmt!r}: expected md or html", param_hint="--format")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from faultlens.cli._app import app
+from ._app import app
 
 scenarios_app = typer.Typer(
     help="The sample multi-model system under a fault from the catalogue.\n\n"
@@ -23,7 +23,7 @@ def list_scenarios() -> None:
 
     Example: faultlens scenarios list
     """
-    from faultlens.sample_traces import SCENARIOS
+    from ..sample_traces import SCENARIOS
 
     for s in SCENARIOS.values():
         typer.echo(f"{s.name:<16} {s.target:<14} {s.shows}")
@@ -59,7 +59,7 @@ def run(
 
     Example: faultlens scenarios run crash --layout monolith --seconds 20 --out /tmp/crash
     """
-    from faultlens.sample_traces import LAYOUTS, SCENARIOS, run_scenario
+    from ..sample_traces import LAYOUTS, SCENARIOS, run_scenario
 
     if name not in SCENARIOS:
         typer.echo(f"faultlens scenarios run: unknown scenario {name!r}; "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from faultlens.analyzer import StoreError
-from faultlens.dashboards._data import (
+from ..analyzer import StoreError
+from ._data import (
     Connection,
     Filters,
     connection,
@@ -24,7 +24,7 @@ from faultlens.dashboards._data import (
     store_kind,
     store_label,
 )
-from faultlens.dashboards._views import plain
+from ._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.

@@ -53,7 +53,7 @@ _CHDB_LOCK = threading.Lock()
 def store_kind(db: str) -> str | None:
     """``duckdb``, ``chdb`` or ``clickhouse`` (the analyzer's own reading of ``--db``);
     None when it cannot be read."""
-    from faultlens.analyzer._engines import DbTargetError, parse_db
+    from ..analyzer.store._engines import DbTargetError, parse_db
 
     try:
         return parse_db(db).kind
@@ -63,7 +63,7 @@ def store_kind(db: str) -> str | None:
 
 def store_label(db: str) -> str:
     """The store as the page shows it: a ClickHouse URL without its password."""
-    from faultlens.analyzer._engines import DbTargetError, parse_db
+    from ..analyzer.store._engines import DbTargetError, parse_db
 
     try:
         return str(parse_db(db))
@@ -79,7 +79,7 @@ def db_version(db: str) -> int:
     ClickHouse server (``clickhouse://``), which the Collector keeps writing: the current
     minute, so results are at most a minute old.
     """
-    from faultlens.analyzer._engines import DbTargetError, parse_db
+    from ..analyzer.store._engines import DbTargetError, parse_db
 
     try:
         target = parse_db(db)

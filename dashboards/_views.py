@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from faultlens.dashboards._data import Connection, Filters, incidents
+from ._data import Connection, Filters, incidents
 
 __all__ = ["clock", "culprit_label", "pick_incident", "plain", "seconds", "share"]
 

@@ -108,10 +108,10 @@ When a tracer provider already exists (a platform, ``opentelemetry-instrument``)
 ``shutdown()`` flushes, and closes the providers ``configure`` created.
 """
 
-from faultlens.instrumentation._configure import configure, shutdown
-from faultlens.instrumentation._fastapi import instrument_app
-from faultlens.instrumentation._identity import model
-from faultlens.instrumentation._processors import (
+from ._configure import configure, shutdown
+from ._fastapi import instrument_app
+from ._identity import model
+from ._processors import (
     ModelIdentityLogProcessor,
     ModelIdentitySpanProcessor,
 )

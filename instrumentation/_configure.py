@@ -18,8 +18,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from faultlens.instrumentation._identity import ModelIdentity, model, resolve_model
-from faultlens.instrumentation._processors import (
+from ._identity import ModelIdentity, model, resolve_model
+from ._processors import (
     ModelIdentityLogProcessor,
     ModelIdentitySpanProcessor,
 )

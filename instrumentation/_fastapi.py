@@ -9,8 +9,8 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from faultlens.instrumentation._configure import configured_default
-from faultlens.instrumentation._identity import (
+from ._configure import configured_default
+from ._identity import (
     IDENTITY_KEY,
     REQUEST_MODELS,
     REQUEST_MODELS_KEY,

@@ -13,7 +13,7 @@ from opentelemetry.context import Context, get_current, get_value
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from faultlens.instrumentation._identity import (
+from ._identity import (
     IDENTITY_KEY,
     MODEL_NAME,
     ModelIdentity,

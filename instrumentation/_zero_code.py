@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from faultlens.instrumentation._configure import _configure
+from ._configure import _configure
 
 _logger = logging.getLogger("faultlens.instrumentation")
 

@@ -18,8 +18,8 @@ and ``truth.json``.
 
 from pathlib import Path
 
-from faultlens.sample_traces._catalogue import SCENARIOS, Scenario
-from faultlens.sample_traces._runner import LAYOUTS, run_scenario
+from ._catalogue import SCENARIOS, Scenario
+from ._runner import LAYOUTS, run_scenario
 
 DATA_DIR = Path(__file__).parent / "data"
 

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from faultlens.sample_traces._models import ENDPOINTS, RARE_WORDS, VOCABULARY
+from ._models import ENDPOINTS, RARE_WORDS, VOCABULARY
 
 CLIENT_TIMEOUT_S = 4.0
 MAX_IN_FLIGHT = 100

@@ -23,16 +23,16 @@ from typing import Any
 
 import httpx
 
-from faultlens.sample_traces._catalogue import FEATURE_STORE, SCENARIOS, Scenario
-from faultlens.sample_traces._faults import FaultPlan
-from faultlens.sample_traces._load import (
+from ._catalogue import FEATURE_STORE, SCENARIOS, Scenario
+from ._faults import FaultPlan
+from ._load import (
     CLIENT_SERVICE,
     CLIENT_TIMEOUT_S,
     client_tracer_provider,
     generate,
 )
-from faultlens.sample_traces._models import ENDPOINTS, MODELS
-from faultlens.sample_traces._procs import ServiceProcess, arm, free_port, stop_all, wait_healthy
+from ._models import ENDPOINTS, MODELS
+from ._procs import ServiceProcess, arm, free_port, stop_all, wait_healthy
 
 LAYOUTS = ("monolith", "per-model")
 RESTART_DELAY_S = 1.0

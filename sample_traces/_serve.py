@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 
 from faultlens import instrumentation
-from faultlens.sample_traces import _services
+
+from . import _services
 
 SAMPLE_ENV = "FAULTLENS_SAMPLE"
 
@@ -52,7 +53,7 @@ def main() -> None:
     app, served = build(args.role, settings)
     default_model = None
     if served is not None:
-        from faultlens.sample_traces._models import MODELS
+        from ._models import MODELS
 
         version = settings.get("versions", {}).get(served, MODELS[served].version)
         default_model = f"{served}@{version}"

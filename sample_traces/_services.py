@@ -24,8 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from faultlens import instrumentation
-from faultlens.sample_traces import _faults
-from faultlens.sample_traces._models import (
+
+from . import _faults
+from ._models import (
     ENDPOINTS,
     FRAMEWORK,
     FRAMEWORK_VERSION,

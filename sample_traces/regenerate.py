@@ -15,8 +15,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from faultlens.sample_traces._catalogue import SCENARIOS
-from faultlens.sample_traces._runner import LAYOUTS, run_scenario
+from ._catalogue import SCENARIOS
+from ._runner import LAYOUTS, run_scenario
 
 DATA_DIR = Path(__file__).parent / "data"
 SECONDS = 40.0

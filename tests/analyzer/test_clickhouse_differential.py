@@ -20,8 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from faultlens.analyzer import ingest
-from faultlens.analyzer._clickhouse_ddl import load_from_duckdb
-from faultlens.analyzer._engines import open_engine
+from faultlens.analyzer.store._clickhouse_ddl import load_from_duckdb
+from faultlens.analyzer.store._engines import open_engine
 from faultlens.cli._app import app
 
 DATA = Path(__file__).parents[2] / "sample_traces" / "data"

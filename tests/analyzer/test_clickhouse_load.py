@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from faultlens.analyzer import ingest
-from faultlens.analyzer._clickhouse_ddl import faultlens_columns_sql, load_from_duckdb
-from faultlens.analyzer._engines import open_engine
+from faultlens.analyzer.store._clickhouse_ddl import faultlens_columns_sql, load_from_duckdb
+from faultlens.analyzer.store._engines import open_engine
 
 SAMPLE = Path(__file__).parents[2] / "sample_traces" / "data" / "error-burst" / "monolith"
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultlens.analyzer._clickhouse_ddl import model_name_sql, model_version_sql
-from faultlens.analyzer._decode import resolve_model
-from faultlens.analyzer._engines import open_engine
+from faultlens.analyzer.decode._columns import resolve_model
+from faultlens.analyzer.store._clickhouse_ddl import model_name_sql, model_version_sql
+from faultlens.analyzer.store._engines import open_engine
 
 KEYS = [
     "ml.model.name",

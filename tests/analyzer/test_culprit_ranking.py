@@ -145,7 +145,7 @@ def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
     At 22x the sample's traffic such a burst passed the volume bar alone and made a
     second, empty incident; a scope busy bucket after bucket that stops still departs.
     """
-    from faultlens.analyzer._detect import DetectionSettings, Window, abnormal_windows
+    from faultlens.analyzer.facts._sql import DetectionSettings, Window, abnormal_windows
 
     st = DetectionSettings()
     b = st.bucket_ns
@@ -163,7 +163,7 @@ def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
 
 def _absence_evidence(view: str, incident: dict[str, int]) -> object:
     """Three models in one process, 10 completed spans each per baseline bucket."""
-    from faultlens.analyzer._evidence import Evidence
+    from faultlens.analyzer.analysis._evidence import Evidence
 
     b = 5_000_000_000
     rows = [("app", m, i * b, 10, 0) for m in "abc" for i in range(4)]
@@ -193,7 +193,7 @@ def test_a_window_with_as_many_error_as_latency_buckets_takes_the_first_signal()
     string hashing changes from one process to the next (the 10M benchmark's memory-leak
     monolith listed ``endpoint:/search`` as errors in one run and latency in the next).
     """
-    from faultlens.analyzer._detect import _runs_of
+    from faultlens.analyzer.facts._sql import _runs_of
 
     assert _runs_of(["latency", "errors", None]) == [(0, 1, "latency")]
     assert _runs_of(["errors", "latency", None]) == [(0, 1, "errors")]
@@ -201,7 +201,7 @@ def test_a_window_with_as_many_error_as_latency_buckets_takes_the_first_signal()
 
 
 def test_absence_leaves_the_model_that_stopped_completing_while_the_others_went_on() -> None:
-    from faultlens.analyzer._localize import left_by_absence
+    from faultlens.analyzer.analysis._localize import left_by_absence
 
     got = {
         "one stopped": left_by_absence(

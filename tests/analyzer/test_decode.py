@@ -21,8 +21,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
 )
 
 from faultlens.analyzer import connect, ingest
-from faultlens.analyzer._decode import resolve_model
-from faultlens.analyzer._decode_json import Decoded, decode_json_lines
+from faultlens.analyzer.decode._columns import resolve_model
+from faultlens.analyzer.decode._otlp_json import Decoded, decode_json_lines
 
 FIXTURES = Path(os.environ["FAULTLENS_SHARED"]) / "fixtures" / "otlp-examples"
 T0 = dt.datetime(2018, 12, 13, 14, 51)

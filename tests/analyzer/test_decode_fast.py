@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from faultlens.analyzer._decode_fast import decode_traces_fast
-from faultlens.analyzer._decode_files import chunks
-from faultlens.analyzer._decode_json import Decoded, decode_json_lines
+from faultlens.analyzer.decode._fast import decode_traces_fast
+from faultlens.analyzer.decode._files import chunks
+from faultlens.analyzer.decode._otlp_json import Decoded, decode_json_lines
 
 SAMPLES = sorted(Path(__file__).parents[2].glob("sample_traces/data/*/*/traces.jsonl.gz"))
 

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from test_decode_fast import GOOD, _one, _python_path, _same_rows, _sdk_lines
 
-from faultlens.analyzer._decode_fast import _has_null, decode_traces_fast
+from faultlens.analyzer.decode._fast import _has_null, decode_traces_fast
 
 
 def _lines(*spans: dict) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from faultlens.analyzer._clickhouse_ddl import create_statements, model_columns_statements
-from faultlens.analyzer._engines import DbTargetError, Target, open_engine, parse_db
+from faultlens.analyzer.store._clickhouse_ddl import create_statements, model_columns_statements
+from faultlens.analyzer.store._engines import DbTargetError, Target, open_engine, parse_db
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_unreachable_server_is_one_line() -> None:
 
 
 def test_printed_ddl_runs_on_clickhouse(tmp_path, capsys) -> None:
-    from faultlens.analyzer._clickhouse_ddl import main
+    from faultlens.analyzer.store._clickhouse_ddl import main
 
     main(["--tables", "--database", "otel_p"])
     main(["--database", "otel_p"])
@@ -173,7 +173,7 @@ def test_printed_ddl_runs_on_clickhouse(tmp_path, capsys) -> None:
 
 
 def test_engine_connection_answers_like_duckdb(tmp_path) -> None:
-    from faultlens.analyzer._engines import EngineConnection
+    from faultlens.analyzer.store._engines import EngineConnection
 
     with open_engine(f"chdb:{tmp_path / 'ch'}") as engine:
         con = EngineConnection(engine)

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from faultlens.analyzer import _facts, ingest
-from faultlens.analyzer._detect import build_facts, scope_series_sql, span_buckets_sql
-from faultlens.analyzer._dialect import DUCKDB
+from faultlens.analyzer.facts._sql import build_facts, scope_series_sql, span_buckets_sql
+from faultlens.analyzer.store._dialect import DUCKDB
 
 DATA = Path(__file__).resolve().parents[2] / "sample_traces" / "data"
 CRASH = DATA / "crash" / "per-model" / "traces.jsonl.gz"

@@ -254,8 +254,8 @@ def test_repeated_attribute_maps_stored_exactly(tmp_path: Path, fmt: str) -> Non
 def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monkeypatch) -> None:
     import threading
 
-    from faultlens.analyzer import _ingest
-    from faultlens.analyzer._decode_files import chunks
+    from faultlens.analyzer.decode._files import chunks
+    from faultlens.analyzer.store import _ingest as _ingest
 
     line = _json_line(encode_spans(_sdk_spans())) + b"\n"
     path = tmp_path / "many.jsonl"

@@ -9,7 +9,7 @@ import duckdb
 import orjson
 
 from faultlens.analyzer import _ingest, connect, ingest
-from faultlens.analyzer._decode_files import chunks
+from faultlens.analyzer.decode._files import chunks
 
 
 def _lines(path: Path, lines: int, per_line: int = 100) -> int:

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from faultlens.analyzer import connect
-from faultlens.analyzer._receiver import Receiver, _Busy, _Job
+from faultlens.analyzer.serve._receiver import Receiver, _Busy, _Job
 
 TOKEN = "s3cret"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

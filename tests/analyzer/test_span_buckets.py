@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 from otel_spans import MS, T0, System
 
 import faultlens.analyzer as fa
-from faultlens.analyzer import _evidence
+from faultlens.analyzer.analysis import _evidence as _evidence
 
 S = 10**9
 COLUMNS = ["service", "model", "bucket_start", "spans", "errors", "origin_errors", "self_ns"]

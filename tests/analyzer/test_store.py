@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from faultlens.analyzer import _store
-from faultlens.analyzer._receiver import _decode
+from faultlens.analyzer.serve._receiver import _decode
+from faultlens.analyzer.store import _write as _store
 
 SPANS = 500
 

@@ -15,8 +15,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from faultlens.analyzer._clickhouse_ddl import load_from_duckdb
-from faultlens.analyzer._engines import _chdb_open, open_engine
+from faultlens.analyzer.store._clickhouse_ddl import load_from_duckdb
+from faultlens.analyzer.store._engines import _chdb_open, open_engine
 from faultlens.dashboards import ENTRYPOINT
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._dialect import Dialect
+from ..store._dialect import Dialect
 
 __all__ = [
     "DetectionSettings",

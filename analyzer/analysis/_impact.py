@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._detect import bad_requests_cte, touch_items
-from faultlens.analyzer._dialect import Dialect
+from ..facts._sql import bad_requests_cte, touch_items
+from ..store._dialect import Dialect
 
 __all__ = ["BlastRadius", "blast_radius", "counterfactual_per_model"]
 

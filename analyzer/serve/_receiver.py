@@ -44,11 +44,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from faultlens.analyzer._decode import LogColumns, Reject, TraceColumns
-from faultlens.analyzer._decode_json import Decoded, decode_document
-from faultlens.analyzer._decode_proto import decode_message
-from faultlens.analyzer._facts import store_facts
-from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
+from ..decode._columns import LogColumns, Reject, TraceColumns
+from ..decode._otlp_json import Decoded, decode_document
+from ..decode._otlp_proto import decode_message
+from ..facts._stored import store_facts
+from ..store._write import DEFAULT_DB, connect, write_batch
 
 __all__ = ["Receiver", "collect", "receiver_app"]
 

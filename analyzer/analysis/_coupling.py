@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from faultlens.analyzer._dialect import Dialect
+from ..store._dialect import Dialect
 
 __all__ = ["library_coupling", "update_coupling"]
 

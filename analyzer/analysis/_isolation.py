@@ -11,7 +11,7 @@ identity, and service-level only (as plain OTel would show it)."
 
 When the culprit is a multi-model process whose model the data does not name (it died
 without the fatal span or log), the model-aware view still reads model identity from
-absence (:func:`~faultlens.analyzer._localize.left_by_absence`): its suspect set is the
+absence (:func:`~faultlens.analyzer.analysis._localize.left_by_absence`): its suspect set is the
 models that stopped completing, and its evidence volume is what those models produced.
 The service-only view cannot do this and reads the whole process.
 """
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from faultlens.analyzer._dialect import Dialect
-from faultlens.analyzer._evidence import Evidence, LogSums, logs_in
-from faultlens.analyzer._localize import ranking, suspects
+from ..store._dialect import Dialect
+from ._evidence import Evidence, LogSums, logs_in
+from ._localize import ranking, suspects
 
 __all__ = ["IsolationView", "evidence_volume", "isolation_replay"]
 
@@ -59,7 +59,7 @@ def isolation_replay(
 ) -> tuple[float | None, int]:
     """(FIT seconds, suspects at that moment) for the final culprit in this view; ``left``:
     the models absence leaves suspect when the model is unknown
-    (:func:`~faultlens.analyzer._localize.left_by_absence`)."""
+    (:func:`~faultlens.analyzer.analysis._localize.left_by_absence`)."""
     T = len(ev.buckets)
     if T == 0:
         return None, 0
@@ -109,7 +109,7 @@ def evidence_volume(
 
     ``model`` narrows a multi-model process to what that model produced: what a
     person with model identity has to read; None means the whole service, unless
-    ``left`` (model-aware: :func:`~faultlens.analyzer._localize.left_by_absence`) leaves
+    ``left`` (model-aware: :func:`~faultlens.analyzer.analysis._localize.left_by_absence`) leaves
     only some of its models suspect: then what those models produced. Spans are summed
     from ``fl_span_buckets`` (by each span's own service and model), log records from
     ``logs``; ``onset`` and ``end`` are bucket starts.

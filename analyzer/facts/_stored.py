@@ -58,9 +58,9 @@ from typing import Any
 
 import duckdb
 
-from faultlens.analyzer import _detect
-from faultlens.analyzer._detect import DetectionSettings, scope_series_sql, span_buckets_sql
-from faultlens.analyzer._dialect import DUCKDB, Dialect
+from ..store._dialect import DUCKDB, Dialect
+from . import _sql as _detect
+from ._sql import DetectionSettings, scope_series_sql, span_buckets_sql
 
 __all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from faultlens.analyzer._engines import Engine
+    from ._engines import Engine
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -353,13 +353,13 @@ def load_from_duckdb(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the DDL: ``python -m faultlens.analyzer._clickhouse_ddl [--tables] [--database NAME]``.
+    """Print the DDL (``faultlens clickhouse ddl [--tables] [--database NAME]``).
 
     Without ``--tables`` it prints the optional model columns (docs/scale-out.md).
     """
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m faultlens.analyzer._clickhouse_ddl")
+    parser = argparse.ArgumentParser(prog="python -m faultlens.analyzer.store._clickhouse_ddl")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument(
         "--tables", action="store_true", help="the exporter's CREATE TABLE statements instead"

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from faultlens.analyzer._decode_files import (
+from ..decode._files import (
     CHUNK_BYTES,
     Chunk,
     DecodedChunk,
@@ -38,8 +38,8 @@ from faultlens.analyzer._decode_files import (
     expand_paths,
     file_size,
 )
-from faultlens.analyzer._facts import store_facts
-from faultlens.analyzer._store import DEFAULT_DB, connect, write_batch
+from ..facts._stored import store_facts
+from ._write import DEFAULT_DB, connect, write_batch
 
 __all__ = ["IngestReport", "ingest"]
 

@@ -23,11 +23,16 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer import _coupling, _detect, _evidence, _impact, _isolation, _localize
-from faultlens.analyzer import _facts as _stored_facts
-from faultlens.analyzer._dialect import DUCKDB, BoundConnection, Dialect
-from faultlens.analyzer._engines import analysis_connection, parse_db
-from faultlens.analyzer._store import connect
+from ..analysis import _coupling as _coupling
+from ..analysis import _evidence as _evidence
+from ..analysis import _impact as _impact
+from ..analysis import _isolation as _isolation
+from ..analysis import _localize as _localize
+from ..facts import _sql as _detect
+from ..facts import _stored as _stored_facts
+from ..store._dialect import DUCKDB, BoundConnection, Dialect
+from ..store._engines import analysis_connection, parse_db
+from ..store._write import connect
 
 __all__ = ["Analysis", "Candidate", "Incident", "incident_report", "incidents_json", "open"]
 
@@ -682,7 +687,7 @@ class Analysis:
     def fig_timeseries(
         self, *, scope: str = "model", metric: str = "error_ratio", bucket_s: float | None = None
     ) -> Any:
-        from faultlens.analyzer import _figures
+        from . import _figures as _figures
 
         return _figures.timeseries(
             self.timeseries(scope=scope, bucket_s=bucket_s),
@@ -691,19 +696,19 @@ class Analysis:
         )
 
     def fig_incident_timeline(self, incident_id: str) -> Any:
-        from faultlens.analyzer import _figures
+        from . import _figures as _figures
 
         i = self.incident(incident_id)
         ts = self.timeseries(scope="endpoint")
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
-        from faultlens.analyzer import _figures
+        from . import _figures as _figures
 
         return _figures.blast_radius(self.incident(incident_id))
 
     def fig_waterfall(self, trace_id: str) -> Any:
-        from faultlens.analyzer import _figures
+        from . import _figures as _figures
 
         return _figures.waterfall(self.trace(trace_id), trace_id=trace_id)
 

@@ -32,19 +32,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 
-from faultlens.analyzer._clickhouse_ddl import (
+from ._clickhouse_ddl import (
     DEFAULT_DATABASE,
     faultlens_columns_sql,
     quote_identifier,
 )
-from faultlens.analyzer._dialect import (
+from ._dialect import (
     CLICKHOUSE,
     CLICKHOUSE_SETTINGS,
     DUCKDB,
     Dialect,
     clickhouse_statements,
 )
-from faultlens.analyzer._store import StoreError
+from ._write import StoreError
 
 __all__ = [
     "DbTargetError",

@@ -29,10 +29,10 @@ import orjson
 import pyarrow as pa
 import zstandard
 
-from faultlens.analyzer._decode import Reject
-from faultlens.analyzer._decode_fast import decode_traces_fast
-from faultlens.analyzer._decode_json import Decoded, decode_document, decode_json_lines
-from faultlens.analyzer._decode_proto import decode_protobuf
+from ._columns import Reject
+from ._fast import decode_traces_fast
+from ._otlp_json import Decoded, decode_document, decode_json_lines
+from ._otlp_proto import decode_protobuf
 
 __all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "decode_chunk_fast", "expand_paths"]
 

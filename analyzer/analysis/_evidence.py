@@ -6,7 +6,7 @@ span sums (``fl_span_buckets``), its log records from one per-bucket aggregate o
 candidates once per run (:func:`run_facts`), and its requests grouped by what each
 request's trace touched. The model-aware view groups by candidate (service, model); the
 service-only view (model NULL: what plain OTel shows) reads the same sums without the
-model. :mod:`faultlens.analyzer._localize` scores them.
+model. :mod:`faultlens.analyzer.analysis._localize` scores them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._detect import bad_requests_cte, touch_items
-from faultlens.analyzer._dialect import Dialect
+from ..facts._sql import bad_requests_cte, touch_items
+from ..store._dialect import Dialect
 
 __all__ = [
     "VIEWS",

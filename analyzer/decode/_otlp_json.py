@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from faultlens.analyzer._decode import (
+from ._columns import (
     KIND_NAMES,
     MODEL_KEYS,
     STATUS_NAMES,

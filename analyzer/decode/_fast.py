@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from faultlens.analyzer._decode import (
+from ._columns import (
     _I63,
     KIND_NAMES,
     MODEL_KEYS,
@@ -32,7 +32,7 @@ from faultlens.analyzer._decode import (
     resolve_model,
     route_of,
 )
-from faultlens.analyzer._decode_json import BadValue, _attributes, value_text
+from ._otlp_json import BadValue, _attributes, value_text
 
 __all__ = ["decode_traces_fast"]
 

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analyzer._decode import Reject
-from faultlens.analyzer._schema import DDL
+from ..decode._columns import Reject
+from ._schema import DDL
 
 __all__ = ["DEFAULT_DB", "BatchCounts", "StoreError", "connect", "write_batch"]
 

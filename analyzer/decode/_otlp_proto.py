@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from faultlens.analyzer._decode import (
+from ._columns import (
     KIND_NAMES,
     MODEL_KEYS,
     STATUS_NAMES,
@@ -22,7 +22,7 @@ from faultlens.analyzer._decode import (
     resolve_model,
     route_of,
 )
-from faultlens.analyzer._decode_json import Decoded
+from ._otlp_json import Decoded
 
 __all__ = ["decode_message", "decode_protobuf", "detect_protobuf_signal"]
 

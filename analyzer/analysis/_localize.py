@@ -8,7 +8,7 @@ among the bad requests (as Honeycomb BubbleUp and Tempo's compare() do),
 error logs, and a model version change near onset. [...] Origin errors are
 one signal among several, never the verdict."
 
-SQL aggregates per candidate and bucket (:mod:`faultlens.analyzer._evidence` gathers
+SQL aggregates per candidate and bucket (:mod:`faultlens.analyzer.analysis._evidence` gathers
 them into an :class:`Evidence` per view); :func:`score_matrix` scores every prefix
 [onset, t] at once, so the final ranking and the FIT replay are the same computation.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faultlens.analyzer._evidence import VIEWS, Evidence, candidate_key
+from ._evidence import VIEWS, Evidence, candidate_key
 
 __all__ = [
     "VIEWS",

@@ -1,0 +1,1 @@
+"""faultlens.analyzer.present."""
