@@ -27,7 +27,7 @@ import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from faultlens import analyzer  # noqa: E402
-from faultlens.analyzer import _facts as analyzer_facts  # noqa: E402
+from faultlens.analyzer.facts import _stored as analyzer_facts  # noqa: E402
 from faultlens.dashboards import ENTRYPOINT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

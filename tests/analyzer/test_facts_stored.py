@@ -17,7 +17,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from faultlens.analyzer import _facts, ingest
+from faultlens.analyzer import ingest
+from faultlens.analyzer.facts import _stored as _facts
 from faultlens.analyzer.facts._sql import build_facts, scope_series_sql, span_buckets_sql
 from faultlens.analyzer.store._dialect import DUCKDB
 

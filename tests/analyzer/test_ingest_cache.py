@@ -8,8 +8,9 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from faultlens.analyzer import _ingest, connect, ingest
+from faultlens.analyzer import connect, ingest
 from faultlens.analyzer.decode._files import chunks
+from faultlens.analyzer.store import _ingest
 
 
 def _lines(path: Path, lines: int, per_line: int = 100) -> int:
