@@ -18,6 +18,7 @@ from .present._api import (
 )
 from .present._report import incident_report
 from .serve._receiver import collect, receiver_app
+from .store._clickhouse_ddl import ddl_text as clickhouse_ddl
 from .store._ingest import IngestReport, ingest
 from .store._target import DbTargetError, Target, parse_db
 from .store._write import DEFAULT_DB, StoreError, connect
@@ -39,6 +40,7 @@ __all__: list[str] = [
     "DEFAULT_DB",
     "DbTargetError",
     "Target",
+    "clickhouse_ddl",
     "incidents_schema",
     "parse_db",
 ]

@@ -347,25 +347,8 @@ def load_from_duckdb(
     return copied
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the DDL (``faultlens clickhouse ddl [--tables] [--database NAME]``).
-
-    Without ``--tables`` it prints the optional model columns (docs/scale-out.md).
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m faultlens.analyzer.store._clickhouse_ddl")
-    parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument(
-        "--tables", action="store_true", help="the exporter's CREATE TABLE statements instead"
-    )
-    args = parser.parse_args(argv)
-    if args.tables:
-        statements = create_statements(args.database)
-    else:
-        statements = model_columns_statements(args.database)
-    print(";\n\n".join(statements) + ";")
-
-
-if __name__ == "__main__":
-    main()
+def ddl_text(database: str = DEFAULT_DATABASE, *, tables: bool = False) -> str:
+    """What ``faultlens clickhouse ddl`` prints: the optional model columns, or with
+    ``tables`` the exporter's own CREATE statements (docs/scale-out.md)."""
+    statements = create_statements(database) if tables else model_columns_statements(database)
+    return ";\n\n".join(statements) + ";"
