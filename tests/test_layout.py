@@ -101,4 +101,4 @@ def test_go_to_definition_follows_an_import_across_packages() -> None:
 
 def test_go_to_definition_follows_an_import_from_the_tests() -> None:
     got = _definition("tests/analyzer/test_pinned_outputs.py", "fa.ingest(", "ingest")
-    assert got == {ANALYZER / "store" / "_ingest.py"}
+    assert got == {ANALYZER / "serve" / "_ingest.py"}
