@@ -3,7 +3,6 @@ wire layout) into store columns, through opentelemetry-proto's generated classes
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
@@ -17,55 +16,14 @@ from ._columns import (
     STATUS_NAMES,
     LogColumns,
     TraceColumns,
-    double_text,
-    json_text,
     resolve_model,
     route_of,
 )
+from ._columns import proto_attributes as _attributes
+from ._columns import proto_value_text as _value_text
 from ._otlp_json import Decoded
 
 __all__ = ["decode_message", "decode_protobuf", "detect_protobuf_signal"]
-
-
-def _raw(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    if which == "array_value":
-        return [_raw(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, which)
-
-
-def _value_text(value: Any) -> str:
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which is None:
-        return ""
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "double_value":
-        return double_text(value.double_value)
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return json_text(_raw(value))
-
-
-def _attributes(kvs: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for kv in kvs:  # strings, by far the most common, without a call
-        value = kv.value
-        if value.WhichOneof("value") == "string_value":
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = _value_text(value)
-    return out
 
 
 def _scopes(cols: TraceColumns | LogColumns, container: Any, scope_container: Any, res: int) -> int:
