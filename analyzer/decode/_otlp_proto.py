@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from ._columns import (
@@ -21,6 +22,7 @@ from ._columns import (
 )
 from ._columns import proto_attributes as _attributes
 from ._columns import proto_value_text as _value_text
+from ._metrics import decode_metrics_message, is_metrics_protobuf
 from ._otlp_json import Decoded
 
 __all__ = ["decode_message", "decode_protobuf", "detect_protobuf_signal"]
@@ -173,7 +175,7 @@ def _logs(msg: LogsData, label: str, cols: LogColumns) -> None:
 
 
 def detect_protobuf_signal(data: bytes) -> str | None:
-    """'traces' or 'logs' from the bytes of a bare message; None when neither parses."""
+    """'traces', 'logs' or 'metrics' from the bytes of a bare message; None when none parses."""
     try:
         traces = TracesData.FromString(data)
     except DecodeError:
@@ -183,6 +185,8 @@ def detect_protobuf_signal(data: bytes) -> str | None:
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     return "traces" if len(span.trace_id) == 16 else "logs"
+    if is_metrics_protobuf(data):
+        return "metrics"
     try:
         logs = LogsData.FromString(data)
     except DecodeError:
@@ -194,11 +198,13 @@ def detect_protobuf_signal(data: bytes) -> str | None:
     return "traces" if traces is not None else "logs"
 
 
-def decode_message(message: TracesData | LogsData, label: str, out: Decoded) -> None:
+def decode_message(message: TracesData | LogsData | MetricsData, label: str, out: Decoded) -> None:
     """One parsed message into ``out`` (the receiver parses a body once, to answer 400
     when it does not parse)."""
     if isinstance(message, TracesData):
         _traces(message, label, out.traces)
+    elif isinstance(message, MetricsData):
+        decode_metrics_message(message, label, out.metrics)
     else:
         _logs(message, label, out.logs)
 
@@ -211,6 +217,8 @@ def decode_protobuf(data: bytes, label: str, out: Decoded, *, signal: str | None
             _traces(TracesData.FromString(data), label, out.traces)
         elif signal == "logs":
             _logs(LogsData.FromString(data), label, out.logs)
+        elif signal == "metrics":
+            decode_metrics_message(MetricsData.FromString(data), label, out.metrics)
         else:
             out.reject(label, "not an OTLP protobuf message", data[:4096])
     except DecodeError as exc:
