@@ -147,13 +147,13 @@ class MetricColumns:
     def __init__(self) -> None:
         self.columns: dict[str, dict[str, list[Any]]] = {}
         self.rejects: list[Reject] = []
-        self.read = 0  # data points (and metrics without any) seen
+        self.read = 0  # data points seen (a unit without any, rejected, counts as one)
 
     def __len__(self) -> int:
         return sum(len(cols["PointId"]) for cols in self.columns.values())
 
-    def reject(self, position: str, reason: str, record: Any, points: int = 1) -> None:
-        self.read += points
+    def reject(self, position: str, reason: str, record: Any) -> None:
+        self.read += 1
         text = record if isinstance(record, str) else _record_text(record)
         self.rejects.append(Reject(position, reason, text[:65536]))
 
@@ -320,7 +320,6 @@ def _metric(out: MetricColumns, context: _Scope, metric: Metric, where: str) -> 
     }
     series = context.identity + orjson.dumps([metric.name, metric.description, metric.unit])
     for p, point in enumerate(data.data_points):
-        out.read += 1
         try:
             start = _time(point.start_time_unix_nano, "startTimeUnixNano")
             time = _time(point.time_unix_nano, "timeUnixNano")
@@ -342,6 +341,7 @@ def _metric(out: MetricColumns, context: _Scope, metric: Metric, where: str) -> 
         values["ModelName"] = name
         values["ModelVersion"] = version
         values["PointId"] = hashlib.blake2b(series + identity, digest_size=16).hexdigest()
+        out.read += 1
         for column, value in values.items():
             cols[column].append(value)
 
@@ -396,14 +396,20 @@ def _json_metric(metric: Any) -> Metric:
     return json_format.ParseDict(metric, Metric(), ignore_unknown_fields=True)
 
 
-def _points_in(metric: Any) -> int:
-    """How many data points a JSON metric holds (what its rejection counts as read)."""
+def _reject_metric(out: MetricColumns, at: str, reason: str, metric: Any) -> None:
+    """Quarantine a JSON metric that does not parse: each of its data points (so that
+    the ledger counts points, as it does for stored ones), or the metric when it has none."""
+    points: list = []
     if isinstance(metric, dict):
         for kind in _JSON_KINDS:
             data = metric.get(kind)
             if isinstance(data, dict) and isinstance(data.get("dataPoints"), list):
-                return max(1, len(data["dataPoints"]))
-    return 1
+                points = data["dataPoints"]
+                break
+    for p, point in enumerate(points):
+        out.reject(f"{at}.dataPoints[{p}]", reason, point)
+    if not points:
+        out.reject(at, reason, metric)
 
 
 def decode_metrics_json(resources: Any, label: str, out: MetricColumns) -> None:
@@ -435,17 +441,18 @@ def decode_metrics_json(resources: Any, label: str, out: MetricColumns) -> None:
                 scope_rows = _Scope(resource, url, holder)
                 parsed_scopes.append((s, scope_rows, scope_container.get("metrics") or []))
         except (_BadPoint, json_format.ParseError, AttributeError, TypeError) as exc:
-            points = sum(
-                _points_in(m)
-                for sc in (
-                    container.get("scopeMetrics") or [] if isinstance(container, dict) else []
-                )
-                if isinstance(sc, dict)
-                for m in sc.get("metrics") or []
-            )
-            out.reject(
-                where, f"resource or scope does not parse ({exc})", container, max(points, 1)
-            )
+            reason = f"resource or scope does not parse ({exc})"
+            scopes = container.get("scopeMetrics") if isinstance(container, dict) else None
+            metrics = [
+                (f"{where}.scopeMetrics[{s}].metrics[{m}]", metric)
+                for s, sc in enumerate(scopes if isinstance(scopes, list) else [])
+                if isinstance(sc, dict) and isinstance(sc.get("metrics"), list)
+                for m, metric in enumerate(sc["metrics"])
+            ]
+            for at, metric in metrics:
+                _reject_metric(out, at, reason, metric)
+            if not metrics:
+                out.reject(where, reason, container)
             continue
         for s, context, metrics in parsed_scopes:
             for m, raw in enumerate(metrics):
@@ -453,7 +460,7 @@ def decode_metrics_json(resources: Any, label: str, out: MetricColumns) -> None:
                 try:
                     metric = _json_metric(raw)
                 except (_BadPoint, json_format.ParseError, AttributeError, TypeError) as exc:
-                    out.reject(at, f"metric does not parse ({exc})", raw, _points_in(raw))
+                    _reject_metric(out, at, f"metric does not parse ({exc})", raw)
                     continue
                 _metric(out, context, metric, at)
 
