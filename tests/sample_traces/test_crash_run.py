@@ -81,7 +81,11 @@ def _failing_endpoints(truth: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_files_are_valid_otlp_json(runs, layout: str) -> None:
     truth, out = runs[layout]
-    assert truth["files"] == {"traces": "traces.jsonl.gz", "logs": "logs.jsonl.gz"}
+    assert truth["files"] == {
+        "traces": "traces.jsonl.gz",
+        "logs": "logs.jsonl.gz",
+        "metrics": "metrics.jsonl.gz",
+    }
     traces, logs = lines(out / "traces.jsonl.gz"), lines(out / "logs.jsonl.gz")
     assert traces and logs
     for request in traces:
