@@ -164,7 +164,7 @@ def store_floor(spans: list[pa.Table], db: Path) -> tuple[float, float]:
     nothing else (no dedupe, no ledger, no span facts). One DuckDB thread, as ingest's
     writer: of the settings tried (default threads, one 1M-row batch, plain maps, forced
     uncompressed storage) it took the least CPU and about the least time."""
-    from faultlens.analyzer.store._ingest import _BATCH_ROWS
+    from faultlens.analyzer.serve._ingest import _BATCH_ROWS
     from faultlens.analyzer.store._write import _for_duckdb, connect
 
     whole = pa.concat_tables(spans)
