@@ -11,7 +11,6 @@ round-trip form.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 from dataclasses import dataclass
@@ -33,8 +32,6 @@ __all__ = [
     "TraceColumns",
     "double_text",
     "json_text",
-    "proto_attributes",
-    "proto_value_text",
     "resolve_model",
     "route_of",
 ]
@@ -125,49 +122,6 @@ def json_text(raw: Any) -> str:
     if "<" in text or ">" in text or "&" in text:
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return text
-
-
-def _proto_raw(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    if which == "array_value":
-        return [_proto_raw(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _proto_raw(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, which)
-
-
-def proto_value_text(value: Any) -> str:
-    """A protobuf AnyValue as the ClickHouse exporter stores it (pcommon AsString)."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which is None:
-        return ""
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "double_value":
-        return double_text(value.double_value)
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return json_text(_proto_raw(value))
-
-
-def proto_attributes(kvs: Any) -> dict[str, str]:
-    """Protobuf KeyValues as a dict of exporter text (a repeated key keeps its last value)."""
-    out: dict[str, str] = {}
-    for kv in kvs:  # strings, by far the most common, without a call
-        value = kv.value
-        if value.WhichOneof("value") == "string_value":
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = proto_value_text(value)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,8 @@ after them: ``ModelName``/``ModelVersion`` (the data point's attributes, else th
 resource's, through DESIGN.md's alias list), ``ServiceInstanceId``, ``Layout`` and
 ``PointId``, the dedupe key: a hash of everything the point holds.
 
-Both encodings go through the protobuf classes: a JSON metric is parsed into a ``Metric``
-message one metric at a time (``json_format.ParseDict``, after its exemplars' hex ids are
-made base64 as that parser expects), so one walker reads both, and a metric that does not
-parse is quarantined without its neighbours. A data point that parses but is invalid (a
+Both encodings go through the protobuf classes (``_metrics_json.py`` parses JSON into them
+one metric at a time), so one walker, here, reads both. A data point that parses but is invalid (a
 time out of range, bucket counts that do not fit the bounds, an exemplar id of the wrong
 length) is quarantined on its own. A metric with no data at all is quarantined too: no
 record is dropped in silence.
@@ -20,7 +18,6 @@ record is dropped in silence.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from typing import Any
 
@@ -28,17 +25,18 @@ import orjson
 import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, MetricsData
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from ._columns import MODEL_KEYS, Reject, proto_attributes, resolve_model
+from ._columns import MODEL_KEYS, Reject, resolve_model
+from ._proto_values import proto_attributes
 
 __all__ = [
     "METRIC_SCHEMAS",
     "METRIC_TABLES",
+    "BadPoint",
     "MetricColumns",
-    "decode_metrics_json",
+    "Scope",
+    "add_metric",
     "decode_metrics_message",
     "is_metrics_protobuf",
 ]
@@ -51,7 +49,6 @@ METRIC_TABLES = {
     "exponential_histogram": "otel_metrics_exponential_histogram",
     "summary": "otel_metrics_summary",
 }
-_JSON_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
 
 _MAP = pa.map_(pa.string(), pa.string())
 _TS = pa.timestamp("ns")
@@ -137,7 +134,7 @@ METRIC_SCHEMAS = {
 _I63 = 1 << 63
 
 
-class _BadPoint(ValueError):
+class BadPoint(ValueError):
     """A data point that parses but cannot be stored as it is."""
 
 
@@ -185,7 +182,7 @@ def _record_text(record: Any) -> str:
         return repr(record)
 
 
-class _Scope:
+class Scope:
     """The resource and scope every data point of one ScopeMetrics shares."""
 
     __slots__ = ("common", "identity", "model")
@@ -220,7 +217,7 @@ class _Scope:
 
 def _time(value: int, what: str) -> int:
     if value >= _I63:
-        raise _BadPoint(f"{what} is out of range")
+        raise BadPoint(f"{what} is out of range")
     return value
 
 
@@ -235,7 +232,7 @@ def _exemplars(point: Any) -> dict[str, list[Any]]:
     attrs, times, values, span_ids, trace_ids = [], [], [], [], []
     for exemplar in point.exemplars:
         if len(exemplar.span_id) not in (0, 8) or len(exemplar.trace_id) not in (0, 16):
-            raise _BadPoint("an exemplar's spanId/traceId is not 8/16 bytes")
+            raise BadPoint("an exemplar's spanId/traceId is not 8/16 bytes")
         attrs.append(list(proto_attributes(exemplar.filtered_attributes).items()))
         times.append(_time(exemplar.time_unix_nano, "an exemplar's timeUnixNano"))
         values.append(_number(exemplar))
@@ -265,7 +262,7 @@ def _specific(kind: str, point: Any, data: Any) -> dict[str, Any]:
     if kind == "histogram":
         counts, bounds = list(point.bucket_counts), list(point.explicit_bounds)
         if counts and len(counts) != len(bounds) + 1:
-            raise _BadPoint(
+            raise BadPoint(
                 f"bucketCounts has {len(counts)} entries for {len(bounds)} explicitBounds"
             )
         return {
@@ -304,7 +301,7 @@ def _specific(kind: str, point: Any, data: Any) -> dict[str, Any]:
     }
 
 
-def _metric(out: MetricColumns, context: _Scope, metric: Metric, where: str) -> None:
+def add_metric(out: MetricColumns, context: Scope, metric: Metric, where: str) -> None:
     """The data points of one parsed metric into ``out``; bad points are quarantined."""
     kind = metric.WhichOneof("data")
     if kind is None:
@@ -325,7 +322,7 @@ def _metric(out: MetricColumns, context: _Scope, metric: Metric, where: str) -> 
             time = _time(point.time_unix_nano, "timeUnixNano")
             attrs = proto_attributes(point.attributes)
             values = _specific(kind, point, data)
-        except _BadPoint as exc:
+        except BadPoint as exc:
             out.reject(f"{where}.dataPoints[{p}]", str(exc), point)
             continue
         name, version = context.model
@@ -350,10 +347,10 @@ def decode_metrics_message(message: MetricsData, label: str, out: MetricColumns)
     """One MetricsData (or ExportMetricsServiceRequest, the same wire layout)."""
     for r, rm in enumerate(message.resource_metrics):
         for s, sm in enumerate(rm.scope_metrics):
-            context = _Scope(rm.resource, rm.schema_url, sm)
+            context = Scope(rm.resource, rm.schema_url, sm)
             for m, metric in enumerate(sm.metrics):
                 where = f"{label} resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}]"
-                _metric(out, context, metric, where)
+                add_metric(out, context, metric, where)
 
 
 def is_metrics_protobuf(data: bytes) -> bool:
@@ -369,107 +366,3 @@ def is_metrics_protobuf(data: bytes) -> bool:
             for metric in sm.metrics:
                 return bool(metric.name) and metric.WhichOneof("data") is not None
     return False
-
-
-def _hex_to_base64(container: dict, key: str) -> None:
-    value = container.get(key)
-    if isinstance(value, str) and value:
-        try:
-            container[key] = base64.b64encode(bytes.fromhex(value)).decode()
-        except ValueError:
-            raise _BadPoint(f"an exemplar's {key} is not hex") from None
-
-
-def _json_metric(metric: Any) -> Metric:
-    """A JSON metric as a Metric message (OTLP/JSON writes ids in hex, protobuf's JSON
-    mapping in base64)."""
-    if not isinstance(metric, dict):
-        raise _BadPoint("a metric is not an object")
-    for kind in _JSON_KINDS:
-        data = metric.get(kind)
-        if isinstance(data, dict) and isinstance(data.get("dataPoints"), list):
-            for point in data["dataPoints"]:
-                for exemplar in (point.get("exemplars") or []) if isinstance(point, dict) else []:
-                    if isinstance(exemplar, dict):
-                        _hex_to_base64(exemplar, "spanId")
-                        _hex_to_base64(exemplar, "traceId")
-    return json_format.ParseDict(metric, Metric(), ignore_unknown_fields=True)
-
-
-def _reject_metric(out: MetricColumns, at: str, reason: str, metric: Any) -> None:
-    """Quarantine a JSON metric that does not parse: each of its data points (so that
-    the ledger counts points, as it does for stored ones), or the metric when it has none."""
-    points: list = []
-    if isinstance(metric, dict):
-        for kind in _JSON_KINDS:
-            data = metric.get(kind)
-            if isinstance(data, dict) and isinstance(data.get("dataPoints"), list):
-                points = data["dataPoints"]
-                break
-    for p, point in enumerate(points):
-        out.reject(f"{at}.dataPoints[{p}]", reason, point)
-    if not points:
-        out.reject(at, reason, metric)
-
-
-def decode_metrics_json(resources: Any, label: str, out: MetricColumns) -> None:
-    """The ``resourceMetrics`` list of one OTLP/JSON document."""
-    if not isinstance(resources, list):
-        out.reject(label, "resourceMetrics is not a list", resources)
-        return
-    for r, container in enumerate(resources):
-        where = f"{label} resourceMetrics[{r}]"
-        try:
-            if not isinstance(container, dict):
-                raise _BadPoint("not an object")
-            resource = json_format.ParseDict(
-                container.get("resource") or {}, Resource(), ignore_unknown_fields=True
-            )
-            url = container.get("schemaUrl") or ""
-            scopes = container.get("scopeMetrics") or container.get("instrumentationLibraryMetrics")
-            parsed_scopes = []
-            for s, scope_container in enumerate(scopes or []):
-                scope = scope_container.get("scope") or scope_container.get(
-                    "instrumentationLibrary"
-                )
-                holder = _ScopeHolder(
-                    json_format.ParseDict(
-                        scope or {}, InstrumentationScope(), ignore_unknown_fields=True
-                    ),
-                    scope_container.get("schemaUrl") or "",
-                )
-                scope_rows = _Scope(resource, url, holder)
-                parsed_scopes.append((s, scope_rows, scope_container.get("metrics") or []))
-        except (_BadPoint, json_format.ParseError, AttributeError, TypeError) as exc:
-            reason = f"resource or scope does not parse ({exc})"
-            scopes = container.get("scopeMetrics") if isinstance(container, dict) else None
-            metrics = [
-                (f"{where}.scopeMetrics[{s}].metrics[{m}]", metric)
-                for s, sc in enumerate(scopes if isinstance(scopes, list) else [])
-                if isinstance(sc, dict) and isinstance(sc.get("metrics"), list)
-                for m, metric in enumerate(sc["metrics"])
-            ]
-            for at, metric in metrics:
-                _reject_metric(out, at, reason, metric)
-            if not metrics:
-                out.reject(where, reason, container)
-            continue
-        for s, context, metrics in parsed_scopes:
-            for m, raw in enumerate(metrics):
-                at = f"{where}.scopeMetrics[{s}].metrics[{m}]"
-                try:
-                    metric = _json_metric(raw)
-                except (_BadPoint, json_format.ParseError, AttributeError, TypeError) as exc:
-                    _reject_metric(out, at, f"metric does not parse ({exc})", raw)
-                    continue
-                _metric(out, context, metric, at)
-
-
-class _ScopeHolder:
-    """A JSON scope in the shape of a ScopeMetrics message (what _Scope reads)."""
-
-    __slots__ = ("schema_url", "scope")
-
-    def __init__(self, scope: InstrumentationScope, schema_url: str) -> None:
-        self.scope = scope
-        self.schema_url = schema_url

@@ -28,7 +28,8 @@ from ._columns import (
     resolve_model,
     route_of,
 )
-from ._metrics import MetricColumns, decode_metrics_json
+from ._metrics import MetricColumns
+from ._metrics_json import decode_metrics_json
 
 __all__ = ["Decoded", "decode_document", "decode_json_lines", "value_text"]
 

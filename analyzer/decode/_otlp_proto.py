@@ -20,10 +20,10 @@ from ._columns import (
     resolve_model,
     route_of,
 )
-from ._columns import proto_attributes as _attributes
-from ._columns import proto_value_text as _value_text
 from ._metrics import decode_metrics_message, is_metrics_protobuf
 from ._otlp_json import Decoded
+from ._proto_values import proto_attributes as _attributes
+from ._proto_values import proto_value_text as _value_text
 
 __all__ = ["decode_message", "decode_protobuf", "detect_protobuf_signal"]
 
