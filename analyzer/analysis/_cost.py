@@ -30,7 +30,16 @@ import pandas as pd
 
 from ..store._dialect import Dialect
 
-__all__ = ["Prices", "RunCost", "Verdict", "pairs", "run_costs", "verdict"]
+__all__ = [
+    "Prices",
+    "RunCost",
+    "Verdict",
+    "incident_side",
+    "layout_verdicts",
+    "pairs",
+    "run_costs",
+    "verdict",
+]
 
 _CPU = "process.cpu.time"
 _RSS = "process.memory.usage"
@@ -253,14 +262,15 @@ def verdict(
             "evidence": "evidence to read from {} to {} records",
             "collateral": "collateral from {} requests to {}",
         }
-        parts = []
+        parts, fewer = [], True
         for key, text in words.items():
             if key in incident and None not in incident[key]:
                 mono, per = incident[key]
                 table.append(_row(key, mono, per, side="incident"))
                 parts.append(text.format(mono, per))
-        if parts:
-            sentence += "; in this incident it cut " + ", ".join(parts)
+                fewer = fewer and per <= mono
+        if parts:  # "cut" only when it did: a measurement may say otherwise
+            sentence += f"; in this incident {'it cut' if fewer else 'it took'} " + ", ".join(parts)
     return Verdict(monolith.scenario, monolith, per_model, sentence, table)
 
 
@@ -287,3 +297,38 @@ def pairs(costs: dict[str, RunCost]) -> list[tuple[RunCost, RunCost]]:
         for _, layouts in sorted(by.items())
         if "monolith" in layouts and "per-model" in layouts
     ]
+
+
+def incident_side(monolith: Any, per_model: Any) -> dict[str, tuple[Any, Any]]:
+    """The incident half of the verdict, from one incident of each layout (``Incident``):
+    what an on-call reading service-level telemetry faces (suspects, records to read),
+    and the requests hurt that never touched the culprit model."""
+
+    def service_only(i: Any) -> Any:
+        return next(v for v in i.isolation if v.view == "service_only")
+
+    mono, per = service_only(monolith), service_only(per_model)
+    return {
+        "suspects": (mono.suspects, per.suspects),
+        "evidence": (
+            mono.evidence_spans + mono.evidence_logs,
+            per.evidence_spans + per.evidence_logs,
+        ),
+        "collateral": (monolith.blast.collateral, per_model.blast.collateral),
+    }
+
+
+def layout_verdicts(costs: dict[str, RunCost], incidents: list[Any]) -> dict[str, Verdict]:
+    """Scenario -> the verdict of its monolith/per-model pair; the incident side from each
+    run's largest incident (by blast radius), when both runs have one."""
+    largest: dict[str, Any] = {}
+    for i in incidents:
+        if i.run not in largest or i.blast.requests > largest[i.run].blast.requests:
+            largest[i.run] = i
+    out = {}
+    for mono, per in pairs(costs):
+        side = None
+        if mono.run in largest and per.run in largest:
+            side = incident_side(largest[mono.run], largest[per.run])
+        out[mono.scenario] = verdict(mono, per, incident=side)
+    return out
