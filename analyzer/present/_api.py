@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from .._settings import DetectionSettings
-from ..analysis import _coupling
+from ..analysis import _cost, _coupling
 from ..analysis._contract import Candidate, Incident
 from ..analysis._pipeline import IncidentPipeline, service_layouts
 from ..facts._stored import StoredFacts, open_stored_facts
@@ -61,10 +61,35 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
 
 
 def incidents_json(
-    db: str | Path, *, slo_ms: float | None = None, run: str | None = None
+    db: str | Path,
+    *,
+    slo_ms: float | None = None,
+    run: str | None = None,
+    prices: _cost.Prices | None = None,
 ) -> dict[str, Any]:
-    """``{"incidents": [...]}`` as :func:`incidents_schema` describes it."""
-    return {"incidents": [i.to_dict() for i in open(db, run=run).incidents(slo_ms=slo_ms)]}
+    """``{"incidents": [...]}`` as :func:`incidents_schema` describes it.
+
+    Each incident also carries ``resource_cost``: its run's measured cost and the layout
+    verdict of its scenario (null where the store holds no process metrics, or only one
+    layout of the scenario)."""
+    a = open(db, run=run)
+    incidents = a.incidents(slo_ms=slo_ms)
+    costs = a.costs(prices=prices)
+    verdicts = a.layout_verdicts(prices=prices, slo_ms=slo_ms)
+    out = []
+    for i in incidents:
+        cost = costs.get(i.run)
+        found = verdicts.get(cost.scenario) if cost is not None else None
+        out.append(
+            {
+                **i.to_dict(),
+                "resource_cost": {
+                    "run": cost.to_dict() if cost is not None else None,
+                    "layout_verdict": found.to_dict() if found is not None else None,
+                },
+            }
+        )
+    return {"incidents": out}
 
 
 def incidents_schema() -> dict[str, Any]:
@@ -284,6 +309,38 @@ class Analysis:
         frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in cols.items()})
         frame.index.name = "metric"
         return frame
+
+    # -- resource cost (analysis/_cost.py) --------------------------------------------
+    def costs(self, *, prices: _cost.Prices | None = None) -> dict[str, _cost.RunCost]:
+        """Run -> what its processes used, from their OTLP metrics (DuckDB stores)."""
+        if self.d is not DUCKDB:
+            return {}  # the Collector's metrics tables are not read on ClickHouse yet
+        costs = _cost.run_costs(self._q, self.d, prices=prices)
+        return (
+            costs if self.run is None else {self.run: costs[self.run]} if self.run in costs else {}
+        )
+
+    def layout_verdicts(
+        self, *, prices: _cost.Prices | None = None, slo_ms: float | None = None
+    ) -> dict[str, _cost.Verdict]:
+        """Scenario -> both sides of the layout trade-off (cost and incident), for each
+        scenario whose monolith and per-model runs are both in the store."""
+        whole = self if self.run is None else Analysis(self.con.raw, settings=self.settings)
+        costs = whole.costs(prices=prices)
+        if self.run is not None:
+            mine = costs.get(self.run)
+            costs = {r: c for r, c in costs.items() if mine and c.scenario == mine.scenario}
+        if self.run is None:
+            incidents = self.incidents(slo_ms=slo_ms)
+        else:  # the sibling run's incidents too: each run analysed on its own, as here
+            incidents = [
+                i
+                for run in costs
+                for i in Analysis(self.con.raw, run=run, settings=self.settings).incidents(
+                    slo_ms=slo_ms
+                )
+            ]
+        return _cost.layout_verdicts(costs, incidents)
 
     # -- figures ------------------------------------------------------------------
     def fig_timeseries(

@@ -6,13 +6,19 @@ import datetime as dt
 from pathlib import Path
 
 from ..analysis._contract import incident_id_prefix
+from ..analysis._cost import Prices, RunCost, Verdict
 from ._api import Analysis, open
 
 __all__ = ["incident_report"]
 
 
 def incident_report(
-    db: str | Path, incident_id: str, *, fmt: str = "md", slo_ms: float | None = None
+    db: str | Path,
+    incident_id: str,
+    *,
+    fmt: str = "md",
+    slo_ms: float | None = None,
+    prices: Prices | None = None,
 ) -> str:
     """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
     a = open(db)
@@ -62,6 +68,10 @@ def incident_report(
             f"{u['restarted']} models restarted, downtime {u['downtime_s']} s"
             for u in i.update_coupling
         ]
+    cost = a.costs(prices=prices).get(i.run)
+    if cost is not None:
+        verdicts = a.layout_verdicts(prices=prices, slo_ms=slo_ms)
+        lines += _cost_section(cost, verdicts.get(cost.scenario))
     md = "\n".join(lines) + "\n"
     if fmt == "md":
         return md
@@ -78,3 +88,32 @@ def incident_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_html.escape(i.id)}</title>"
         f"</head><body><pre>{_html.escape(md)}</pre>{body}</body></html>"
     )
+
+
+def _cost_section(cost: RunCost, verdict: Verdict | None) -> list[str]:
+    """The run's measured resource use, and the layout verdict when both layouts ran."""
+    per_1k = "n/a" if cost.cpu_seconds_per_1k is None else f"{cost.cpu_seconds_per_1k:.3f}"
+    lines = [
+        "",
+        "## Resource cost (measured, from the services' OTLP metrics)",
+        "",
+        f"- {cost.processes} processes ({cost.instances} incarnations), "
+        f"{cost.requests} requests over {cost.seconds:.0f} s",
+        f"- CPU: {cost.cpu_seconds:.2f} s, {per_1k} CPU-seconds per 1,000 requests",
+        f"- Resident memory summed over processes: mean {cost.mean_rss_bytes / 1e6:.0f} MB, "
+        f"peak {cost.peak_rss_bytes / 1e6:.0f} MB, idle footprint "
+        f"{cost.idle_rss_bytes / 1e6:.0f} MB",
+    ]
+    if cost.model_cpu_seconds:
+        split = ", ".join(f"{m} {s:.3f} s" for m, s in sorted(cost.model_cpu_seconds.items()))
+        lines.append(f"- CPU inside each model's scope (thread CPU time): {split}")
+    if cost.money:
+        lines.append(f"- In money at the given prices: {cost.money}")
+    if verdict is not None:
+        lines += ["", "## Layout verdict", "", verdict.sentence + ".", ""]
+        lines += ["| side | metric | monolith | per-model |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"| {r['side']} | {r['metric']} | {r['monolith']} | {r['per-model']} |"
+            for r in verdict.table
+        ]
+    return lines
