@@ -435,7 +435,10 @@ class Analysis:
                     left=left,
                 )
             spans, logs = volumes[narrow, left]
-            iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
+            one = _isolation.isolates_model(
+                view, model=model, left=left, service_models=len(svc_models)
+            )
+            iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs, one))
         # One bucket either side: the onset bucket is the first judged abnormal, so the
         # fault began inside the bucket before it; excess over baseline keeps this honest.
         blast = _impact.blast_radius(
