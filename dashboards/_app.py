@@ -4,6 +4,9 @@ Run it with ``faultlens dashboard [--db FILE]`` (which sets ``FAULTLENS_DB``
 and calls ``streamlit run`` on this file). Each page is one file under
 ``app_pages/`` whose ``render(con, filters)`` calls the analyzer and draws; when
 Streamlit executes the page file it calls ``render(*page_context())``.
+
+Streamlit runs this file and the page files as scripts, outside any package: they
+import faultlens by absolute name (a relative import fails there).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..analyzer import StoreError
-from ._data import (
+from faultlens.analyzer import StoreError
+from faultlens.dashboards._data import (
     Connection,
     Filters,
     connection,
@@ -24,7 +27,7 @@ from ._data import (
     store_kind,
     store_label,
 )
-from ._views import plain
+from faultlens.dashboards._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.

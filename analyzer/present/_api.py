@@ -702,7 +702,7 @@ class Analysis:
         from . import _figures as _figures
 
         i = self.incident(incident_id)
-        ts = self.timeseries(scope="endpoint")
+        ts = self._scope_series(self.settings.bucket_ns)  # every scope: the departed ones
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
