@@ -147,16 +147,23 @@ def incidents(
         typer.Option("--slo-ms", help="Latency objective of entry requests (default: baseline)."),
     ] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this faultlens.run.")] = None,
+    schema: Annotated[
+        bool,
+        typer.Option("--schema", help="Print the JSON Schema of --format json and exit."),
+    ] = False,
 ) -> None:
     """Incidents with culprit ranking, fault-isolation time, blast radius and collateral.
 
     The table fits the terminal: narrower, it shortens and drops columns, never the id.
-    --format json prints the contract in shared/contracts/incidents.schema.json.
+    --format json prints the contract that --schema prints (a JSON Schema).
 
     Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json
     """
-    from ..analyzer import StoreError, incidents_json
+    from ..analyzer import StoreError, incidents_json, incidents_schema
 
+    if schema:
+        typer.echo(json.dumps(incidents_schema(), indent=2))
+        return
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"{fmt!r}: expected table or json", param_hint="--format")
     try:

@@ -20,11 +20,11 @@ from faultlens.analyzer import StoreError
 from faultlens.dashboards._data import (
     Connection,
     Filters,
+    collector_tables,
     connection,
     db_path,
     db_version,
     query,
-    store_kind,
     store_label,
 )
 from faultlens.dashboards._views import plain
@@ -63,7 +63,7 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
     load = (
         "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
         "(docs/scale-out.md)."
-        if store_kind(db) in ("chdb", "clickhouse")
+        if collector_tables(db)
         else f"Load traces: `faultlens ingest PATH --db {label}`"
     )
     if not version:
