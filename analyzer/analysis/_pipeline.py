@@ -21,7 +21,7 @@ from .._settings import DetectionSettings
 from ..facts._sql import log_buckets_sql
 from ..facts._tables import FactTables, run_filter
 from ..store._dialect import BoundConnection
-from . import _coupling, _detect, _evidence, _impact, _isolation, _localize
+from . import _coupling, _describe, _detect, _evidence, _impact, _isolation, _localize
 from ._contract import Candidate, Incident, incident_id
 
 __all__ = ["BASELINE_MAX_NS", "IncidentPipeline", "service_layouts"]
@@ -183,9 +183,12 @@ class IncidentPipeline:
         service = str(top.service)
         model = top.model if isinstance(top.model, str) else None
         svc_models = self.svc_models.get(service, [])
-        summary = _localize.summarize(evs["model_aware"])
+        summary = _describe.summarize(evs["model_aware"])
+        first = _describe.first_mover(
+            evs["model_aware"], sigs["model_aware"], ranked["model_aware"]
+        )
         candidates = tuple(
-            self._candidate(evs["model_aware"], r, summary)
+            self._candidate(evs["model_aware"], r, summary, first)
             for r in ranked["model_aware"].itertuples()
         )
         iso = self._isolation(con, evs, sigs, run, onset, end, service, model, svc_models)
@@ -273,14 +276,21 @@ class IncidentPipeline:
             iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs, one))
         return tuple(iso)
 
-    def _candidate(self, ev: _evidence.Evidence, r: Any, summary: _localize.Summary) -> Candidate:
+    def _candidate(
+        self, ev: _evidence.Evidence, r: Any, summary: _describe.Summary, first: Any
+    ) -> Candidate:
+        """``first``: :func:`~faultlens.analyzer.analysis._describe.first_mover`'s answer."""
         model = r.model if isinstance(r.model, str) else None
         v = self.versions_of.get((r.service, model), []) if model is not None else []
         # The newest version that was live during the incident.
         live = [x for x in v if x[0] < ev.buckets[-1] + ev.bucket_ns and x[1] >= ev.onset_ns]
         v = live or v
         version = v[-1][2] if v else None
-        evidence = _localize.describe(
-            ev, r, svc_models=self.svc_models.get(r.service, []), summary=summary
+        evidence = _describe.describe(
+            ev,
+            r,
+            svc_models=self.svc_models.get(r.service, []),
+            summary=summary,
+            first=first[1] if first is not None and first[0] == (r.service, model) else None,
         )
         return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)
