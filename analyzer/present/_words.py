@@ -17,6 +17,7 @@ __all__ = [
     "culprit_text",
     "isolation_text",
     "isolation_time",
+    "isolation_words",
     "plural",
     "seconds",
     "to_read",
@@ -52,12 +53,24 @@ def isolation_time(view: Mapping[str, Any]) -> str:
 def isolation_text(view: Mapping[str, Any]) -> str:
     """What a view isolated, in one line: ``10 s, 1 suspect, 47 spans and logs to read``
     or ``model not isolated: 6 suspects, 888 spans and logs to read``."""
-    rest = f"{plural(int(view['suspects']), 'suspect')}, {to_read(view)} spans and logs to read"
-    if not view["isolates_model"]:
+    return isolation_words(
+        fit_s=view["seconds"],
+        suspects=int(view["suspects"]),
+        to_read=to_read(view),
+        isolates_model=bool(view["isolates_model"]),
+    )
+
+
+def isolation_words(
+    *, fit_s: float | None, suspects: int, to_read: int, isolates_model: bool
+) -> str:
+    """:func:`isolation_text` from its parts (the layout contrast holds them as rows)."""
+    rest = f"{plural(suspects, 'suspect')}, {to_read} spans and logs to read"
+    if not isolates_model:
         return f"{NOT_ISOLATED}: {rest}"
-    if view["seconds"] is None:
+    if fit_s is None:
         return f"culprit never settled first: {rest}"
-    return f"{seconds(view['seconds'])}, {rest}"
+    return f"{seconds(fit_s)}, {rest}"
 
 
 def culprit_text(incident: Mapping[str, Any]) -> str:
