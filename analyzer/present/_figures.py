@@ -26,7 +26,9 @@ def _go() -> Any:
 
 
 def _time(ns: pd.Series | int) -> Any:
-    return pd.to_datetime(ns, unit="ns", utc=True)
+    """UTC times to the microsecond (what plotly keeps; nanoseconds it would drop)."""
+    t = pd.to_datetime(ns, unit="ns", utc=True)
+    return t.dt.floor("us") if isinstance(t, pd.Series) else t.floor("us")
 
 
 # What each departure signal is, drawn: (time-series column, axis title).
