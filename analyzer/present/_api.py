@@ -295,6 +295,8 @@ class Analysis:
     def fig_timeseries(
         self, *, scope: str = "model", metric: str = "error_ratio", bucket_s: float | None = None
     ) -> Any:
+        """A plotly figure: ``metric`` (error_ratio, p95_ms, requests) of every ``scope``
+        key (model, endpoint, service) over time, the incidents shaded."""
         from . import _figures as _figures
 
         return _figures.timeseries(
@@ -304,6 +306,8 @@ class Analysis:
         )
 
     def fig_incident_timeline(self, incident_id: str) -> Any:
+        """A plotly figure of one incident: its scopes' signals around it, onset, both
+        views' isolation and end marked."""
         from . import _figures as _figures
 
         i = self.incident(incident_id)
@@ -311,11 +315,14 @@ class Analysis:
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
+        """A plotly bar chart of one incident's affected requests by endpoint, model and
+        service, the collateral apart."""
         from . import _figures as _figures
 
         return _figures.blast_radius(self.incident(incident_id))
 
     def fig_waterfall(self, trace_id: str) -> Any:
+        """A plotly waterfall of one trace's spans, coloured by model."""
         from . import _figures as _figures
 
         return _figures.waterfall(self.trace(trace_id), trace_id=trace_id)

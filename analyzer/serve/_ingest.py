@@ -39,7 +39,7 @@ from ..decode._files import (
     file_size,
 )
 from ..facts._stored import store_facts
-from ._write import DEFAULT_DB, connect, write_batch
+from ..store._write import DEFAULT_DB, connect, write_batch
 
 __all__ = ["IngestReport", "ingest"]
 
