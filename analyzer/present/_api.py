@@ -29,6 +29,7 @@ from ..store._dialect import DUCKDB, BoundConnection, Dialect
 from ..store._engines import analysis_connection, parse_db
 from ..store._write import connect
 from ._browse import find_logs, find_spans, trace_waterfall
+from ._words import culprit_text
 
 __all__ = [
     "Analysis",
@@ -171,7 +172,10 @@ class Analysis:
 
     def incidents_frame(self, *, slo_ms: float | None = None) -> pd.DataFrame:
         """One row per incident: [id, run, layout, onset, duration_s, culprit_service,
-        culprit_model, fit_model_aware_s, fit_service_only_s, blast_radius, share, collateral]."""
+        culprit_model, fit_model_aware_s, fit_service_only_s, model_aware_isolates_model,
+        service_only_isolates_model, blast_radius, share, collateral]. A view that does not
+        isolate the model (the service-only view of a shared process) has its FIT as the
+        time it named the process: not comparable with the other view's."""
         rows = []
         for i in self.incidents(slo_ms=slo_ms):
             iso = {v.view: v for v in i.isolation}
@@ -186,6 +190,8 @@ class Analysis:
                     "culprit_model": i.culprit.model,
                     "fit_model_aware_s": iso["model_aware"].seconds,
                     "fit_service_only_s": iso["service_only"].seconds,
+                    "model_aware_isolates_model": iso["model_aware"].isolates_model,
+                    "service_only_isolates_model": iso["service_only"].isolates_model,
                     "blast_radius": i.blast.requests,
                     "share": i.blast.share,
                     "collateral": i.blast.collateral,
@@ -362,7 +368,7 @@ class Analysis:
         from . import _figures as _figures
 
         i = self.incident(incident_id)
-        ts = self.timeseries(scope="endpoint")
+        ts = self._tables.scope_series(self.settings.bucket_ns)  # every scope: the departed
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
@@ -382,9 +388,12 @@ class Analysis:
 def _contrast_column(i: Incident) -> dict[str, Any]:
     iso = {v.view: v for v in i.isolation}
     return {
-        "culprit": f"{i.culprit.service} / {i.culprit.model or '(model unknown)'}",
+        "culprit": culprit_text(i.to_dict()),
         "FIT, model-aware (s)": iso["model_aware"].seconds,
         "FIT, service-only (s)": iso["service_only"].seconds,
+        # False: that view's FIT is when it named a shared process, not the model.
+        "model isolated, model-aware": iso["model_aware"].isolates_model,
+        "model isolated, service-only": iso["service_only"].isolates_model,
         "suspects, model-aware": iso["model_aware"].suspects,
         "suspects, service-only": iso["service_only"].suspects,
         "evidence to read, model-aware (spans+logs)": iso["model_aware"].evidence_spans
