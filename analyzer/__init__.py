@@ -6,9 +6,11 @@ from .present._api import (
     Incident,
     incident_report,
     incidents_json,
-    open,
 )
-from .serve._receiver import collect, receiver_app
+from .present._window import TimeWindow, parse_window, windowed
+from .serve._client import ServedAnalysis, open
+from .serve._receiver import receiver_app
+from .serve._server import collect, serve
 from .store._ingest import IngestReport, ingest
 from .store._write import StoreError, connect
 
@@ -25,4 +27,9 @@ __all__: list[str] = [
     "connect",
     "ingest",
     "receiver_app",
+    "serve",
+    "ServedAnalysis",
+    "TimeWindow",
+    "parse_window",
+    "windowed",
 ]

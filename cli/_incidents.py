@@ -9,7 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._app import DEFAULT_DB, DbOption, FormatOption, app
+from ._app import (
+    DEFAULT_DB,
+    DbOption,
+    FormatOption,
+    LastOption,
+    SinceOption,
+    UntilOption,
+    app,
+    window,
+)
 
 
 @app.command()
@@ -21,19 +30,26 @@ def incidents(
         typer.Option("--slo-ms", help="Latency objective of entry requests (default: baseline)."),
     ] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this faultlens.run.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    last: LastOption = None,
 ) -> None:
     """Incidents with culprit ranking, fault-isolation time, blast radius and collateral.
 
     --format json prints the contract in shared/contracts/incidents.schema.json.
 
-    Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json
+    While `faultlens serve` holds the store, the server answers.
+
+    Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json --last 30m
     """
-    from ..analyzer import StoreError, incidents_json
+    from ..analyzer import StoreError
+    from ..analyzer.serve._client import incidents_doc
 
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"{fmt!r}: expected table or json", param_hint="--format")
+    span = window(since, until, last)
     try:
-        doc = incidents_json(db, slo_ms=slo_ms, run=run)
+        doc = incidents_doc(db, slo_ms=slo_ms, run=run, window=span)
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from ._app import DEFAULT_DB, DbOption, FormatOption, app
+from ._app import (
+    DEFAULT_DB,
+    DbOption,
+    FormatOption,
+    LastOption,
+    SinceOption,
+    UntilOption,
+    app,
+    window,
+)
 
 
 @app.command()
@@ -18,17 +27,22 @@ def report(
         float | None,
         typer.Option("--slo-ms", help="Latency objective of entry requests (default: baseline)."),
     ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    last: LastOption = None,
 ) -> None:
     """Write a post-mortem: Markdown, or self-contained HTML with charts.
 
     Example: faultlens report crash-monolith-20261125T102135Z --format html > report.html
     """
-    from ..analyzer import StoreError, incident_report
+    from ..analyzer import StoreError
+    from ..analyzer.serve._client import report_text
 
     if fmt not in ("md", "html"):
         raise typer.BadParameter(f"{fmt!r}: expected md or html", param_hint="--format")
+    span = window(since, until, last)
     try:
-        typer.echo(incident_report(db, incident, fmt=fmt, slo_ms=slo_ms))
+        typer.echo(report_text(db, incident, fmt=fmt, slo_ms=slo_ms, window=span))
     except (StoreError, KeyError) as exc:
         typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
         raise typer.Exit(1) from None

@@ -226,6 +226,10 @@ class Analysis:
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
 
+    def with_run(self, run: str | None) -> Analysis:
+        """The same store and settings, limited to ``run`` (a subclass keeps its bounds)."""
+        return Analysis(self.con.raw, run=run, dialect=self.d, settings=self.settings)
+
     # -- listing ------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
         """[run, layout, start_ns, end_ns, spans]: one row per ``faultlens.run`` ('' if none)."""
@@ -735,16 +739,16 @@ def _contrast_column(i: Incident) -> dict[str, Any]:
 
 
 def incident_report(
-    db: str | Path, incident_id: str, *, fmt: str = "md", slo_ms: float | None = None
+    db: str | Path | Analysis, incident_id: str, *, fmt: str = "md", slo_ms: float | None = None
 ) -> str:
     """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
-    a = open(db)
+    a = db if isinstance(db, Analysis) else open(db)
     # The id starts with its run: analyse only that run.
     runs = [
         r for r in a.runs().run if incident_id.startswith(f"{(r or 'store').replace('/', '-')}-")
     ]
     if len(runs) == 1:
-        a = Analysis(a.con.raw, run=runs[0] or None, settings=a.settings)
+        a = a.with_run(runs[0] or None)
     i = a.incident(incident_id, slo_ms=slo_ms)
     d = i.to_dict()
     when = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()  # noqa: E731
