@@ -1,18 +1,29 @@
-"""faultlens.analyzer: ingest OTLP into DuckDB and answer the incident questions."""
+"""faultlens.analyzer: ingest OTLP into DuckDB and answer the incident questions.
+
+The data flows through six rooms, each importing only from the rooms before it:
+``decode`` (OTLP files and messages into columns) -> ``store`` (the DuckDB schema, writes,
+ingest, engines and dialects) -> ``facts`` (the span facts every analysis reads) ->
+``analysis`` (detection, culprit ranking, isolation time, blast radius, coupling) ->
+``present`` (the notebook API, the report, figures, the JSON Schema) -> ``serve`` (the
+OTLP receiver). This module is the short public surface.
+"""
 
 from .present._api import (
     Analysis,
     Candidate,
     Incident,
-    incident_report,
     incidents_json,
+    incidents_schema,
 )
-from .present._window import TimeWindow, parse_window, windowed
+from .present._report import incident_report
+from .present._window import TimeWindow, parse_window
 from .serve._client import ServedAnalysis, open
 from .serve._receiver import receiver_app
 from .serve._server import collect, serve
+from .store._clickhouse_ddl import ddl_text as clickhouse_ddl
 from .store._ingest import IngestReport, ingest
-from .store._write import StoreError, connect
+from .store._target import DbTargetError, Target, parse_db
+from .store._write import DEFAULT_DB, StoreError, connect
 
 __all__: list[str] = [
     "Analysis",
@@ -31,5 +42,11 @@ __all__: list[str] = [
     "ServedAnalysis",
     "TimeWindow",
     "parse_window",
-    "windowed",
+    # added in 0.2
+    "DEFAULT_DB",
+    "DbTargetError",
+    "Target",
+    "clickhouse_ddl",
+    "incidents_schema",
+    "parse_db",
 ]

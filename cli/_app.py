@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ..analyzer import DEFAULT_DB
+
+__all__ = ["DEFAULT_DB", "DbOption", "FormatOption", "app"]
 
 app = typer.Typer(
     name="faultlens",
@@ -16,7 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_DB = Path(".faultlens/faultlens.duckdb")
 
 # Shared flags, defined once (STYLE.md: CLI).
 DbOption = Annotated[

@@ -33,18 +33,25 @@ def incidents(
     since: SinceOption = None,
     until: UntilOption = None,
     last: LastOption = None,
+    schema: Annotated[
+        bool,
+        typer.Option("--schema", help="Print the JSON Schema of --format json and exit."),
+    ] = False,
 ) -> None:
     """Incidents with culprit ranking, fault-isolation time, blast radius and collateral.
 
-    --format json prints the contract in shared/contracts/incidents.schema.json.
+    --format json prints the contract that --schema prints (a JSON Schema).
 
     While `faultlens serve` holds the store, the server answers.
 
     Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json --last 30m
     """
-    from ..analyzer import StoreError
+    from ..analyzer import StoreError, incidents_schema
     from ..analyzer.serve._client import incidents_doc
 
+    if schema:
+        typer.echo(json.dumps(incidents_schema(), indent=2))
+        return
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"{fmt!r}: expected table or json", param_hint="--format")
     span = window(since, until, last)

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..analyzer import StoreError
-from ._data import (
+from faultlens.analyzer import StoreError
+from faultlens.dashboards._data import (
     Connection,
     Filters,
+    collector_tables,
     connection,
     db_path,
     db_version,
     query,
     served,
-    store_kind,
     store_label,
 )
-from ._views import plain
+from faultlens.dashboards._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.
@@ -79,19 +79,17 @@ def _live(db: str, version: int) -> None:
     watch()
 
 
-def _follow(key: str, first: dt.datetime, last: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """The slider's value: the whole run at first; a range that reached the run's end
-    keeps reaching it as the run grows (live data)."""
+def _follow(key: str, first: dt.datetime, last: dt.datetime) -> None:
+    """Set the time slider's value: the whole run at first; a range that reached the
+    run's end keeps reaching it as the run grows (live data)."""
     ends = st.session_state.setdefault("faultlens.range_ends", {})
     value = st.session_state.get(key)
     if value is None:
         value = (first, last)
     elif value[1] == ends.get(key):
-        value = (max(value[0], first), last)
+        value = (value[0], last)
     ends[key] = last
-    value = (min(max(value[0], first), last), min(max(value[1], first), last))
-    st.session_state[key] = value
-    return value
+    st.session_state[key] = (min(max(value[0], first), last), min(max(value[1], first), last))
 
 
 def _sidebar(db: str) -> tuple[Connection, Filters]:
@@ -103,7 +101,7 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
     load = (
         "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
         "(docs/scale-out.md)."
-        if store_kind(db) in ("chdb", "clickhouse")
+        if collector_tables(db)
         else f"Load traces: `faultlens ingest PATH --db {label}`"
     )
     if not version:

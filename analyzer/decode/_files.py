@@ -29,6 +29,7 @@ import orjson
 import pyarrow as pa
 import zstandard
 
+from .._settings import TUNING
 from ._columns import Reject
 from ._fast import decode_traces_fast
 from ._otlp_json import Decoded, decode_document, decode_json_lines
@@ -38,7 +39,6 @@ __all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "decode_chunk_fast
 
 # Bytes per decoded chunk (8 MB: less memory and fewer page faults than 24 MB, and
 # less per-chunk overhead than 4 MB); the environment override exists for the kill -9 test.
-CHUNK_BYTES = int(os.environ.get("FAULTLENS_CHUNK_BYTES", 8 << 20))
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".proto", ".protobuf", ".otlp", ".bin"}
@@ -133,9 +133,10 @@ def _open(path: Path) -> tuple[IO[bytes], _Counting]:
     return buffered, counting
 
 
-def chunks(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+def chunks(path: Path, *, chunk_bytes: int | None = None) -> Iterator[Chunk]:
     """The decodable chunks of one file, read as a stream (memory stays bounded)."""
     source = str(path)
+    chunk_bytes = chunk_bytes or TUNING.chunk_bytes
     stream, counting = _open(path)
     with stream, counting.raw:
         try:

@@ -10,7 +10,7 @@ each run's rows together and in time order, so that one run's or one incident's
 rows are read without scanning the rest:
 
 - ``faultlens_spans``, ``faultlens_requests``, ``faultlens_exposure``: what
-  ``build_facts`` makes as ``fl_spans``, ``fl_requests``, ``fl_exposure``,
+  ``derive_fact_tables`` makes as ``fl_spans``, ``fl_requests``, ``fl_exposure``,
   each run's facts derived from that run alone; in requests and exposure,
   ``trace_id`` is a number per (run, trace) (they are only joined and counted
   by trace), in spans the trace id itself;
@@ -29,7 +29,7 @@ rows are read without scanning the rest:
 Memory stays bounded however large the store (issue 5: 10 million spans in at most
 1.5 GB): the facts of a span need only its own trace plus two small per-run maps, so
 they are derived one partition at a time (a run alone or several small runs together, a
-big run cut by time into parts of about ``PART_SPANS``, each trace whole in the part it
+big run cut by time into parts of about ``TUNING.facts_part_spans``, each trace whole in the part it
 starts in), and DuckDB works under a memory limit, spilling to its temporary directory
 (beside the store) for the sorts and joins that need more. A partition reads its spans
 from ``otel_traces`` itself, one scan per run with the run's filter (and a part's time
@@ -44,31 +44,29 @@ The store only grows (ingest dedupes, never deletes), so a run's span count name
 what its facts were derived from: :func:`store_facts` derives again only the runs whose
 count changed. After any later write that did not refresh them (``faultlens collect``
 while it runs) the total no longer matches and the analysis derives its facts from
-``otel_traces`` as before (:func:`use_stored_facts` answers False). ClickHouse stores
+``otel_traces`` as before (:func:`open_stored_facts` answers False). ClickHouse stores
 never have them.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
+from .._settings import TUNING, DetectionSettings
 from ..store._dialect import DUCKDB, Dialect
 from . import _sql as _detect
-from ._sql import DetectionSettings, scope_series_sql, span_buckets_sql
+from ._sql import scope_series_sql, span_buckets_sql
 
-__all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "use_stored_facts"]
+__all__ = ["FACTS_FORMAT", "StoredFacts", "store_facts", "open_stored_facts"]
 
 FACTS_FORMAT = 9  # bump when a stored table's meaning changes
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
-PART_SPANS = int(os.environ.get("FAULTLENS_FACTS_PART_SPANS", 1_000_000))
 _SCANS = 8  # a partition of more runs reads them in one scan
-MEMORY_LIMIT = os.environ.get("FAULTLENS_FACTS_MEMORY", "700MB")
 _META = "faultlens_facts_meta"
 _RUNS = "faultlens_facts_runs"
 _TABLES = {  # stored table: (temp table it replaces, order within a run)
@@ -128,7 +126,7 @@ def store_facts(con: Any, *, progress: Callable[[int, int], None] | None = None)
     ``progress(done, total)`` is called as the work goes, in steps: one per partition of
     spans derived, and one for what needs whole runs at the end (``done == total`` last).
 
-    Each run's facts are derived from that run alone (``build_facts(by_run=True)``'s
+    Each run's facts are derived from that run alone (``derive_fact_tables(by_run=True)``'s
     steps), which is what an analysis of one run computes. A whole-store analysis may read
     them only when it would compute the same: no trace spans two runs, and the callee
     and service-model maps of each run agree with the whole store's.
@@ -147,7 +145,7 @@ def store_facts(con: Any, *, progress: Callable[[int, int], None] | None = None)
         return total
     limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     bar = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{TUNING.facts_memory}'")
     # DuckDB draws its own bar on stdout for a long query: not inside `faultlens ingest`.
     con.execute("SET enable_progress_bar = false")
     try:
@@ -218,18 +216,18 @@ def _restore_memory_limit(con: Any, shown: str) -> None:
 
 def _partitions(counts: dict[str, int]) -> list[tuple[str, int, int]]:
     """(run, first partition, parts) per run: small runs share a partition up to
-    ``PART_SPANS`` spans, a big run is cut into parts of about that many."""
+    ``TUNING.facts_part_spans`` spans, a big run is cut into parts of about that many."""
     out: list[tuple[str, int, int]] = []
     part, filled = 0, 0
     for run, n in sorted(counts.items()):
-        if n > PART_SPANS:
+        if n > TUNING.facts_part_spans:
             if filled:
                 part, filled = part + 1, 0
-            k = math.ceil(n / PART_SPANS)
+            k = math.ceil(n / TUNING.facts_part_spans)
             out.append((run, part, k))
             part += k
             continue
-        if filled and filled + n > PART_SPANS:
+        if filled and filled + n > TUNING.facts_part_spans:
             part, filled = part + 1, 0
         out.append((run, part, 1))
         filled += n
@@ -430,10 +428,11 @@ def _spans_of(runs: list[str], *, part: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class _Cut:
-    """A big run cut by time into parts of about ``PART_SPANS`` spans, each trace whole in
-    one part: the part its first span starts in. ``bounds`` are the k-1 start times (ns)
-    between parts; ``ends[j]`` is when the last span of part j starts (a trace that began
-    in it may go on past the next bound: such traces are listed in ``fl_straddle``).
+    """A big run cut by time into parts of about ``TUNING.facts_part_spans`` spans, each
+    trace whole in one part: the part its first span starts in. ``bounds`` are the k-1
+    start times (ns) between parts; ``ends[j]`` is when the last span of part j starts (a
+    trace that began in it may go on past the next bound: such traces are listed in
+    ``fl_straddle``).
 
     A part reads only its time range of ``otel_traces`` (row-group statistics skip the
     rest of a run stored in about time order), so a run of N spans costs about one scan of
@@ -649,7 +648,7 @@ def _stored_meta(con: Any) -> _Meta | None:
     return _Meta(bool(row[1]), bool(row[2]), int(row[3]))
 
 
-def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | None:
+def open_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | None:
     """Point ``fl_spans``, ``fl_requests``, ``fl_exposure``, ``fl_scope_series``,
     ``fl_span_buckets``, ``fl_instances`` and ``fl_service_models`` at the stored facts
     (of ``run``, or of the whole store) when they cover every span; else None.
@@ -677,4 +676,5 @@ def use_stored_facts(con: Any, d: Dialect, *, run: str | None) -> StoredFacts | 
 
 
 def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    # A view cannot take a bound parameter: runs are quoted literals.
+    return DUCKDB.literal(value)

@@ -1,11 +1,9 @@
-"""The analysis on a time window: ``--since/--until/--last`` pushed down as a bound on
-``Timestamp``, so DuckDB skips row groups by their zone maps and ClickHouse prunes
-partitions; the window's cost grows with its spans, not with the table.
+"""``--since/--until/--last``: the time window of ``incidents``, ``report`` and the read
+API, as :class:`TimeWindow` (the analysis bounds ``Timestamp`` by it: facts/_tables.py).
 
 Example::
 
-    a = windowed(".faultlens/faultlens.duckdb", since_ns=..., until_ns=None)
-    a.incidents()
+    a = faultlens.analyzer.open(db, window=parse_window(last="30m"))
 """
 
 from __future__ import annotations
@@ -13,37 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
-from typing import Any
 
-from ..facts import _stored as _stored_facts
-from ._api import Analysis, open
+from .._settings import TimeWindow
 
-__all__ = ["TimeWindow", "WindowedAnalysis", "parse_window", "windowed"]
+__all__ = ["TimeWindow", "parse_window"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@dataclass(frozen=True)
-class TimeWindow:
-    """[since_ns, until_ns) in ns since the epoch; None leaves that side open."""
-
-    since_ns: int | None = None
-    until_ns: int | None = None
-
-    def __bool__(self) -> bool:
-        return self.since_ns is not None or self.until_ns is not None
-
-    def query(self) -> dict[str, str]:
-        """The window as the read API's query parameters."""
-        out = {}
-        if self.since_ns is not None:
-            out["since"] = str(self.since_ns)
-        if self.until_ns is not None:
-            out["until"] = str(self.until_ns)
-        return out
 
 
 def _instant(text: str, what: str) -> int:
@@ -83,46 +56,3 @@ def parse_window(
     if w.since_ns is not None and w.until_ns is not None and w.since_ns >= w.until_ns:
         raise ValueError("--since is not before --until")
     return window
-
-
-class WindowedAnalysis(Analysis):
-    """An :class:`Analysis` of the spans and logs whose ``Timestamp`` is in the window."""
-
-    def __init__(self, con: Any, *, window: TimeWindow, **kwargs: Any) -> None:
-        super().__init__(con, **kwargs)
-        self.window = window
-
-    def _bound(self, ns: int) -> str:
-        if self.d.name == "duckdb":
-            return f"make_timestamp_ns(CAST({int(ns)} AS BIGINT))"
-        return f"fromUnixTimestamp64Nano(toInt64({int(ns)}))"
-
-    @property
-    def _run_filter(self) -> tuple[str, dict[str, Any]]:
-        where, params = super()._run_filter
-        w = self.window
-        if w.since_ns is not None:
-            where += f" AND Timestamp >= {self._bound(w.since_ns)}"
-        if w.until_ns is not None:
-            where += f" AND Timestamp < {self._bound(w.until_ns)}"
-        return where, params
-
-    @cached_property
-    def _stored(self) -> _stored_facts.StoredFacts | None:
-        # The stored facts cover the whole store: a window derives its own.
-        return None if self.window else super()._stored
-
-    def with_run(self, run: str | None) -> WindowedAnalysis:
-        return WindowedAnalysis(
-            self.con.raw, window=self.window, run=run, dialect=self.d, settings=self.settings
-        )
-
-
-def windowed(
-    db: str | Path | Any, window: TimeWindow, *, run: str | None = None, **kwargs: Any
-) -> Analysis:
-    """``open(db)``, restricted to ``window`` when it bounds anything."""
-    a = open(db, run=run, **kwargs)
-    if not window:
-        return a
-    return WindowedAnalysis(a.con.raw, window=window, run=run, dialect=a.d, settings=a.settings)

@@ -15,9 +15,11 @@ from typing import Any
 import httpx
 import orjson
 
-from ..present._api import Analysis, Candidate, incident_report
+from .._settings import TimeWindow
+from ..analysis._contract import Candidate
+from ..present._api import Analysis
 from ..present._api import open as _open_local
-from ..present._window import TimeWindow, windowed
+from ..present._report import incident_report
 from ..store._write import StoreError
 from ._reads import ARROW, FIGURES, FRAMES, PLOTLY, frame_from_bytes
 from ._state import ServerInfo, find_server
@@ -180,7 +182,7 @@ def incidents_doc(
     if server is not None:
         q = {"slo_ms": slo_ms, "run": run, **window.query()}
         return server.get("/api/incidents", **q).json()
-    found = windowed(db, window, run=run).incidents(slo_ms=slo_ms)
+    found = _open_local(db, run=run, window=window).incidents(slo_ms=slo_ms)
     return {"incidents": [i.to_dict() for i in found]}
 
 
@@ -192,4 +194,4 @@ def report_text(
     if server is not None:
         q = {"format": fmt, "slo_ms": slo_ms, **window.query()}
         return server.get(f"/api/incidents/{incident_id}/report", **q).text.rstrip("\n")
-    return incident_report(windowed(db, window), incident_id, fmt=fmt, slo_ms=slo_ms)
+    return incident_report(_open_local(db, window=window), incident_id, fmt=fmt, slo_ms=slo_ms)

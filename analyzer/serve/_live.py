@@ -30,7 +30,8 @@ from typing import Any
 import duckdb
 import orjson
 
-from ..present._window import TimeWindow, WindowedAnalysis
+from .._settings import TimeWindow
+from ..present._api import Analysis
 
 __all__ = ["HISTORY_DDL", "LiveIncidents"]
 
@@ -142,7 +143,7 @@ class LiveIncidents:
             if now is None:
                 return
             window = TimeWindow(now - self.window_ns, now + 1)
-            found = [i.to_dict() for i in WindowedAnalysis(con, window=window).incidents()]
+            found = [i.to_dict() for i in Analysis(con, window=window).incidents()]
             events = self._update(found, now)
             self._store(con, events, now)
         finally:

@@ -23,8 +23,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from .._settings import TimeWindow
 from ..present._api import Analysis
-from ..present._window import TimeWindow, WindowedAnalysis
 
 __all__ = ["FRAMES", "FIGURES", "Reads", "frame_bytes", "frame_from_bytes"]
 
@@ -91,9 +91,7 @@ class Reads:
             return self.root.cursor()
 
     def analysis(self, con: Any, *, run: str | None, window: TimeWindow) -> Analysis:
-        if window:
-            return WindowedAnalysis(con, window=window, run=run)
-        return Analysis(con, run=run)
+        return Analysis(con, run=run, window=window)
 
     def call(self, request: dict[str, Any]) -> tuple[str, bytes]:
         """(media type, body) of ``request``: {method, args, kwargs, run, since, until,
@@ -131,7 +129,7 @@ class Reads:
                     doc = a.incident(*args, **kwargs).to_dict()
                     return "application/json", orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
                 if method == "report":
-                    from ..present._api import incident_report
+                    from ..present._report import incident_report
 
                     fmt = kwargs.get("fmt", "md")
                     text = incident_report(a, *args, **kwargs)

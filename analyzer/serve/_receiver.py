@@ -11,7 +11,7 @@ POST /v1/traces and /v1/logs, protobuf or JSON, optionally gzip-encoded.
 - One writer thread drains the queue and commits everything waiting in one
   transaction (group commit). A request is answered 200 only after its rows are
   committed, so an acknowledged export survives a SIGKILL. Shutdown drains the
-  queue, then refreshes the stored span facts (``_facts.store_facts``) when spans
+  queue, then refreshes the stored span facts (``facts._stored.store_facts``) when spans
   were written, so that the analysis of what was collected reads them again.
 """
 

@@ -24,11 +24,9 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 
@@ -44,7 +42,7 @@ from ._dialect import (
     Dialect,
     clickhouse_statements,
 )
-from ._write import StoreError
+from ._target import DbTargetError, Target, parse_db
 
 __all__ = [
     "DbTargetError",
@@ -57,92 +55,7 @@ __all__ = [
     "parse_db",
 ]
 
-EngineKind = Literal["duckdb", "chdb", "clickhouse"]
 MODEL_COLUMNS = ("ModelName", "ModelVersion")
-
-
-class DbTargetError(StoreError):
-    """A ``--db`` value that cannot be parsed or opened (a user error, one line)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A parsed ``--db``: which engine, where, and which database holds the tables."""
-
-    kind: EngineKind
-    path: str = ""  # DuckDB file or chDB directory
-    database: str | None = None  # ClickHouse database; None for DuckDB
-    host: str = ""
-    port: int = 0
-    username: str = "default"
-    password: str = ""
-    secure: bool = False
-
-    @property
-    def dialect(self) -> Literal["duckdb", "clickhouse"]:
-        return "duckdb" if self.kind == "duckdb" else "clickhouse"
-
-    def __str__(self) -> str:  # never shows the password
-        if self.kind == "duckdb":
-            return self.path
-        if self.kind == "chdb":
-            return f"chdb:{self.path}?database={self.database}"
-        scheme = "clickhouses" if self.secure else "clickhouse"
-        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
-
-
-def _query_database(query: str, db: str) -> str | None:
-    values = parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(values) - {"database", "secure"})
-    if unknown:
-        raise DbTargetError(f"--db {db!r}: unknown option {unknown[0]!r} (known: database, secure)")
-    names = values.get("database")
-    if names is not None and not names[-1]:
-        raise DbTargetError(f"--db {db!r}: ?database= needs a name")
-    return names[-1] if names else None
-
-
-def parse_db(db: str | Path) -> Target:
-    """Parse a ``--db`` value; raises ``DbTargetError`` naming the value when it is malformed."""
-    text = str(db)
-    if text.startswith("chdb:"):
-        rest = text[len("chdb:") :]
-        path, _, query = rest.partition("?")
-        if not path:
-            raise DbTargetError(f"--db {text!r}: chdb: needs a directory, e.g. chdb:.faultlens/ch")
-        database = _query_database(query, text) or DEFAULT_DATABASE
-        return Target(kind="chdb", path=path, database=database)
-    if text.startswith(("clickhouse://", "clickhouses://")):
-        parts = urlsplit(text)
-        values = parse_qs(parts.query)
-        secure = parts.scheme == "clickhouses" or values.get("secure", ["0"])[-1].lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-        if not parts.hostname:
-            raise DbTargetError(f"--db {text!r}: no host, e.g. clickhouse://default@localhost:8123")
-        try:
-            port = parts.port or (8443 if secure else 8123)
-        except ValueError:
-            raise DbTargetError(f"--db {text!r}: the port is not a number") from None
-        path_db = unquote(parts.path.strip("/")) or None
-        database = _query_database(parts.query, text) or path_db or DEFAULT_DATABASE
-        return Target(
-            kind="clickhouse",
-            database=database,
-            host=parts.hostname,
-            port=port,
-            username=unquote(parts.username) if parts.username else "default",
-            password=unquote(parts.password) if parts.password else "",
-            secure=secure,
-        )
-    if "://" in text:
-        scheme = text.split("://", 1)[0]
-        raise DbTargetError(
-            f"--db {text!r}: unknown scheme {scheme!r} (a DuckDB file, chdb:PATH or clickhouse://)"
-        )
-    return Target(kind="duckdb", path=text)
 
 
 def _arrow_to_frame(table: Any, converter: Any) -> pd.DataFrame:

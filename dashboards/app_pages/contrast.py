@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from .._data import (
+from faultlens.dashboards._data import (
     Connection,
     Filters,
     as_text,
@@ -22,7 +22,7 @@ from .._data import (
     query,
     sibling_run,
 )
-from .._views import plain, seconds, share
+from faultlens.dashboards._views import plain, seconds, share
 
 NOT_PROJECTED = "not projected"
 # (row of the analyzer's contrast, card label): the cards atop every column.
@@ -101,6 +101,6 @@ def render(con: Connection, filters: Filters) -> None:
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

@@ -145,7 +145,8 @@ def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
     At 22x the sample's traffic such a burst passed the volume bar alone and made a
     second, empty incident; a scope busy bucket after bucket that stops still departs.
     """
-    from faultlens.analyzer.facts._sql import DetectionSettings, Window, abnormal_windows
+    from faultlens.analyzer._settings import DetectionSettings
+    from faultlens.analyzer.analysis._detect import Window, abnormal_windows
 
     st = DetectionSettings()
     b = st.bucket_ns

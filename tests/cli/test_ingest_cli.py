@@ -3,14 +3,13 @@ no traceback, and exit status 1 when something was quarantined."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from faultlens.cli._app import app
 
-FIXTURES = Path(os.environ["FAULTLENS_SHARED"]) / "fixtures" / "otlp-examples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp-examples"
 
 
 def test_ingest_reports_each_problem_on_one_line(tmp_path: Path) -> None:
