@@ -63,6 +63,11 @@ class _Tracked:
         return c["service"], c["model"]
 
 
+def _reach(doc: dict[str, Any]) -> tuple[int, int]:
+    """How much of the fault a detection holds: its blast radius, then its length."""
+    return doc["blast_radius"]["requests"], doc["end_ns"] - doc["onset_ns"]
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -145,7 +150,7 @@ class LiveIncidents:
             window = TimeWindow(now - self.window_ns, now + 1)
             found = [i.to_dict() for i in Analysis(con, window=window).incidents()]
             events = self._update(found, now)
-            self._store(con, events, now)
+            self._store(con, events, now, [t for t in self.tracked.values() if t.state == "open"])
         finally:
             con.close()
         self._seen_generation = generation
@@ -170,7 +175,11 @@ class LiveIncidents:
         events: list[tuple[str, _Tracked]] = []
         bucket_ns = 5_000_000_000
         with self.lock:
-            for doc in found:
+            # Each tracked incident takes, of the detections it matches this cycle, the one
+            # with the widest blast radius: one fault seen as several stretches keeps one
+            # culprit instead of flipping between them from cycle to cycle.
+            best: dict[str, dict[str, Any]] = {}
+            for doc in sorted(found, key=lambda d: d["onset_ns"]):
                 t = self._match(doc, bucket_ns)
                 if t is None:
                     if doc["end_ns"] < now - self.hold_down_ns:
@@ -178,11 +187,15 @@ class LiveIncidents:
                     t = _Tracked(doc["id"], doc["run"], "open", doc["onset_ns"], doc["end_ns"], doc)
                     self.tracked[t.id] = t
                     events.append(("opened", t))
-                    continue
                 if t.state != "open":
                     continue  # the same stretch seen again after it resolved
-                before = t.culprit
-                t.doc, t.end_ns = doc, max(t.end_ns, doc["end_ns"])
+                t.end_ns = max(t.end_ns, doc["end_ns"])
+                held = best.get(t.id)
+                if held is None or _reach(doc) > _reach(held):
+                    best[t.id] = doc
+            for id_, doc in best.items():
+                t = self.tracked[id_]
+                before, t.doc = t.culprit, doc
                 if t.culprit != before:
                     events.append(("culprit_changed", t))
             for t in self.tracked.values():
@@ -191,8 +204,12 @@ class LiveIncidents:
                     events.append(("resolved", t))
         return events
 
-    def _store(self, con: Any, events: list[tuple[str, _Tracked]], now: int) -> None:
-        if not events:
+    def _store(
+        self, con: Any, events: list[tuple[str, _Tracked]], now: int, live: list[_Tracked]
+    ) -> None:
+        """The events, and the latest state of every incident they or the cycle touched,
+        in one transaction."""
+        if not events and not live:
             return
         con.execute("BEGIN")
         for event, t in events:
@@ -203,6 +220,9 @@ class LiveIncidents:
                    ($id, $event, now(), $data_ns, $service, $model, $doc)""",
                 dict(id=t.id, event=event, data_ns=now, service=service, model=model, doc=doc),
             )
+        for t in {id(t): t for t in [*live, *(t for _, t in events)]}.values():
+            doc = orjson.dumps({**t.doc, "id": t.id}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            service, model = t.culprit
             con.execute(
                 """INSERT INTO faultlens_live_incidents VALUES
                    ($id, $run, $state, $onset, $end, $service, $model, now(),
