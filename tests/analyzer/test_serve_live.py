@@ -1,7 +1,8 @@
 """A sample scenario streamed live into `faultlens collect` (serve without the dashboard)
-through the real OTLP exporter: one incident opens with the culprit model, keeps its id
-and resolves; a local webhook sink receives `opened` and `resolved`; the stored history
-says the same after a restart."""
+through the real OTLP exporter: the incidents the offline analysis finds, with their ids;
+the fault's incident names the culprit model, keeps its id and resolves; a local webhook
+sink receives every stored event (`opened` ... `resolved`); the stored history says the
+same after a restart."""
 
 from __future__ import annotations
 
@@ -84,22 +85,25 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
         history = httpx.get(f"{url}/api/history", timeout=30).json()["history"]
     finally:
         _stop(proc)
-    (incident,) = live["incidents"]
-    assert incident["state"] == "resolved"
-    assert (incident["culprit"]["service"], incident["culprit"]["model"]) == (
-        "model-fraud",
-        "fraud",
+    # Live gives the incidents the offline analysis gives for the same data, same ids.
+    offline = subprocess.run(
+        [EXE, "incidents", "--db", str(db), "--format", "json"], capture_output=True, text=True
     )
-    events = [(h["id"], h["event"]) for h in history]
-    assert events[0] == (incident["id"], "opened") and events[-1] == (incident["id"], "resolved")
-    assert {i for i, _ in events} == {incident["id"]}
+    assert offline.returncode == 0, offline.stderr
+    expected = [(i["id"], i["culprit"]["model"]) for i in json.loads(offline.stdout)["incidents"]]
+    seen = [(i["id"], i["culprit"]["model"]) for i in live["incidents"]]
+    assert seen == expected, history
+    assert all(i["state"] == "resolved" for i in live["incidents"]), live
+    # One of them is the fault, named by its model from the first culprit change on.
+    (incident,) = [i for i in live["incidents"] if i["culprit"]["model"] == "fraud"]
+    assert incident["culprit"]["service"] == "model-fraud"
+    events = [(h["event"], h["culprit_model"]) for h in history if h["id"] == incident["id"]]
+    assert events[0][0] == "opened" and events[-1] == ("resolved", "fraud")
     sink.shutdown()
     pages = [
         (p["event"], p["incident"]["id"], p["incident"]["culprit"]["model"]) for p in _Sink.received
     ]
-    assert pages[0][:2] == ("opened", incident["id"])
-    assert pages[-1] == ("resolved", incident["id"], "fraud")
-    assert len(pages) == len(events)
+    assert pages == [(h["event"], h["id"], h["culprit_model"]) for h in history]
     # After a restart the stored history is the same, and nothing reopens.
     proc = _collect(db, port, hook)
     try:
@@ -108,4 +112,6 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
     finally:
         _stop(proc)
     assert again == history
-    assert [(i["id"], i["state"]) for i in live["incidents"]] == [(incident["id"], "resolved")]
+    assert [(i["id"], i["state"]) for i in live["incidents"]] == [
+        (id_, "resolved") for id_, _ in expected
+    ]
