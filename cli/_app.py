@@ -9,7 +9,14 @@ import typer
 
 from ..analyzer import DEFAULT_DB
 
-__all__ = ["DEFAULT_DB", "DbOption", "FormatOption", "app"]
+__all__ = [
+    "DEFAULT_DB",
+    "DbOption",
+    "FormatOption",
+    "PriceGbHourOption",
+    "PriceVcpuHourOption",
+    "app",
+]
 
 app = typer.Typer(
     name="faultlens",
@@ -52,6 +59,17 @@ def window(since: str | None, until: str | None, last: str | None) -> object:
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+# Optional unit prices of the resource cost (analysis/_cost.py): no default money figure.
+PriceVcpuHourOption = Annotated[
+    float | None,
+    typer.Option("--price-vcpu-hour", help="Price of one vCPU-hour (cost in money too)."),
+]
+PriceGbHourOption = Annotated[
+    float | None,
+    typer.Option("--price-gb-hour", help="Price of one GB-hour of memory (cost in money too)."),
+]
 
 
 def _version_callback(value: bool) -> None:

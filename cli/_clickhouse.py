@@ -13,7 +13,7 @@ clickhouse = typer.Typer(
     help="The OpenTelemetry Collector's ClickHouse tables (docs/scale-out.md).",
     no_args_is_help=True,
 )
-app.add_typer(clickhouse)
+app.add_typer(clickhouse, name="clickhouse")
 
 
 @clickhouse.command()

@@ -11,6 +11,8 @@ from ._app import (
     DbOption,
     FormatOption,
     LastOption,
+    PriceGbHourOption,
+    PriceVcpuHourOption,
     SinceOption,
     UntilOption,
     app,
@@ -30,19 +32,23 @@ def report(
     since: SinceOption = None,
     until: UntilOption = None,
     last: LastOption = None,
+    price_vcpu_hour: PriceVcpuHourOption = None,
+    price_gb_hour: PriceGbHourOption = None,
 ) -> None:
     """Write a post-mortem: Markdown, or self-contained HTML with charts.
 
     Example: faultlens report crash-monolith-20261125T102135Z --format html > report.html
     """
     from ..analyzer import StoreError
+    from ..analyzer.analysis._cost import Prices
     from ..analyzer.serve._client import report_text
 
     if fmt not in ("md", "html"):
         raise typer.BadParameter(f"{fmt!r}: expected md or html", param_hint="--format")
     span = window(since, until, last)
     try:
-        typer.echo(report_text(db, incident, fmt=fmt, slo_ms=slo_ms, window=span))
+        prices = Prices(vcpu_hour=price_vcpu_hour, gb_hour=price_gb_hour)
+        typer.echo(report_text(db, incident, fmt=fmt, slo_ms=slo_ms, window=span, prices=prices))
     except (StoreError, KeyError) as exc:
         typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
         raise typer.Exit(1) from None

@@ -4,6 +4,9 @@ Run it with ``faultlens dashboard [--db FILE]`` (which sets ``FAULTLENS_DB``
 and calls ``streamlit run`` on this file). Each page is one file under
 ``app_pages/`` whose ``render(con, filters)`` calls the analyzer and draws; when
 Streamlit executes the page file it calls ``render(*page_context())``.
+
+Streamlit runs this file and the page files as scripts, outside any package: they
+import faultlens by absolute name (a relative import fails there).
 """
 
 from __future__ import annotations

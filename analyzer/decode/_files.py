@@ -6,7 +6,7 @@
 - a first byte of 0 with a plausible big-endian length: the Collector file
   exporter's length-prefixed records (each may itself be zstd-compressed, as the
   exporter writes them with ``compression: zstd``), JSON or protobuf;
-- anything else: one bare protobuf message (TracesData, LogsData, or an
+- anything else: one bare protobuf message (TracesData, LogsData, MetricsData, or an
   Export*ServiceRequest).
 
 Chunks are plain data so that worker processes can decode them.
@@ -78,6 +78,7 @@ class DecodedChunk:
     rejects: list[tuple[str, Reject]] = field(default_factory=list)
     read: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None  # why the whole source was skipped (it is not OTLP)
+    metrics: dict[str, pa.Table] = field(default_factory=dict)  # metrics table -> rows
 
 
 def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -316,12 +317,19 @@ def _decode_chunk(chunk: Chunk) -> DecodedChunk:
         out.reject(chunk.source, chunk.data, b"")
     traces = out.traces.to_arrow()
     logs = out.logs.to_arrow()
+    metrics = out.metrics.to_arrow()
     rejects = [("unknown", r) for r in out.rejects]
     rejects += [("traces", r) for r in out.traces.rejects]
     rejects += [("logs", r) for r in out.logs.rejects]
+    rejects += [("metrics", r) for r in out.metrics.rejects]
     rejects.sort(key=lambda item: _in_file_order(item[1].position))
-    read = {"traces": out.traces.read, "logs": out.logs.read, "unknown": out.read}
-    return DecodedChunk(chunk.source, traces, logs, rejects, read)
+    read = {
+        "traces": out.traces.read,
+        "logs": out.logs.read,
+        "metrics": out.metrics.read,
+        "unknown": out.read,
+    }
+    return DecodedChunk(chunk.source, traces, logs, rejects, read, metrics=metrics)
 
 
 def _in_file_order(position: str) -> list:

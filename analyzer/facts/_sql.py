@@ -25,13 +25,16 @@ __all__ = [
     "scope_timeseries",
 ]
 
+
 # Per process instance and the (model, version) it ran: when it ran, how much. Layouts,
 # versions, restarts and update coupling read this small table, not every span.
-INSTANCES_SQL = """
+def instances_sql(*, spans: str = "fl_spans") -> str:
+    """Per process instance and (model, version) of the spans in ``spans``."""
+    return f"""
     SELECT run, service, instance, model, version, max(layout) AS layout,
            min(ts) AS first_ts, max(ts) AS last_ts, max(end_ts) AS last_end_ts,
            count(*) AS n_spans
-    FROM fl_spans GROUP BY run, service, instance, model, version"""
+    FROM {spans} GROUP BY run, service, instance, model, version"""
 
 
 def derive_fact_tables(
@@ -59,31 +62,35 @@ def derive_fact_tables(
     con.execute(d.temp_table("fl_spans", spans))
     con.execute("DROP TABLE fl_base")
     con.execute("DROP TABLE fl_child")
-    con.execute(d.temp_table("fl_exposure", EXPOSURE_SQL))
+    con.execute(d.temp_table("fl_exposure", exposure_sql()))
     con.execute(d.temp_table("fl_requests", requests_sql(d, exposure="fl_exposure")))
-    con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
+    con.execute(d.temp_table("fl_instances", instances_sql()))
 
 
-EXPOSURE_SQL = """
+def exposure_sql(*, spans: str = "fl_spans") -> str:
+    """Each trace's exposure: the (service, model, version) its spans speak for."""
+    return f"""
     SELECT DISTINCT run, trace_id, cand_service AS service, cand_model AS model,
            CASE WHEN cand_model = model THEN version END AS version
-    FROM fl_spans"""
+    FROM {spans}"""
+
+
 # What a request's trace touched, as one text: its exposure items (service, model,
 # version; US between fields, '' for NULL) sorted and joined by RS. A run holds few
 # distinct ones, so analyses group requests by it instead of joining them to exposure.
 TOUCH_ITEM, TOUCH_FIELD = "\x1e", "\x1f"
 
 
-def requests_sql(d: Dialect, *, exposure: str) -> str:
+def requests_sql(d: Dialect, *, exposure: str, spans: str = "fl_spans") -> str:
     """One row per entry span (DESIGN.md: the endpoint of a request is the http.route of
     its entry span) with ``touch``, what its trace touched (:data:`TOUCH_ITEM`); reads
-    ``fl_spans`` and ``exposure``, those spans' :data:`EXPOSURE_SQL` rows."""
+    ``spans`` and ``exposure``, those spans' :func:`exposure_sql` rows."""
     us = d.char(ord(TOUCH_FIELD))
     item = f"coalesce(service, '') || {us} || coalesce(model, '') || {us} || coalesce(version, '')"
     return f"""
     SELECT r.run, r.trace_id, r.ts, r.end_ts, r.dur, r.service,
            coalesce(r.route, r.name) AS endpoint, r.is_err, r.layout, t.touch
-    FROM fl_spans r
+    FROM {spans} r
     LEFT JOIN (SELECT run, trace_id, {d.sorted_join(item, d.char(ord(TOUCH_ITEM)))} AS touch
                FROM {exposure} e GROUP BY run, trace_id) t
       ON t.run = r.run AND t.trace_id = r.trace_id

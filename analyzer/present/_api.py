@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from .._settings import DetectionSettings, TimeWindow
-from ..analysis import _coupling
+from ..analysis import _cost, _coupling
 from ..analysis._contract import Candidate, Incident
 from ..analysis._pipeline import IncidentPipeline, service_layouts
 from ..facts._stored import StoredFacts, open_stored_facts
@@ -29,6 +29,7 @@ from ..store._dialect import DUCKDB, BoundConnection, Dialect
 from ..store._engines import analysis_connection, parse_db
 from ..store._write import connect
 from ._browse import find_logs, find_spans, trace_waterfall
+from ._words import culprit_text
 
 __all__ = [
     "Analysis",
@@ -63,10 +64,36 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
 
 
 def incidents_json(
-    db: str | Path, *, slo_ms: float | None = None, run: str | None = None
+    db: str | Path | Analysis,
+    *,
+    slo_ms: float | None = None,
+    run: str | None = None,
+    prices: _cost.Prices | None = None,
+    window: TimeWindow | None = None,
 ) -> dict[str, Any]:
-    """``{"incidents": [...]}`` as :func:`incidents_schema` describes it."""
-    return {"incidents": [i.to_dict() for i in open(db, run=run).incidents(slo_ms=slo_ms)]}
+    """``{"incidents": [...]}`` as :func:`incidents_schema` describes it.
+
+    Each incident also carries ``resource_cost``: its run's measured cost and the layout
+    verdict of its scenario (null where the store holds no process metrics, or only one
+    layout of the scenario)."""
+    a = db if isinstance(db, Analysis) else open(db, run=run, window=window)
+    incidents = a.incidents(slo_ms=slo_ms)
+    costs = a.costs(prices=prices)
+    verdicts = a.layout_verdicts(prices=prices, slo_ms=slo_ms)
+    out = []
+    for i in incidents:
+        cost = costs.get(i.run)
+        found = verdicts.get(cost.scenario) if cost is not None else None
+        out.append(
+            {
+                **i.to_dict(),
+                "resource_cost": {
+                    "run": cost.to_dict() if cost is not None else None,
+                    "layout_verdict": found.to_dict() if found is not None else None,
+                },
+            }
+        )
+    return {"incidents": out}
 
 
 def incidents_schema() -> dict[str, Any]:
@@ -159,7 +186,10 @@ class Analysis:
 
     def incidents_frame(self, *, slo_ms: float | None = None) -> pd.DataFrame:
         """One row per incident: [id, run, layout, onset, duration_s, culprit_service,
-        culprit_model, fit_model_aware_s, fit_service_only_s, blast_radius, share, collateral]."""
+        culprit_model, fit_model_aware_s, fit_service_only_s, model_aware_isolates_model,
+        service_only_isolates_model, blast_radius, share, collateral]. A view that does not
+        isolate the model (the service-only view of a shared process) has its FIT as the
+        time it named the process: not comparable with the other view's."""
         rows = []
         for i in self.incidents(slo_ms=slo_ms):
             iso = {v.view: v for v in i.isolation}
@@ -174,6 +204,8 @@ class Analysis:
                     "culprit_model": i.culprit.model,
                     "fit_model_aware_s": iso["model_aware"].seconds,
                     "fit_service_only_s": iso["service_only"].seconds,
+                    "model_aware_isolates_model": iso["model_aware"].isolates_model,
+                    "service_only_isolates_model": iso["service_only"].isolates_model,
                     "blast_radius": i.blast.requests,
                     "share": i.blast.share,
                     "collateral": i.blast.collateral,
@@ -298,10 +330,44 @@ class Analysis:
         frame.index.name = "metric"
         return frame
 
+    # -- resource cost (analysis/_cost.py) --------------------------------------------
+    def costs(self, *, prices: _cost.Prices | None = None) -> dict[str, _cost.RunCost]:
+        """Run -> what its processes used, from their OTLP metrics (DuckDB stores)."""
+        if self.d is not DUCKDB:
+            return {}  # the Collector's metrics tables are not read on ClickHouse yet
+        costs = _cost.run_costs(self._q, self.d, prices=prices)
+        return (
+            costs if self.run is None else {self.run: costs[self.run]} if self.run in costs else {}
+        )
+
+    def layout_verdicts(
+        self, *, prices: _cost.Prices | None = None, slo_ms: float | None = None
+    ) -> dict[str, _cost.Verdict]:
+        """Scenario -> both sides of the layout trade-off (cost and incident), for each
+        scenario whose monolith and per-model runs are both in the store."""
+        whole = self if self.run is None else Analysis(self.con.raw, settings=self.settings)
+        costs = whole.costs(prices=prices)
+        if self.run is not None:
+            mine = costs.get(self.run)
+            costs = {r: c for r, c in costs.items() if mine and c.scenario == mine.scenario}
+        if self.run is None:
+            incidents = self.incidents(slo_ms=slo_ms)
+        else:  # the sibling run's incidents too: each run analysed on its own, as here
+            incidents = [
+                i
+                for run in costs
+                for i in Analysis(self.con.raw, run=run, settings=self.settings).incidents(
+                    slo_ms=slo_ms
+                )
+            ]
+        return _cost.layout_verdicts(costs, incidents)
+
     # -- figures ------------------------------------------------------------------
     def fig_timeseries(
         self, *, scope: str = "model", metric: str = "error_ratio", bucket_s: float | None = None
     ) -> Any:
+        """A plotly figure: ``metric`` (error_ratio, p95_ms, requests) of every ``scope``
+        key (model, endpoint, service) over time, the incidents shaded."""
         from . import _figures as _figures
 
         return _figures.timeseries(
@@ -311,18 +377,23 @@ class Analysis:
         )
 
     def fig_incident_timeline(self, incident_id: str) -> Any:
+        """A plotly figure of one incident: its scopes' signals around it, onset, both
+        views' isolation and end marked."""
         from . import _figures as _figures
 
         i = self.incident(incident_id)
-        ts = self.timeseries(scope="endpoint")
+        ts = self._tables.scope_series(self.settings.bucket_ns)  # every scope: the departed
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
+        """A plotly bar chart of one incident's affected requests by endpoint, model and
+        service, the collateral apart."""
         from . import _figures as _figures
 
         return _figures.blast_radius(self.incident(incident_id))
 
     def fig_waterfall(self, trace_id: str) -> Any:
+        """A plotly waterfall of one trace's spans, coloured by model."""
         from . import _figures as _figures
 
         return _figures.waterfall(self.trace(trace_id), trace_id=trace_id)
@@ -331,9 +402,12 @@ class Analysis:
 def _contrast_column(i: Incident) -> dict[str, Any]:
     iso = {v.view: v for v in i.isolation}
     return {
-        "culprit": f"{i.culprit.service} / {i.culprit.model or '(model unknown)'}",
+        "culprit": culprit_text(i.to_dict()),
         "FIT, model-aware (s)": iso["model_aware"].seconds,
         "FIT, service-only (s)": iso["service_only"].seconds,
+        # False: that view's FIT is when it named a shared process, not the model.
+        "model isolated, model-aware": iso["model_aware"].isolates_model,
+        "model isolated, service-only": iso["service_only"].isolates_model,
         "suspects, model-aware": iso["model_aware"].suspects,
         "suspects, service-only": iso["service_only"].suspects,
         "evidence to read, model-aware (spans+logs)": iso["model_aware"].evidence_spans

@@ -17,7 +17,8 @@ import orjson
 
 from .._settings import TimeWindow
 from ..analysis._contract import Candidate
-from ..present._api import Analysis
+from ..analysis._cost import Prices
+from ..present._api import Analysis, incidents_json
 from ..present._api import open as _open_local
 from ..present._report import incident_report
 from ..store._write import StoreError
@@ -174,24 +175,41 @@ def open(  # noqa: A001 - faultlens.analyzer.open
     return _open_local(db, read_only=read_only, run=run, **kwargs)
 
 
+def _price_query(prices: Prices | None) -> dict[str, Any]:
+    if prices is None:
+        return {}
+    return {"price_vcpu_hour": prices.vcpu_hour, "price_gb_hour": prices.gb_hour}
+
+
 def incidents_doc(
-    db: str, *, slo_ms: float | None, run: str | None, window: TimeWindow
+    db: str,
+    *,
+    slo_ms: float | None,
+    run: str | None,
+    window: TimeWindow,
+    prices: Prices | None = None,
 ) -> dict[str, Any]:
     """``faultlens incidents``: the contract's JSON, from the server holding ``db`` if any."""
     server = server_for(db)
     if server is not None:
-        q = {"slo_ms": slo_ms, "run": run, **window.query()}
+        q = {"slo_ms": slo_ms, "run": run, **window.query(), **_price_query(prices)}
         return server.get("/api/incidents", **q).json()
-    found = _open_local(db, run=run, window=window).incidents(slo_ms=slo_ms)
-    return {"incidents": [i.to_dict() for i in found]}
+    return incidents_json(db, slo_ms=slo_ms, run=run, window=window, prices=prices)
 
 
 def report_text(
-    db: str, incident_id: str, *, fmt: str, slo_ms: float | None, window: TimeWindow
+    db: str,
+    incident_id: str,
+    *,
+    fmt: str,
+    slo_ms: float | None,
+    window: TimeWindow,
+    prices: Prices | None = None,
 ) -> str:
     """``faultlens report``: the post-mortem, from the server holding ``db`` if any."""
     server = server_for(db)
     if server is not None:
-        q = {"format": fmt, "slo_ms": slo_ms, **window.query()}
+        q = {"format": fmt, "slo_ms": slo_ms, **window.query(), **_price_query(prices)}
         return server.get(f"/api/incidents/{incident_id}/report", **q).text.rstrip("\n")
-    return incident_report(_open_local(db, window=window), incident_id, fmt=fmt, slo_ms=slo_ms)
+    a = _open_local(db, window=window)
+    return incident_report(a, incident_id, fmt=fmt, slo_ms=slo_ms, prices=prices)

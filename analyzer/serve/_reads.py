@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .._settings import TimeWindow
-from ..present._api import Analysis
+from ..analysis._cost import Prices
+from ..present._api import Analysis, incidents_json
 
 __all__ = ["FRAMES", "FIGURES", "Reads", "frame_bytes", "frame_from_bytes"]
 
@@ -65,6 +66,15 @@ def frame_bytes(frame: pd.DataFrame) -> bytes:
 
 def frame_from_bytes(data: bytes) -> pd.DataFrame:
     return pa.ipc.open_stream(data).read_all().to_pandas()
+
+
+def _priced(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``price_vcpu_hour``/``price_gb_hour`` (the API's query) as the ``prices`` argument."""
+    out = {k: v for k, v in kwargs.items() if not k.startswith("price_")}
+    vcpu, gb = kwargs.get("price_vcpu_hour"), kwargs.get("price_gb_hour")
+    if vcpu is not None or gb is not None:
+        out["prices"] = Prices(vcpu_hour=vcpu, gb_hour=gb)
+    return out
 
 
 class Reads:
@@ -121,9 +131,11 @@ class Reads:
                 if method == "contrast" and request.get("other_run") is not None:
                     cons.append(self.cursor())
                     args = [self.analysis(cons[1], run=request["other_run"], window=window)]
-                if method in ("incidents", "incidents_json"):
-                    found = a.incidents(**kwargs)
-                    doc = {"incidents": [i.to_dict() for i in found]}
+                if method == "incidents":
+                    doc = {"incidents": [i.to_dict() for i in a.incidents(**kwargs)]}
+                    return "application/json", orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+                if method == "incidents_json":
+                    doc = incidents_json(a, **_priced(kwargs))
                     return "application/json", orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
                 if method == "incident":
                     doc = a.incident(*args, **kwargs).to_dict()
@@ -132,7 +144,7 @@ class Reads:
                     from ..present._report import incident_report
 
                     fmt = kwargs.get("fmt", "md")
-                    text = incident_report(a, *args, **kwargs)
+                    text = incident_report(a, *args, **_priced(kwargs))
                     kind = "text/html" if fmt == "html" else "text/markdown"
                     return f"{kind}; charset=utf-8", text.encode()
                 result = getattr(a, method)(*args, **kwargs)

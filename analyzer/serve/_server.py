@@ -100,9 +100,9 @@ def serve_app(opts: ServeOptions) -> Any:
         q = request.query_params
         try:
             window = parse_window(since=q.get("since"), until=q.get("until"), last=q.get("last"))
-            slo = q.get("slo_ms")
-            if slo is not None and "kwargs" in call:
-                call["kwargs"]["slo_ms"] = float(slo)
+            for name in ("slo_ms", "price_vcpu_hour", "price_gb_hour"):
+                if q.get(name) is not None:
+                    call["kwargs"][name] = float(q[name])
         except ValueError as exc:
             return _error(400, str(exc))
         call.update(run=q.get("run"), since=window.since_ns, until=window.until_ns)

@@ -73,9 +73,9 @@ class Target:
     def missing(self) -> str | None:
         """Why there is no store here (one line), or None when there may be one."""
         if self.kind == "chdb" and not Path(self.path).is_dir():
-            return f"{self.path}: no such chDB directory."
+            return f"{self.text or self.path}: no such chDB directory."
         if self.kind == "duckdb" and not Path(self.path).is_file():
-            return f"{self.path}: no such store; run `faultlens ingest` first."
+            return f"{self.text or self.path}: no such store; run `faultlens ingest` first."
         return None
 
     def resolved(self) -> str:
@@ -133,7 +133,7 @@ def parse_db(db: str | Path) -> Target:
         if not path:
             raise DbTargetError(f"--db {text!r}: chdb: needs a directory, e.g. chdb:.faultlens/ch")
         database = _query_database(query, text) or DEFAULT_DATABASE
-        return Target(kind="chdb", path=path, database=database)
+        return Target(kind="chdb", path=path, database=database, text=text)
     if text.startswith(("clickhouse://", "clickhouses://")):
         parts = urlsplit(text)
         values = parse_qs(parts.query)
@@ -165,4 +165,4 @@ def parse_db(db: str | Path) -> Target:
         raise DbTargetError(
             f"--db {text!r}: unknown scheme {scheme!r} (a DuckDB file, chdb:PATH or clickhouse://)"
         )
-    return Target(kind="duckdb", path=text)
+    return Target(kind="duckdb", path=text, text=text)

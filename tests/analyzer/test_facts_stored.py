@@ -20,6 +20,9 @@ import pytest
 from faultlens.analyzer import ingest
 from faultlens.analyzer._settings import TUNING
 from faultlens.analyzer.facts import _stored as _facts
+from faultlens.analyzer.facts._cut import cut_run
+from faultlens.analyzer.facts._derive import partitions
+from faultlens.analyzer.facts._schema import SERIES_BUCKET_NS
 from faultlens.analyzer.facts._sql import derive_fact_tables, scope_series_sql, span_buckets_sql
 from faultlens.analyzer.store._dialect import DUCKDB
 
@@ -66,7 +69,7 @@ def _assert_stored_equal_derived(db: Path) -> None:
             ("fl_scope_series", scope_series_sql),
             ("fl_span_buckets", span_buckets_sql),
         ):
-            con.execute(DUCKDB.temp_table(temp, sql(DUCKDB, bucket_ns=_facts.SERIES_BUCKET_NS)))
+            con.execute(DUCKDB.temp_table(temp, sql(DUCKDB, bucket_ns=SERIES_BUCKET_NS)))
         for stored, temp in (
             ("faultlens_spans", "fl_spans"),
             ("faultlens_scope_series", "fl_scope_series"),
@@ -104,7 +107,7 @@ def _crossing_traces(db: Path, part_spans: int) -> int:
     con = duckdb.connect(str(db))
     try:
         ((run, spans),) = con.execute("SELECT run, spans FROM faultlens_facts_runs").fetchall()
-        cut = _facts._cut(con, run, -(-spans // part_spans))
+        cut = cut_run(con, run, -(-spans // part_spans))
         assert len(cut.bounds) > 1
         return con.execute("SELECT count(*) FROM fl_straddle").fetchone()[0]
     finally:
@@ -182,7 +185,7 @@ def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
     steps.clear()
     ingest(files, db=db, facts_progress=lambda done, total: steps.append((done, total)))
     assert steps == []  # nothing new: no run derived again
-    assert _facts._partitions(
+    assert partitions(
         {"crash/monolith": 1850, "crash/per-model": 4165, "latency/monolith": 2599}
     ) == [("crash/monolith", 0, 1), ("crash/per-model", 1, 2), ("latency/monolith", 3, 1)]
     _assert_stored_equal_derived(db)

@@ -256,7 +256,7 @@ def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monk
     import threading
 
     from faultlens.analyzer.decode._files import chunks
-    from faultlens.analyzer.store import _ingest as _ingest
+    from faultlens.analyzer.serve import _ingest as _ingest
 
     line = _json_line(encode_spans(_sdk_spans())) + b"\n"
     path = tmp_path / "many.jsonl"

@@ -11,7 +11,7 @@ import orjson
 from faultlens.analyzer import connect, ingest
 from faultlens.analyzer._settings import TUNING
 from faultlens.analyzer.decode._files import chunks
-from faultlens.analyzer.store import _ingest
+from faultlens.analyzer.serve import _ingest
 
 
 def _lines(path: Path, lines: int, per_line: int = 100) -> int:

@@ -39,7 +39,7 @@ from ..decode._files import (
     file_size,
 )
 from ..facts._stored import store_facts
-from ._write import DEFAULT_DB, connect, write_batch
+from ..store._write import DEFAULT_DB, connect, write_batch
 
 __all__ = ["IngestReport", "ingest"]
 
@@ -81,6 +81,7 @@ class IngestReport:
     seconds: float
     skipped: tuple[str, ...] = ()
     facts_seconds: float = 0.0
+    data_points: int = 0  # metric data points stored
 
 
 class _Decoder:
@@ -157,6 +158,7 @@ def _grouped(
             [r for _, d in group for r in d.rejects],
             read,
             next((d.skipped for _, d in group if d.skipped), None),
+            _merge_metrics([d.metrics for _, d in group]),
         )
         return group[0][0].source, sum(c.consumed for c, _ in group), merged
 
@@ -167,11 +169,21 @@ def _grouped(
             group, rows = [], 0
         group.append((chunk, decoded))
         rows += sum(t.num_rows for t in (decoded.traces, decoded.logs) if t is not None)
+        rows += sum(t.num_rows for t in decoded.metrics.values())
         if rows >= TUNING.batch_rows:
             yield flush()
             group, rows = [], 0
     if group:
         yield flush()
+
+
+def _merge_metrics(parts: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:
+    """Per metrics table, the rows of every decoded chunk."""
+    tables: dict[str, list[pa.Table | None]] = {}
+    for part in parts:
+        for table, rows in part.items():
+            tables.setdefault(table, []).append(rows)
+    return {table: _concat(rows) for table, rows in tables.items()}
 
 
 def _all_chunks(files: list[Path]) -> Iterator[Chunk]:
@@ -238,7 +250,8 @@ def ingest(
     workers: int | None = None,
     facts_progress: Progress | None = None,
 ) -> IngestReport:
-    """Load OTLP files (JSON Lines, JSON, protobuf; gzip/zstd; directories) into the store.
+    """Load OTLP files (traces, logs, metrics; JSON Lines, JSON, protobuf; gzip/zstd;
+    directories) into the store.
 
     ``progress(done_bytes, total_bytes)`` is called after each committed batch, then
     ``facts_progress(done_steps, total_steps)`` while the span facts are derived (none
@@ -263,7 +276,9 @@ def ingest(
     decoder = _Decoder(
         workers, window=max(4, workers + 2, TUNING.window_bytes // TUNING.chunk_bytes)
     )
-    sums = dict.fromkeys(("read", "stored", "duplicates", "quarantined", "spans", "logs"), 0)
+    sums = dict.fromkeys(
+        ("read", "stored", "duplicates", "quarantined", "spans", "logs", "points"), 0
+    )
     lines: list[str] = list(errors)
     omitted = 0
     done = 0
@@ -289,6 +304,7 @@ def ingest(
                 logs=decoded.logs,
                 rejects=decoded.rejects,
                 read=decoded.read,
+                metrics=decoded.metrics,
             )
             sums["read"] += sum(counts.read.values())
             sums["stored"] += sum(counts.stored.values())
@@ -296,6 +312,7 @@ def ingest(
             sums["quarantined"] += sum(counts.quarantined.values())
             sums["spans"] += counts.stored["traces"]
             sums["logs"] += counts.stored["logs"]
+            sums["points"] += counts.stored["metrics"]
             for _, reject in decoded.rejects:
                 if len(lines) < _MAX_ERRORS:
                     lines.append(f"{reject.position}: {reject.reason}")
@@ -343,4 +360,5 @@ def ingest(
         seconds=time.perf_counter() - started,
         skipped=tuple(skipped),
         facts_seconds=facts_seconds,
+        data_points=sums["points"],
     )
