@@ -21,7 +21,7 @@ from .present._window import TimeWindow, parse_window
 from .serve._client import ServedAnalysis, open
 from .serve._ingest import IngestReport, ingest
 from .serve._receiver import receiver_app
-from .serve._server import collect, serve
+from .serve._server import collect
 from .store._clickhouse_ddl import ddl_text as clickhouse_ddl
 from .store._target import DbTargetError, Target, parse_db
 from .store._write import DEFAULT_DB, StoreError, connect
@@ -39,10 +39,6 @@ __all__: list[str] = [
     "connect",
     "ingest",
     "receiver_app",
-    "serve",
-    "ServedAnalysis",
-    "TimeWindow",
-    "parse_window",
     # added in 0.2
     "DEFAULT_DB",
     "DbTargetError",
@@ -50,4 +46,7 @@ __all__: list[str] = [
     "clickhouse_ddl",
     "incidents_schema",
     "parse_db",
+    "ServedAnalysis",
+    "TimeWindow",
+    "parse_window",
 ]

@@ -49,8 +49,7 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     bucket_s: float = 5.0,
     window: TimeWindow | None = None,
 ) -> Analysis:
-    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``, ``window``
-    to the spans and logs whose ``Timestamp`` is inside it.
+    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``, ``window`` in time.
 
     ``db`` is a DuckDB file, or the OpenTelemetry Collector's ClickHouse tables:
     ``chdb:PATH`` / ``clickhouse://user:pass@host:port/database`` (docs/scale-out.md).
@@ -124,11 +123,8 @@ class Analysis:
     # -- the fact tables every step reads --------------------------------------------
     @cached_property
     def _stored(self) -> StoredFacts | None:
-        """The facts ingest stored, while they still cover the store (facts/_stored.py);
-        a time window derives its own."""
-        if self.window:
-            return None
-        return open_stored_facts(self.con, self.d, run=self.run)
+        """The facts ingest stored, while they cover the store (a window derives its own)."""
+        return None if self.window else open_stored_facts(self.con, self.d, run=self.run)
 
     @cached_property
     def _tables(self) -> FactTables:
@@ -141,12 +137,6 @@ class Analysis:
 
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
-
-    def with_run(self, run: str | None) -> Analysis:
-        """The same store, settings and window, limited to ``run``."""
-        return Analysis(
-            self.con.raw, run=run, dialect=self.d, settings=self.settings, window=self.window
-        )
 
     # -- listing ----------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:

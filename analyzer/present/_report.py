@@ -34,7 +34,9 @@ def incident_report(
     # The id starts with its run: analyse only that run.
     runs = [r for r in a.runs().run if incident_id.startswith(incident_id_prefix(r))]
     if len(runs) == 1:
-        a = a.with_run(runs[0] or None)
+        a = Analysis(
+            a.con.raw, run=runs[0] or None, dialect=a.d, settings=a.settings, window=a.window
+        )
     i = a.incident(incident_id, slo_ms=slo_ms)
     d = i.to_dict()
 

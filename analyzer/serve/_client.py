@@ -148,9 +148,6 @@ class ServedAnalysis:
     def incident(self, incident_id: str, *, slo_ms: float | None = None) -> ServedIncident:
         return ServedIncident(self._call("incident", incident_id, slo_ms=slo_ms))
 
-    def with_run(self, run: str | None) -> ServedAnalysis:
-        return ServedAnalysis(self.server, run=run, window=self.window)
-
     def __getattr__(self, name: str) -> Any:
         if name in FRAMES or name in FIGURES:
             return lambda *args, **kwargs: self._call(name, *args, **kwargs)
