@@ -13,7 +13,18 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from ..analyzer.present._words import culprit_text, isolation_text, isolation_time, plural
-from ._app import DEFAULT_DB, DbOption, FormatOption, PriceGbHourOption, PriceVcpuHourOption, app
+from ._app import (
+    DEFAULT_DB,
+    DbOption,
+    FormatOption,
+    LastOption,
+    PriceGbHourOption,
+    PriceVcpuHourOption,
+    SinceOption,
+    UntilOption,
+    app,
+    window,
+)
 
 Cell = Callable[[dict[str, Any]], str]
 
@@ -147,6 +158,9 @@ def incidents(
         typer.Option("--slo-ms", help="Latency objective of entry requests (default: baseline)."),
     ] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this faultlens.run.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    last: LastOption = None,
     schema: Annotated[
         bool,
         typer.Option("--schema", help="Print the JSON Schema of --format json and exit."),
@@ -160,19 +174,23 @@ def incidents(
     --format json prints the contract that --schema prints (a JSON Schema), and each
     incident's resource_cost: its run's measured CPU and memory, and the layout verdict.
 
-    Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json
+    While `faultlens serve` holds the store, the server answers.
+
+    Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json --last 30m
     """
-    from ..analyzer import StoreError, incidents_json, incidents_schema
+    from ..analyzer import StoreError, incidents_schema
     from ..analyzer.analysis._cost import Prices
+    from ..analyzer.serve._client import incidents_doc
 
     if schema:
         typer.echo(json.dumps(incidents_schema(), indent=2))
         return
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"{fmt!r}: expected table or json", param_hint="--format")
+    span = window(since, until, last)
     try:
         prices = Prices(vcpu_hour=price_vcpu_hour, gb_hour=price_gb_hour)
-        doc = incidents_json(db, slo_ms=slo_ms, run=run, prices=prices)
+        doc = incidents_doc(db, slo_ms=slo_ms, run=run, window=span, prices=prices)
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

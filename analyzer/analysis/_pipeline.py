@@ -19,7 +19,7 @@ import pandas as pd
 
 from .._settings import DetectionSettings
 from ..facts._sql import log_buckets_sql
-from ..facts._tables import FactTables, run_filter
+from ..facts._tables import FactTables
 from ..store._dialect import BoundConnection
 from . import _coupling, _describe, _detect, _evidence, _impact, _isolation, _localize
 from ._contract import Candidate, Incident, incident_id
@@ -93,7 +93,7 @@ class IncidentPipeline:
     @cached_property
     def log_sums(self) -> _evidence.LogSums:
         """The store's log records per run, bucket, service and model, read once."""
-        where, params = run_filter(self.d, self.t.run)
+        where, params = self.t.where()
         sql = log_buckets_sql(self.d, bucket_ns=self.settings.bucket_ns, run_filter=where)
         return _evidence.log_sums(self._q(sql, params))
 

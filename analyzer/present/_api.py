@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from .._settings import DetectionSettings
+from .._settings import DetectionSettings, TimeWindow
 from ..analysis import _cost, _coupling
 from ..analysis._contract import Candidate, Incident
 from ..analysis._pipeline import IncidentPipeline, service_layouts
@@ -47,8 +47,9 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     read_only: bool = True,
     run: str | None = None,
     bucket_s: float = 5.0,
+    window: TimeWindow | None = None,
 ) -> Analysis:
-    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``.
+    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``, ``window`` in time.
 
     ``db`` is a DuckDB file, or the OpenTelemetry Collector's ClickHouse tables:
     ``chdb:PATH`` / ``clickhouse://user:pass@host:port/database`` (docs/scale-out.md).
@@ -56,24 +57,25 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     settings = DetectionSettings(bucket_s=bucket_s)
     if not isinstance(db, duckdb.DuckDBPyConnection) and not parse_db(db).is_duckdb:
         con, dialect = analysis_connection(db, read_only=read_only)
-        return Analysis(con, run=run, dialect=dialect, settings=settings)
+        return Analysis(con, run=run, dialect=dialect, settings=settings, window=window)
     con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db, read_only=read_only)
-    return Analysis(con, run=run, settings=settings)
+    return Analysis(con, run=run, settings=settings, window=window)
 
 
 def incidents_json(
-    db: str | Path,
+    db: str | Path | Analysis,
     *,
     slo_ms: float | None = None,
     run: str | None = None,
     prices: _cost.Prices | None = None,
+    window: TimeWindow | None = None,
 ) -> dict[str, Any]:
     """``{"incidents": [...]}`` as :func:`incidents_schema` describes it.
 
     Each incident also carries ``resource_cost``: its run's measured cost and the layout
     verdict of its scenario (null where the store holds no process metrics, or only one
     layout of the scenario)."""
-    a = open(db, run=run)
+    a = db if isinstance(db, Analysis) else open(db, run=run, window=window)
     incidents = a.incidents(slo_ms=slo_ms)
     costs = a.costs(prices=prices)
     verdicts = a.layout_verdicts(prices=prices, slo_ms=slo_ms)
@@ -109,23 +111,25 @@ class Analysis:
         run: str | None = None,
         dialect: Dialect = DUCKDB,
         settings: DetectionSettings | None = None,
+        window: TimeWindow | None = None,
     ) -> None:
         self.con = BoundConnection(con, dialect)
         self.d = dialect
         self.run = run
         self.settings = settings or DetectionSettings()
+        self.window = window or TimeWindow()  # only data whose Timestamp is inside
         self._incidents: dict[float | None, list[Incident]] = {}
 
     # -- the fact tables every step reads --------------------------------------------
     @cached_property
     def _stored(self) -> StoredFacts | None:
-        """The facts ingest stored, while they still cover the store (facts/_stored.py)."""
-        return open_stored_facts(self.con, self.d, run=self.run)
+        """The facts ingest stored, while they cover the store (a window derives its own)."""
+        return None if self.window else open_stored_facts(self.con, self.d, run=self.run)
 
     @cached_property
     def _tables(self) -> FactTables:
         """The fact tables, stored or derived here (facts/_tables.py)."""
-        return FactTables(self.con, self.d, run=self.run, stored=self._stored)
+        return FactTables(self.con, self.d, run=self.run, stored=self._stored, window=self.window)
 
     @cached_property
     def _pipeline(self) -> IncidentPipeline:
@@ -144,7 +148,7 @@ class Analysis:
                    FROM fl_instances GROUP BY 1 ORDER BY start_ns"""
             )
         a = self.d.attr
-        where, params = run_filter(self.d, self.run)
+        where, params = run_filter(self.d, self.run, self.window)
         return self._q(
             f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
                        max(Layout) AS layout, min({self.d.epoch_ns("Timestamp")}) AS start_ns,
@@ -229,7 +233,7 @@ class Analysis:
 
     def library_coupling(self) -> pd.DataFrame:
         """Per process: runtime, framework set and the models that share them."""
-        where, params = run_filter(self.d, self.run)
+        where, params = run_filter(self.d, self.run, self.window)
         return _coupling.library_coupling(self.con, self.d, run_filter=where, params=params)
 
     # -- browsing (present/_browse.py) ------------------------------------------------

@@ -21,19 +21,22 @@ __all__ = ["incident_report"]
 
 
 def incident_report(
-    db: str | Path,
+    db: str | Path | Analysis,
     incident_id: str,
     *,
     fmt: str = "md",
     slo_ms: float | None = None,
     prices: Prices | None = None,
 ) -> str:
-    """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
-    a = open(db)
+    """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts.
+    ``db`` is a store, or an :class:`Analysis` of one (a time window, a server's cursor)."""
+    a = db if isinstance(db, Analysis) else open(db)
     # The id starts with its run: analyse only that run.
     runs = [r for r in a.runs().run if incident_id.startswith(incident_id_prefix(r))]
     if len(runs) == 1:
-        a = Analysis(a.con.raw, run=runs[0] or None, settings=a.settings)
+        a = Analysis(
+            a.con.raw, run=runs[0] or None, dialect=a.d, settings=a.settings, window=a.window
+        )
     i = a.incident(incident_id, slo_ms=slo_ms)
     d = i.to_dict()
 
