@@ -20,6 +20,8 @@ import httpx
 from faultlens.analyzer.serve._state import find_server
 
 EXE = str(Path(sys.executable).with_name("faultlens"))
+HOLD_S = 5  # seconds healthy before resolving: under the recovery less a 5 s bucket
+RUN_S = 44
 
 
 def _free_port() -> int:
@@ -44,7 +46,7 @@ class _Sink(BaseHTTPRequestHandler):
 
 def _collect(db: Path, port: int, hook: str) -> subprocess.Popen:
     argv = [EXE, "collect", "--db", str(db), "--port", str(port), "--otlp-grpc-port", "0"]
-    argv += ["--webhook", hook, "--hold-down", "15"]
+    argv += ["--webhook", hook, "--hold-down", str(HOLD_S)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     deadline = time.time() + 30
     while find_server(db) is None:
@@ -67,9 +69,10 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
     url = f"http://127.0.0.1:{port}"
     proc = _collect(db, port, hook)
     try:
-        # 200 s: 75 s baseline, 75 s of fraud failing every 2nd request, 50 s healthy.
+        # 16.5 s baseline, 16.5 s of fraud failing every 2nd request, 11 s healthy.
         out = subprocess.run(
-            [EXE, "scenarios", "run", "error-burst", "--layout", "per-model", "--seconds", "200"]
+            [EXE, "scenarios", "run", "error-burst", "--layout", "per-model"]
+            + ["--seconds", str(RUN_S)]
             + ["--out", str(tmp_path / "run"), "--otlp-endpoint", url],
             capture_output=True,
             text=True,
@@ -85,7 +88,7 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
         history = httpx.get(f"{url}/api/history", timeout=30).json()["history"]
     finally:
         _stop(proc)
-    hold = 15 * 10**9
+    hold = HOLD_S * 10**9
     truth = json.loads((tmp_path / "run" / "truth.json").read_text())["fault"]
     states = {i["id"]: i["state"] for i in live["incidents"]}
     # One of them is the fault, named by its model, holding the fault's onset.
