@@ -27,6 +27,7 @@ the lower bound that and the decoder's CPU set for any ingest on these cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -55,16 +56,22 @@ def _attr(key: str, value: str) -> dict:
 
 
 def generate(
-    path: Path, spans: int, *, per_line: int = 100, seed: int = 7, per_trace: int = 1
+    path: Path,
+    spans: int,
+    *,
+    per_line: int = 100,
+    seed: int = 7,
+    per_trace: int = 1,
+    t0: int = 1_700_000_000_000_000_000,
 ) -> int:
     """Write `spans` spans as OTLP JSON Lines; returns the file size in bytes.
 
     With ``per_trace`` 1 (the default) each span is a trace of its own whose parent was
     not recorded: every span is a request, the most work for the span facts. Above 1,
-    each trace is a root span and ``per_trace - 1`` children of it, in a row."""
+    each trace is a root span and ``per_trace - 1`` children of it, in a row. Span ``i``
+    starts at ``t0 + i`` ms."""
     rng = random.Random(seed)
     trace_id = root_id = ""
-    t0 = 1_700_000_000_000_000_000
     resource = {
         "attributes": [
             _attr("service.name", "monolith"),
@@ -307,14 +314,25 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def receiver(spans: int, db: Path, senders: int = 2) -> tuple[float, int, int, float | None]:
+def receiver(
+    spans: int,
+    db: Path,
+    senders: int = 2,
+    *,
+    server_argv: Any = None,
+    during: Any = contextlib.nullcontext,
+) -> tuple[float, int, int, float | None]:
     """Persisted spans/s: `senders` processes export with the real OTLP/HTTP protobuf exporter
     into `faultlens collect` (a 200 is sent only after the spans are committed). Timing starts
-    once every sender has built its spans, so span creation is not what is measured."""
+    once every sender has built its spans, so span creation is not what is measured.
+
+    ``server_argv(port)`` replaces the collect command (e.g. `faultlens serve`); ``during()``
+    is a context manager held while the senders export (e.g. a browser on the dashboard)."""
     port = _free_port()
     exe = Path(sys.executable).with_name("faultlens")
+    argv = [str(exe), "collect", "--db", str(db), "--port", str(port)]
     server = subprocess.Popen(
-        [str(exe), "collect", "--db", str(db), "--port", str(port)],
+        server_argv(port) if server_argv else argv,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -335,10 +353,11 @@ def receiver(spans: int, db: Path, senders: int = 2) -> tuple[float, int, int, f
         ]
         for proc in procs:
             proc.start()
-        barrier.wait(timeout=600)
-        started, cpu_before = time.perf_counter(), _cpu_seconds(server.pid)
-        failed = sum(results.get(timeout=600) for _ in procs)
-        elapsed, cpu_after = time.perf_counter() - started, _cpu_seconds(server.pid)
+        with during():
+            barrier.wait(timeout=600)
+            started, cpu_before = time.perf_counter(), _cpu_seconds(server.pid)
+            failed = sum(results.get(timeout=600) for _ in procs)
+            elapsed, cpu_after = time.perf_counter() - started, _cpu_seconds(server.pid)
         for proc in procs:
             proc.join()
     finally:

@@ -83,15 +83,16 @@ def _run_resource(scenario: Scenario, layout: str) -> dict[str, str]:
 
 
 def _run_env(
-    scenario: Scenario, layout: str, raw: Path, otlp_endpoint: str | None
+    scenario: Scenario, layout: str, raw: Path, otlp_endpoint: str | None, export_delay_ms: int
 ) -> dict[str, str]:
     resource = _run_resource(scenario, layout)
     env = {
         "FAULTLENS_LAYOUT": layout,
         "OTEL_RESOURCE_ATTRIBUTES": ",".join(f"{k}={v}" for k, v in resource.items()),
-        # Short batch delays: a crashing process loses at most half a second of telemetry.
-        "OTEL_BSP_SCHEDULE_DELAY": "500",
-        "OTEL_BLRP_SCHEDULE_DELAY": "500",
+        # Short batch delays by default: a crashing process loses at most half a second of
+        # telemetry (benchmarks/live.py asks for the SDK's default, 5000, to time detection).
+        "OTEL_BSP_SCHEDULE_DELAY": str(export_delay_ms),
+        "OTEL_BLRP_SCHEDULE_DELAY": str(export_delay_ms),
         # Process CPU/memory and each model's CPU (instrumentation/_metrics.py), every
         # second: a run lasts tens of seconds, and the cost analysis reads their growth.
         "FAULTLENS_METRICS": "1",
@@ -175,10 +176,11 @@ class _Supervisor:
 
 async def _run(
     scenario: Scenario, layout: str, *, seconds: float, out: Path, rate: float, seed: int,
-    otlp_endpoint: str | None,
+    otlp_endpoint: str | None, export_delay_ms: int,
 ) -> dict[str, Any]:  # fmt: skip
     raw = out / "raw"
-    procs = build_services(layout, _run_env(scenario, layout, raw, otlp_endpoint), raw)
+    run_env = _run_env(scenario, layout, raw, otlp_endpoint, export_delay_ms)
+    procs = build_services(layout, run_env, raw)
     entry = procs[-1]
     culprit = culprit_service(scenario, layout)
     baseline_s = fault_s = seconds * 3 / 8
@@ -320,12 +322,14 @@ def run_scenario(
     seed: int = 7,
     otlp_endpoint: str | None = None,
     keep_raw: bool = False,
+    export_delay_ms: int = 500,
 ) -> dict[str, Any]:
     """Run scenario ``name`` in ``layout``; write traces, logs, metrics and truth.json into
     ``out``.
 
     Returns the truth. With ``otlp_endpoint`` the services export over OTLP/HTTP
-    there (e.g. ``faultlens collect``) instead of writing files.
+    there (e.g. ``faultlens collect``) instead of writing files; ``export_delay_ms`` is the
+    services' batch delay (OTEL_BSP_SCHEDULE_DELAY).
     """
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
@@ -351,7 +355,7 @@ def run_scenario(
                 out=target,
                 rate=rate,
                 seed=seed,
-                otlp_endpoint=otlp_endpoint,
+                otlp_endpoint=otlp_endpoint, export_delay_ms=export_delay_ms,
             )  # fmt: skip
         )
     finally:
