@@ -3,7 +3,9 @@
 A loop re-runs the analysis on a moving window of committed data (the last ``window_s``
 before the newest span, a bound on ``Timestamp``: its cost grows with the window's spans,
 not with the store) on a cursor of the server's store. Each incident it finds is matched
-to a tracked one of the same run whose time overlaps it:
+to a tracked one by the offline analysis's own merge rule (``analysis._detect.
+merge_windows`` with the same settings): what the offline analysis would merge into one
+incident is one live incident, so the two agree on what an incident is:
 
 - an incident keeps the id of its first opening (its run and the onset bucket then,
   the offline analysis's id for the same onset) for life;
@@ -30,7 +32,8 @@ from typing import Any
 import duckdb
 import orjson
 
-from .._settings import TimeWindow
+from .._settings import DetectionSettings, TimeWindow
+from ..analysis._detect import Window, merge_windows
 from ..present._api import Analysis
 
 __all__ = ["HISTORY_DDL", "LiveIncidents"]
@@ -85,8 +88,10 @@ class LiveIncidents:
         window_s: float = 600.0,
         hold_down_s: float = 30.0,
         log: Callable[[str], None] = _stderr,
+        settings: DetectionSettings | None = None,
     ) -> None:
         self.cursor = cursor
+        self.settings = settings or DetectionSettings()
         self.generation = generation
         self.notify = notify
         self.interval_s = interval_s
@@ -148,7 +153,8 @@ class LiveIncidents:
             if now is None:
                 return
             window = TimeWindow(now - self.window_ns, now + 1)
-            found = [i.to_dict() for i in Analysis(con, window=window).incidents()]
+            analysis = Analysis(con, window=window, settings=self.settings)
+            found = [i.to_dict() for i in analysis.incidents()]
             events = self._update(found, now)
             self._store(con, events, now, [t for t in self.tracked.values() if t.state == "open"])
         finally:
@@ -160,27 +166,25 @@ class LiveIncidents:
         for event, t in events:
             self.notify({"event": event, "incident": {**t.doc, "id": t.id, "state": t.state}})
 
-    def _match(self, doc: dict[str, Any], bucket_ns: int) -> _Tracked | None:
+    def _match(self, doc: dict[str, Any]) -> _Tracked | None:
+        """The tracked incident the offline merge rule would put this detection with."""
+        gap_ns = self.settings.merge_gap_buckets * self.settings.bucket_ns
+        seen = Window(doc["run"], "incident", doc["id"], doc["onset_ns"], doc["end_ns"], "")
         for t in self.tracked.values():
-            if t.run != doc["run"]:
-                continue
-            # Overlapping in time, or picking up within the hold-down after its end.
-            if doc["onset_ns"] <= t.end_ns + self.hold_down_ns and doc["end_ns"] >= (
-                t.onset_ns - bucket_ns
-            ):
+            held = Window(t.run, "incident", t.id, t.onset_ns, t.end_ns, "")
+            if len(merge_windows([held, seen], gap_ns=gap_ns)) == 1:
                 return t
         return None
 
     def _update(self, found: list[dict[str, Any]], now: int) -> list[tuple[str, _Tracked]]:
         events: list[tuple[str, _Tracked]] = []
-        bucket_ns = 5_000_000_000
         with self.lock:
             # Each tracked incident takes, of the detections it matches this cycle, the one
             # with the widest blast radius: one fault seen as several stretches keeps one
             # culprit instead of flipping between them from cycle to cycle.
             best: dict[str, dict[str, Any]] = {}
             for doc in sorted(found, key=lambda d: d["onset_ns"]):
-                t = self._match(doc, bucket_ns)
+                t = self._match(doc)
                 if t is None:
                     if doc["end_ns"] < now - self.hold_down_ns:
                         continue  # over before we saw it (history the offline analysis shows)
