@@ -2,7 +2,7 @@
 through the real OTLP exporter: the fault's incident names the culprit model, keeps its
 id and resolves; a local webhook
 sink receives every stored event (`opened` ... `resolved`); the stored history says the
-same after a restart."""
+same after a restart; the offline analysis of the store gives the same incidents."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from pathlib import Path
 
 import httpx
 
+import faultlens.analyzer as fa
 from faultlens.analyzer.serve._state import find_server
 
 EXE = str(Path(sys.executable).with_name("faultlens"))
-HOLD_S = 5  # seconds healthy before resolving: under the recovery less a 5 s bucket
-RUN_S = 44
+HOLD_S = 4  # seconds healthy before resolving: the 15 s recovery less two 5 s buckets, less 1
+RUN_S = 60
 
 
 def _free_port() -> int:
@@ -69,7 +70,7 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
     url = f"http://127.0.0.1:{port}"
     proc = _collect(db, port, hook)
     try:
-        # 16.5 s baseline, 16.5 s of fraud failing every 2nd request, 11 s healthy.
+        # 22.5 s baseline, 22.5 s of fraud failing every 2nd request, 15 s healthy.
         out = subprocess.run(
             [EXE, "scenarios", "run", "error-burst", "--layout", "per-model"]
             + ["--seconds", str(RUN_S)]
@@ -112,3 +113,9 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
         _stop(proc)
     assert again == history
     assert {i["id"]: i["state"] for i in live["incidents"]} == states
+    # The offline analysis of the same store gives the same incidents: ids, times, culprits.
+    offline = [(i.id, i.onset_ns, i.end_ns, i.culprit.model) for i in fa.open(str(db)).incidents()]
+    online = [
+        (i["id"], i["onset_ns"], i["end_ns"], i["culprit"]["model"]) for i in live["incidents"]
+    ]
+    assert offline == online
