@@ -145,7 +145,14 @@ def detect_one(name: str, layout: str, *, seconds: float, workdir: Path) -> dict
         times = [t for t, incs in seen if any(incs)]
         return (times[0] - fault["onset_ns"]) / S if times else None
 
+    named = [
+        i["culprit"]["model"] or f"{i['culprit']['service']} (no model)"
+        for _, incs in polls[-1:]
+        for i in incs
+        if _overlaps(i, fault)
+    ]
     return {
+        "named": ", ".join(named) or "nothing",
         "scenario": name,
         "layout": layout,
         "incident": first((t, [_overlaps(i, fault) for i in incs]) for t, incs in polls),
@@ -168,7 +175,10 @@ def detection(scenarios: list[str], layouts: list[str], seconds: float, workdir:
         f"\n1. Time to detect: scenarios streamed live ({seconds:g} s each, fault at 3/8), "
         f"real OTLP/HTTP exporter, batch delay {SDK_DEFAULT_DELAY_MS} ms (the SDK default)"
     )
-    print(f"{'scenario':<16} {'layout':<10} {'incident s':>10} {'culprit s':>10} {'webhook s':>10}")
+    print(
+        f"{'scenario':<16} {'layout':<10} {'incident s':>10} {'culprit s':>10} "
+        f"{'webhook s':>10}  named at the end"
+    )
     rows = []
     workdir.mkdir(parents=True, exist_ok=True)
     for name in scenarios:
@@ -177,7 +187,7 @@ def detection(scenarios: list[str], layouts: list[str], seconds: float, workdir:
             rows.append(row)
             print(
                 f"{name:<16} {layout:<10} {_fmt(row['incident']):>10} "
-                f"{_fmt(row['culprit']):>10} {_fmt(row['webhook']):>10}",
+                f"{_fmt(row['culprit']):>10} {_fmt(row['webhook']):>10}  {row['named']}",
                 flush=True,
             )
     for key in ("incident", "culprit", "webhook"):

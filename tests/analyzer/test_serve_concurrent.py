@@ -32,13 +32,14 @@ SECONDS, FAULT_AT, FAULT_S = 32, 15, 14  # fraud fails from 15 s to 29 s of the 
 LOCKED = "Could not set lock"
 
 
-def _serve(db: Path, dashboard: int, http: int, grpc: int) -> subprocess.Popen:
+def _serve(db: Path, dashboard: int, http: int, grpc: int, log: Path) -> subprocess.Popen:
     argv = [EXE, "serve", "--db", str(db), "--port", str(dashboard)]
     argv += ["--otlp-http-port", str(http), "--otlp-grpc-port", str(grpc), "--refresh", "2"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with log.open("w") as out:  # a file, not a pipe nobody drains while the test runs
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out)
     deadline = time.time() + 60
     while True:
-        assert proc.poll() is None, proc.stderr.read()
+        assert proc.poll() is None, log.read_text()
         assert time.time() < deadline, "serve and its dashboard did not start in 60 s"
         try:
             if find_server(db) is not None:
@@ -132,9 +133,11 @@ class Readers:
 def test_two_exporters_and_three_readers_at_once(tmp_path: Path) -> None:
     db = tmp_path / "live.duckdb"
     dashboard, http, grpc = _free_port(), _free_port(), _free_port()
-    proc = _serve(db, dashboard, http, grpc)
+    log = tmp_path / "serve.log"
+    proc = _serve(db, dashboard, http, grpc, log)
+    senders: list[subprocess.Popen] = []
     try:
-        senders = [
+        senders += [
             _sender(
                 "http",
                 f"http://127.0.0.1:{http}",
@@ -160,9 +163,13 @@ def test_two_exporters_and_three_readers_at_once(tmp_path: Path) -> None:
         for t in threads:
             t.join(timeout=SECONDS + 120)
     finally:
+        for s in senders:
+            if s.poll() is None:
+                s.kill()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)
-    assert code in (0, -signal.SIGTERM), proc.stderr.read()
+    assert code in (0, -signal.SIGTERM), log.read_text()
+    assert LOCKED not in log.read_text()
     assert readers.errors == []
     assert all(n > 0 for n in readers.reads.values()), readers.reads
     # Each reader named fraud: the fault's model, not the healthy ones of either sender.
