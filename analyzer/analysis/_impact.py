@@ -204,7 +204,11 @@ def _silent_requests(
     inc_s = max(min(p["end"], span[1] + 1) - p["onset"], 0)
     expected_all = float(base_n.get(("all", ""), 0)) * inc_s / base_s
     missing_all = expected_all - float(inc_n.get(("all", ""), 0))
-    if missing_all < max(3.0, 0.05 * expected_all):
+    # A shortfall within noise is no lost traffic: 3 sd of the difference of two Poisson
+    # counts, the incident's and the baseline's scaled to the incident's length.
+    base_all = float(base_n.get(("all", ""), 0))
+    noise = 3 * np.sqrt(expected_all + (inc_s / base_s) ** 2 * base_all)
+    if missing_all < max(3.0, 0.05 * expected_all, noise):
         return {}
     ends = [k for k in base_n if k[0] == "endpoint"]
     short = pd.Series(

@@ -327,7 +327,11 @@ class Analysis:
         bounds = {r: (int(lo), int(hi)) for r, lo, hi in ext.itertuples(index=False)}
         self._run_bounds = bounds
         windows = _detect.abnormal_windows(series, st, bounds=bounds)
-        groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
+        groups = _detect.merge_windows(
+            windows,
+            gap_ns=st.merge_gap_buckets * st.bucket_ns,
+            same_scope_gap_ns=st.same_scope_gap_buckets * st.bucket_ns,
+        )
         run_start = ext.set_index("run").lo
         jobs = []
         prev_end: dict[str, int] = {}
