@@ -449,7 +449,13 @@ class Analysis:
             base_start=base_start,
             onset=max(onset - bns, base_start + bns),
             end=end + bns,
-            culprit_model=model,
+            # Collateral: requests that never touched the culprit's model, or its service
+            # when it runs none; unknown when the model of a shared process is.
+            collateral_of=("model", model)
+            if model is not None
+            else ("service", service)
+            if len(svc_models) <= 1
+            else None,
             slo_ms=slo_ms,
             extent=self._run_bounds.get(run),
         )

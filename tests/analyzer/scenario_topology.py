@@ -124,9 +124,11 @@ def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
-def draw_topology(rng: random.Random, *, need: str | None = None) -> Topology:
+def draw_topology(rng: random.Random, *, need: str | None = None, **fixed: str) -> Topology:
     """A random system; ``need`` asks for what a fault kind requires: ``shared`` (a process
-    running several models), ``chain`` (a model feeding another), ``dependency``."""
+    running several models), ``chain`` (a model feeding another), ``dependency``.
+    ``fixed`` pins ``layout``, ``dial``, ``attrs`` or ``front`` (the draws still happen,
+    so the rest of the system stays what the seed gives)."""
     n = rng.randint(3, 12)
     models = [f"m{i}" for i in range(n)]
     layout = rng.choice(["monolith", "per-model", "mixed"])
@@ -134,6 +136,8 @@ def draw_topology(rng: random.Random, *, need: str | None = None) -> Topology:
         layout = rng.choice(["monolith", "mixed"])
     dial = rng.choice(["name", "dns", "ip", "port"])
     attrs = rng.choice(["semconv", "semconv", "url", "legacy"])
+    layout, dial = fixed.get("layout", layout), fixed.get("dial", dial)
+    attrs = fixed.get("attrs", attrs)
     services: dict[str, Service] = {}
     ips = [f"10.0.{rng.randint(0, 9)}.{rng.randint(2, 250)}" for _ in range(rng.randint(1, 3))]
 
@@ -149,7 +153,7 @@ def draw_topology(rng: random.Random, *, need: str | None = None) -> Topology:
             host, port = "127.0.0.1", 30000 + k
         services[name] = Service(name, ms, host, port, role)
 
-    front = rng.choice(["loadgen", "ingress"])
+    front = fixed.get("front", rng.choice(["loadgen", "ingress"]))
     add(front, [], "front")
     home: dict[str, str] = {}
     if layout == "monolith":
@@ -189,7 +193,9 @@ def draw_topology(rng: random.Random, *, need: str | None = None) -> Topology:
     base.update({d: _log_uniform(rng, 1.0, 8.0) for d in deps})
     return Topology(
         layout=layout,
-        versions={m: f"{rng.randint(0, 3)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}" for m in models},
+        versions={
+            m: f"{rng.randint(0, 3)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}" for m in models
+        },
         home=home,
         services=services,
         deps_of=deps_of,
@@ -236,16 +242,27 @@ def _draw_endpoints(rng: random.Random, models: list[str], *, chain: bool) -> di
     return out
 
 
-def draw(seed: int, *, kind: str | None = "random", budget: int = REQUEST_BUDGET) -> Scenario:
+def draw(
+    seed: int,
+    *,
+    kind: str | None = "random",
+    budget: int = REQUEST_BUDGET,
+    silent: bool | None = None,
+    target: str | None = None,
+    **fixed: str,
+) -> Scenario:
     """The scenario of ``seed``: ``kind`` a fault kind, "random" for any, None for a
-    fault-free control case."""
+    fault-free control case. ``fixed`` pins parts of the topology (:func:`draw_topology`);
+    ``silent`` whether a crash leaves its fatal log; ``target`` the culprit model."""
     rng = random.Random(seed)
     if kind == "random":
         kind = KINDS[seed % len(KINDS)]
     need = {"cpu_hog": "shared", "bad_output": "chain", "slow_dependency": "dependency"}
-    topo = draw_topology(rng, need=need.get(kind or ""))
+    topo = draw_topology(rng, need=need.get(kind or ""), **fixed)
     duration_s = _log_uniform(rng, 20.0, 300.0)
-    fault = _draw_fault(rng, topo, kind, duration_s) if kind else None
+    fault = _draw_fault(rng, topo, kind, duration_s, target) if kind else None
+    if fault is not None and silent is not None:
+        fault.silent = silent
     total_s = BASELINE_S + duration_s + AFTER_S
     rate = min(_log_uniform(rng, 1.0, 50.0), max(1.0, budget / total_s))
     if fault is not None:
@@ -268,7 +285,9 @@ def draw(seed: int, *, kind: str | None = "random", budget: int = REQUEST_BUDGET
     )
 
 
-def _draw_fault(rng: random.Random, topo: Topology, kind: str, duration_s: float) -> Fault:
+def _draw_fault(
+    rng: random.Random, topo: Topology, kind: str, duration_s: float, target: str | None
+) -> Fault:
     models = sorted(topo.home)
     deps = [s for s, v in topo.services.items() if v.role == "dependency"]
     fraction = _log_uniform(rng, 0.05, 1.0)
@@ -289,6 +308,7 @@ def _draw_fault(rng: random.Random, topo: Topology, kind: str, duration_s: float
         return f
     else:
         model = rng.choice(models)
+    model = target or model
     f = Fault(kind, topo.home[model], model, 0, 0, fraction)
     if kind == "latency":
         f.delay_ms = _log_uniform(rng, 400, 900)  # under the callers' 1 s timeout
@@ -316,10 +336,7 @@ def reach(topo: Topology, fault: Fault) -> float:
         elif fault.kind == "crash":
             hit = any(topo.home[m] == fault.service for m in ms)
         elif fault.kind == "bad_output":
-            hit = any(
-                fault.model == m and nxt - {m}
-                for m, nxt in topo.successors(plan).items()
-            )
+            hit = any(fault.model == m and nxt - {m} for m, nxt in topo.successors(plan).items())
         else:
             hit = fault.model in ms
         total += topo.weights[route] * hit

@@ -188,6 +188,26 @@ def test_control_case_holds_no_incident(seed: int, root: str) -> None:
     assert [i.id for i in r.incidents] == []
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_crashed_all_in_one_server_dialled_by_dns_name_is_the_culprit(
+    seed: int, tmp_path: Path
+) -> None:
+    """Issue 18: an ingress dials the all-in-one model server by its DNS name; the server
+    dies without a word (no fatal span or log), is down, and comes back as a new
+    instance. The server is the culprit, its model unknown: every model a suspect."""
+    sc = draw(seed, kind="crash", layout="monolith", front="ingress", dial="dns", silent=True)
+    truth = write(sc, tmp_path)
+    incidents = fa.open(ingest(tmp_path, tmp_path / "store.duckdb")).incidents(slo_ms=SLO_MS)
+    server = sc.topology.entry
+    assert sc.topology.services[server].host == f"{server}.prod.svc.cluster.local"
+    assert len(incidents) == 1
+    inc = incidents[0]
+    assert (inc.culprit.service, inc.culprit.model) == (server, None), inc.candidates[:3]
+    assert inc.suspect_models == tuple(sorted(sc.topology.home))
+    assert inc.blast.collateral is None
+    assert abs(inc.blast.requests - truth["blast_radius"]) <= max(3, 0.05 * truth["blast_radius"])
+
+
 def test_per_kind_table(root: str, capsys: pytest.CaptureFixture[str]) -> None:
     rows = outcomes(root)
     text = table(rows)
