@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 
 from opentelemetry.trace import SpanKind
-from scenario_topology import MS, S, Fault, Scenario, Topology
+from scenario_topology import MS, Fault, S, Scenario
 
 SLO_MS = 300.0  # the latency objective of analysis and truth alike
 CALL_TIMEOUT_MS = 1000.0  # a caller (gateway, or the monolith in-process) gives up on a model
@@ -285,10 +285,10 @@ class Sim:
         rec.attrs = {"http.route": "/features/lookup" if d == "feature-store" else "/query"}
         busy = self._ms(self.topo.base_ms[d])
         f = self.active(t)
-        if f is not None and f.kind == "slow_dependency" and f.service == d:
-            if self.rng.random() < f.fraction:
-                self._faulted = True
-                busy += int(f.delay_ms * MS)
+        slow = f is not None and f.kind == "slow_dependency" and f.service == d
+        if slow and self.rng.random() < f.fraction:
+            self._faulted = True
+            busy += int(f.delay_ms * MS)
         rec.end = t + busy
         return rec
 

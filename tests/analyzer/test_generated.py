@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import duckdb
 import pytest
 from scenario_gen import KINDS, SLO_MS, draw, ingest, write
 
@@ -148,7 +149,8 @@ def misses(rows: list[Outcome]) -> str:
         want = t["culprit"]
         out.append(
             f"seed {r.seed} {r.kind} {r.layout} {r.dial} {r.rate:.1f}/s "
-            f"f={t['fault']['fraction']:.2f} {(t['fault']['end_ns'] - t['fault']['onset_ns']) / 1e9:.0f}s: "
+            f"f={t['fault']['fraction']:.2f} "
+            f"{(t['fault']['end_ns'] - t['fault']['onset_ns']) / 1e9:.0f}s: "
             f"{','.join(failed)}; want {want['service']}/{want['model']} "
             f"blast {t['blast_radius']} coll {t['collateral']}; found {found}; "
             f"incidents {len(r.incidents)}"
@@ -186,6 +188,63 @@ def test_control_case_holds_no_incident(seed: int, root: str) -> None:
     r = outcome(seed, root, kind=None)
     assert r.truth["blast_radius"] == 0
     assert [i.id for i in r.incidents] == []
+
+
+def _culprit_spans(db: Path, sc) -> list[tuple[int, int, bool, str, str]]:
+    """(start, duration, error, instance, version) of the culprit model's own runs, or of
+    every span of a culprit that runs no model, from the store."""
+    f = sc.fault
+    con = duckdb.connect(str(db), read_only=True)
+    where = "ModelName = ? AND SpanKind = 'Internal'" if f.model else "ServiceName = ?"
+    rows = con.execute(
+        f"""SELECT epoch_ns(Timestamp), Duration, StatusCode = 'Error', ServiceInstanceId,
+                   ModelVersion
+            FROM otel_traces WHERE {where} AND ServiceName = ?""",
+        [f.model or f.service, f.service],
+    ).fetchall()
+    con.close()
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["error_burst", "latency", "crash", "bad_release"])
+def test_the_generator_s_faults_do_what_they_claim(kind: str, tmp_path: Path) -> None:
+    """The knobs are honest: the share of the culprit's calls hit is the drawn fraction
+    (within 4 sd), a crash leaves the culprit silent while down and back as a new
+    instance, a release runs the bad version between two restarts, nothing breaks
+    outside the fault, and the control case breaks nothing."""
+    for seed in range(4):
+        sc = draw(seed, kind=kind)
+        truth = write(sc, tmp_path / f"{kind}-{seed}")
+        db = ingest(tmp_path / f"{kind}-{seed}", tmp_path / f"{kind}-{seed}.duckdb")
+        f = sc.fault
+        rows = _culprit_spans(db, sc)
+        skew = 60 * 10**6
+        during = [r for r in rows if f.onset_ns + skew <= r[0] < f.end_ns - skew]
+        before = [r for r in rows if r[0] < f.onset_ns - skew]
+        # In flight at onset: at most the front's timeout before it; a rollback's restart
+        # refuses calls for its gap after the end.
+        late = 5 * 10**9
+        assert all(
+            f.onset_ns - late <= x["start_ns"] <= f.end_ns + f.restart_gap_ms * 1e6
+            for x in truth["requests"]
+            if x["affected"]
+        )
+        assert truth["blast_radius"] > 0
+        if kind in ("error_burst", "latency"):
+            hit = [r[2] if kind == "error_burst" else r[1] >= f.delay_ms * 1e6 for r in during]
+            share, n = sum(hit) / len(hit), len(hit)
+            assert abs(share - f.fraction) <= 4 * (f.fraction * (1 - f.fraction) / n) ** 0.5 + 0.01
+            assert not any(r[1] >= f.delay_ms * 1e6 for r in before) or kind == "error_burst"
+        elif kind == "crash":
+            gap = [r for r in rows if f.onset_ns + skew <= r[0] < f.end_ns - skew]
+            assert gap == []
+            assert len({r[3] for r in rows}) == 2
+        else:
+            assert {r[4] for r in during} == {f.bad_version}
+            assert f.bad_version not in {r[4] for r in before}
+            assert len({r[3] for r in rows}) == 3  # released, then rolled back
+    control = write(draw(7, kind=None), tmp_path / "control")
+    assert control["blast_radius"] == 0 and control["culprit"] is None
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
