@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ..analyzer import DEFAULT_DB
+
+__all__ = [
+    "DEFAULT_DB",
+    "DbOption",
+    "FormatOption",
+    "PriceGbHourOption",
+    "PriceVcpuHourOption",
+    "app",
+]
 
 app = typer.Typer(
     name="faultlens",
@@ -16,7 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_DB = Path(".faultlens/faultlens.duckdb")
 
 # Shared flags, defined once (STYLE.md: CLI).
 DbOption = Annotated[
@@ -29,6 +38,15 @@ DbOption = Annotated[
     ),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="Output format.")]
+# Optional unit prices of the resource cost (analysis/_cost.py): no default money figure.
+PriceVcpuHourOption = Annotated[
+    float | None,
+    typer.Option("--price-vcpu-hour", help="Price of one vCPU-hour (cost in money too)."),
+]
+PriceGbHourOption = Annotated[
+    float | None,
+    typer.Option("--price-gb-hour", help="Price of one GB-hour of memory (cost in money too)."),
+]
 
 
 def _version_callback(value: bool) -> None:

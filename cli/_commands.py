@@ -1,6 +1,7 @@
 """Imports every command module so that each registers itself on the app."""
 
 from . import (
+    _clickhouse,  # noqa: F401
     _collect,  # noqa: F401
     _dashboard,  # noqa: F401
     _demo,  # noqa: F401

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._app import DEFAULT_DB, DbOption, FormatOption, app
+from ._app import DEFAULT_DB, DbOption, FormatOption, PriceGbHourOption, PriceVcpuHourOption, app
 
 
 @app.command()
@@ -21,19 +21,31 @@ def incidents(
         typer.Option("--slo-ms", help="Latency objective of entry requests (default: baseline)."),
     ] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this faultlens.run.")] = None,
+    schema: Annotated[
+        bool,
+        typer.Option("--schema", help="Print the JSON Schema of --format json and exit."),
+    ] = False,
+    price_vcpu_hour: PriceVcpuHourOption = None,
+    price_gb_hour: PriceGbHourOption = None,
 ) -> None:
     """Incidents with culprit ranking, fault-isolation time, blast radius and collateral.
 
-    --format json prints the contract in shared/contracts/incidents.schema.json.
+    --format json prints the contract that --schema prints (a JSON Schema), and each
+    incident's resource_cost: its run's measured CPU and memory, and the layout verdict.
 
     Example: faultlens incidents --db .faultlens/faultlens.duckdb --format json
     """
-    from ..analyzer import StoreError, incidents_json
+    from ..analyzer import StoreError, incidents_json, incidents_schema
+    from ..analyzer.analysis._cost import Prices
 
+    if schema:
+        typer.echo(json.dumps(incidents_schema(), indent=2))
+        return
     if fmt not in ("table", "json"):
         raise typer.BadParameter(f"{fmt!r}: expected table or json", param_hint="--format")
     try:
-        doc = incidents_json(db, slo_ms=slo_ms, run=run)
+        prices = Prices(vcpu_hour=price_vcpu_hour, gb_hour=price_gb_hour)
+        doc = incidents_json(db, slo_ms=slo_ms, run=run, prices=prices)
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

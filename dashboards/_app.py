@@ -13,18 +13,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..analyzer import StoreError
-from ._data import (
+from faultlens.analyzer import StoreError
+from faultlens.dashboards._data import (
     Connection,
     Filters,
+    collector_tables,
     connection,
     db_path,
     db_version,
     query,
-    store_kind,
     store_label,
 )
-from ._views import plain
+from faultlens.dashboards._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.
@@ -60,7 +60,7 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
     load = (
         "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
         "(docs/scale-out.md)."
-        if store_kind(db) in ("chdb", "clickhouse")
+        if collector_tables(db)
         else f"Load traces: `faultlens ingest PATH --db {label}`"
     )
     if not version:

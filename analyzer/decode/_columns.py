@@ -46,10 +46,13 @@ for _i, _n in enumerate(("Unset", "Ok", "Error")):
     STATUS_NAMES[_i] = _n
     STATUS_NAMES[f"STATUS_CODE_{_n.upper()}"] = _n
 
-# DESIGN.md "Model identity": the ordered alias list.
-_ASKED = ("ml.model.name", "gen_ai.request.model")
-_INVOCATION = ("llm.invocation_parameters", "embedding.invocation_parameters")
-_SERVED = (
+# Model identity (docs/design.md): the ordered alias list, the one copy. The name a call
+# asked for first, then the OpenInference invocation parameters (the only place the model
+# appears on a failed call), then the names a hosted API served. The ClickHouse DDL
+# (store/_clickhouse_ddl.py) builds its expression from these same tuples.
+REQUESTED_KEYS = ("ml.model.name", "gen_ai.request.model")
+INVOCATION_KEYS = ("llm.invocation_parameters", "embedding.invocation_parameters")
+SERVED_KEYS = (
     "gen_ai.response.model",
     "llm.model_name",
     "embedding.model_name",
@@ -57,11 +60,12 @@ _SERVED = (
     "llm.response.model_name",
 )
 # Names that report what a hosted API served (become the version when they differ).
-_SERVED_ONLY = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
+SERVED_ONLY_KEYS = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
+VERSION_KEY = "ml.model.version"
 # The endpoint: a server span's http.route, else a client span's url.template (an ingress
 # or load generator in front of the services).
 ROUTE_KEYS = ("http.route", "url.template")
-MODEL_KEYS = frozenset((*_ASKED, *_INVOCATION, *_SERVED, "ml.model.version", *ROUTE_KEYS))
+MODEL_KEYS = frozenset((*REQUESTED_KEYS, *INVOCATION_KEYS, *SERVED_KEYS, VERSION_KEY, *ROUTE_KEYS))
 
 
 def route_of(attrs: dict[str, str]) -> str:
@@ -71,9 +75,9 @@ def route_of(attrs: dict[str, str]) -> str:
 
 def resolve_model(found: dict[str, str]) -> tuple[str | None, str | None]:
     """(name, version) from the alias-list attributes of one span or record."""
-    name = found.get("ml.model.name") or found.get("gen_ai.request.model")
+    name = next((found[k] for k in REQUESTED_KEYS if found.get(k)), None)
     if not name:
-        for key in _INVOCATION:
+        for key in INVOCATION_KEYS:
             text = found.get(key)
             if text:
                 try:
@@ -84,13 +88,13 @@ def resolve_model(found: dict[str, str]) -> tuple[str | None, str | None]:
                     name = params["model"]
                     break
     if not name:
-        for key in _SERVED:
+        for key in SERVED_KEYS:
             if found.get(key):
                 name = found[key]
                 break
-    version = found.get("ml.model.version") or None
+    version = found.get(VERSION_KEY) or None
     if version is None and name:
-        for key in _SERVED_ONLY:
+        for key in SERVED_ONLY_KEYS:
             served = found.get(key)
             if served and served != name:
                 version = served

@@ -28,6 +28,8 @@ from ._columns import (
     resolve_model,
     route_of,
 )
+from ._metrics import MetricColumns
+from ._metrics_json import decode_metrics_json
 
 __all__ = ["Decoded", "decode_document", "decode_json_lines", "value_text"]
 
@@ -52,6 +54,7 @@ class Decoded:
     def __init__(self) -> None:
         self.traces = TraceColumns()
         self.logs = LogColumns()
+        self.metrics = MetricColumns()
         self.rejects: list[Reject] = []  # units that are neither traces nor logs
         self.read = 0
 
@@ -405,7 +408,7 @@ def _signal(
 
 
 def decode_document(doc: Any, label: str, out: Decoded) -> None:
-    """One TracesData/LogsData (or Export*ServiceRequest) object, already parsed."""
+    """One TracesData/LogsData/MetricsData (or Export*ServiceRequest) object, already parsed."""
     if not isinstance(doc, dict):
         out.reject(label, "not an OTLP JSON object", orjson.dumps(doc, default=str))
         return
@@ -434,9 +437,10 @@ def decode_document(doc: Any, label: str, out: Decoded) -> None:
             out.logs,
             _logs,
         )
-    for other in ("resourceMetrics", "resourceProfiles"):
-        if doc.get(other):
-            out.reject(label, f"{other}: only traces and logs are stored", b"")
+    if "resourceMetrics" in doc:
+        decode_metrics_json(doc["resourceMetrics"] or [], label, out.metrics)
+    if doc.get("resourceProfiles"):
+        out.reject(label, "resourceProfiles: profiles are not stored", b"")
 
 
 def decode_json_lines(data: bytes, source: str, first_line: int, out: Decoded) -> None:

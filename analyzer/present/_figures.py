@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["blast_radius", "incident_timeline", "timeseries", "waterfall"]
+__all__ = ["blast_radius", "incident_timeline", "layout_tradeoff", "timeseries", "waterfall"]
 
 
 def _go() -> Any:
@@ -120,5 +120,39 @@ def waterfall(spans: pd.DataFrame, *, trace_id: str) -> Any:
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=list(s.label))
     fig.update_layout(
         title=f"trace {trace_id}", xaxis_title="ms since trace start", barmode="overlay"
+    )
+    return fig
+
+
+def layout_tradeoff(verdict: Any) -> Any:
+    """Both sides of the layout trade-off in one chart: each measured figure of the
+    per-model run as a change from the monolith's (cost rows: what it costs more; incident
+    rows: what it cuts)."""
+    go = _go()
+    rows = [
+        r
+        for r in verdict.table
+        if isinstance(r["monolith"], int | float)
+        and isinstance(r["per-model"], int | float)
+        and r["monolith"]
+    ]
+    fig = go.Figure()
+    for side, color in (("cost", "#d62728"), ("incident", "#2ca02c")):
+        picked = [r for r in rows if r["side"] == side]
+        fig.add_trace(
+            go.Bar(
+                y=[r["metric"] for r in picked],
+                x=[(r["per-model"] / r["monolith"] - 1) * 100 for r in picked],
+                orientation="h",
+                name="what per-model costs" if side == "cost" else "what per-model cuts",
+                marker_color=color,
+                text=[f"{r['monolith']} → {r['per-model']}" for r in picked],
+                textposition="auto",
+            )
+        )
+    fig.update_layout(
+        title=f"Per-model against monolith, scenario {verdict.scenario} (measured)",
+        xaxis_title="change from the monolith (%)",
+        barmode="group",
     )
     return fig

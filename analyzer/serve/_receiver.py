@@ -1,6 +1,6 @@
 """`faultlens collect`: an OTLP/HTTP receiver that writes into the DuckDB store.
 
-POST /v1/traces and /v1/logs, protobuf or JSON, optionally gzip-encoded.
+POST /v1/traces, /v1/logs and /v1/metrics, protobuf or JSON, optionally gzip-encoded.
 
 - 401 without the bearer token when one is set; 413 when the body is over the
   limit, before or after decompression (gzip is inflated incrementally with a
@@ -11,7 +11,7 @@ POST /v1/traces and /v1/logs, protobuf or JSON, optionally gzip-encoded.
 - One writer thread drains the queue and commits everything waiting in one
   transaction (group commit). A request is answered 200 only after its rows are
   committed, so an acknowledged export survives a SIGKILL. Shutdown drains the
-  queue, then refreshes the stored span facts (``_facts.store_facts``) when spans
+  queue, then refreshes the stored span facts (``facts._stored.store_facts``) when spans
   were written, so that the analysis of what was collected reads them again.
 """
 
@@ -35,8 +35,12 @@ import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +49,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..decode._columns import LogColumns, Reject, TraceColumns
+from ..decode._metrics import MetricColumns
 from ..decode._otlp_json import Decoded, decode_document
 from ..decode._otlp_proto import decode_message
 from ..facts._stored import store_facts
@@ -55,6 +60,12 @@ __all__ = ["Receiver", "collect", "receiver_app"]
 MAX_BODY = 32 << 20  # bytes, compressed and decompressed
 QUEUE_ITEMS = 256  # requests waiting for the writer before 429
 _GROUP = 64  # requests committed together at most
+# Per signal: the body's message, its JSON key, the response and its partialSuccess field.
+_SIGNALS: dict[str, tuple[Any, str, Any, str]] = {
+    "traces": (TracesData, "resourceSpans", ExportTraceServiceResponse, "rejectedSpans"),
+    "logs": (LogsData, "resourceLogs", ExportLogsServiceResponse, "rejectedLogRecords"),
+    "metrics": (MetricsData, "resourceMetrics", ExportMetricsServiceResponse, "rejectedDataPoints"),
+}
 
 
 class _TooLarge(Exception):
@@ -69,7 +80,7 @@ class _Busy(Exception):
 class _Job:
     source: str
     signal: str
-    table: pa.Table | None
+    table: pa.Table | dict[str, pa.Table] | None  # metrics: one table per metrics table
     rejects: list[tuple[str, Reject]]
     read: int
     done: Callable[[BaseException | None], None] = field(repr=False)
@@ -131,10 +142,12 @@ class Receiver:
     def _commit(self, group: list[_Job]) -> None:
         traces = [j.table for j in group if j.signal == "traces" and j.table is not None]
         logs = [j.table for j in group if j.signal == "logs" and j.table is not None]
-        read = {
-            "traces": sum(j.read for j in group if j.signal == "traces"),
-            "logs": sum(j.read for j in group if j.signal == "logs"),
-        }
+        read = {signal: sum(j.read for j in group if j.signal == signal) for signal in _SIGNALS}
+        points: dict[str, list[pa.Table]] = {}
+        for job in group:
+            if job.signal == "metrics":
+                for name, rows in (job.table or {}).items():
+                    points.setdefault(name, []).append(rows)
         error: BaseException | None = None
         try:
             counts = write_batch(
@@ -145,6 +158,7 @@ class Receiver:
                 logs=pa.concat_tables(logs) if logs else None,
                 rejects=[r for j in group for r in j.rejects],
                 read=read,
+                metrics={name: pa.concat_tables(rows) for name, rows in points.items()},
             )
             self.wrote_spans = self.wrote_spans or counts.stored["traces"] > 0
         except Exception as exc:  # reported to every waiting request as a 503
@@ -182,11 +196,11 @@ def _decode(body: bytes, signal: str, is_json: bool, label: str) -> Decoded:
             raise ValueError(f"body is not valid JSON ({exc.msg})") from None
         if not isinstance(doc, dict):
             raise ValueError("body is not an OTLP JSON object")
-        key = "resourceSpans" if signal == "traces" else "resourceLogs"
+        key = _SIGNALS[signal][1]
         decode_document({key: doc.get(key) or []}, label, out)
     else:
         try:
-            message = (TracesData if signal == "traces" else LogsData).FromString(body)
+            message = _SIGNALS[signal][0].FromString(body)
         except DecodeError as exc:
             raise ValueError(f"body is not an OTLP protobuf message ({exc})") from None
         decode_message(message, label, out)
@@ -195,27 +209,27 @@ def _decode(body: bytes, signal: str, is_json: bool, label: str) -> Decoded:
 
 def _decode_body(
     chunks: list[bytes], encoding: str, limit: int, signal: str, is_json: bool, label: str
-) -> tuple[Decoded, TraceColumns | LogColumns, pa.Table | None]:
+) -> tuple[
+    Decoded, TraceColumns | LogColumns | MetricColumns, pa.Table | dict[str, pa.Table] | None
+]:
     """A request's body inflated, decoded and made a table: one trip to a worker thread
     (the event loop only reads bodies and answers)."""
     decoded = _decode(_read_limited(chunks, encoding, limit), signal, is_json, label)
-    cols = decoded.traces if signal == "traces" else decoded.logs
+    cols = getattr(decoded, signal)
     return decoded, cols, cols.to_arrow()
 
 
 def _response(signal: str, is_json: bool, rejected: int, message: str) -> Response:
-    name = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
+    _, _, response, name = _SIGNALS[signal]
     if is_json:
         payload: dict[str, Any] = {}
         if rejected:
             payload["partialSuccess"] = {name: str(rejected), "errorMessage": message}
         return Response(orjson.dumps(payload), 200, media_type="application/json")
-    msg: Any = ExportTraceServiceResponse() if signal == "traces" else ExportLogsServiceResponse()
+    msg: Any = response()
     if rejected:
-        if signal == "traces":
-            msg.partial_success.rejected_spans = rejected
-        else:
-            msg.partial_success.rejected_log_records = rejected
+        field = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)  # rejected_spans
+        setattr(msg.partial_success, field, rejected)
         msg.partial_success.error_message = message
     return Response(msg.SerializeToString(), 200, media_type="application/x-protobuf")
 
@@ -235,7 +249,7 @@ def receiver_app(
     state: dict[str, Any] = {}
 
     async def export(request: Request) -> Response:
-        signal = "traces" if request.url.path.endswith("/traces") else "logs"
+        signal = request.url.path.rsplit("/", 1)[-1]  # traces, logs or metrics (the routes)
         if token is not None and request.headers.get("authorization") != f"Bearer {token}":
             return _status(401, "missing or wrong bearer token")
         declared = request.headers.get("content-length")
@@ -303,6 +317,7 @@ def receiver_app(
     routes = [
         Route("/v1/traces", export, methods=["POST"]),
         Route("/v1/logs", export, methods=["POST"]),
+        Route("/v1/metrics", export, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from .._data import (
+from faultlens.dashboards._data import (
     Connection,
     Filters,
     as_text,
@@ -22,7 +22,7 @@ from .._data import (
     query,
     sibling_run,
 )
-from .._views import plain, seconds, share
+from faultlens.dashboards._views import plain, seconds, share
 
 NOT_PROJECTED = "not projected"
 # (row of the analyzer's contrast, card label): the cards atop every column.
@@ -87,6 +87,8 @@ def render(con: Connection, filters: Filters) -> None:
         height=36 * (len(table) + 1) + 2,
     )
 
+    _cost_side(con, filters, scenario)
+
     st.subheader("Update coupling: version changes and the models restarted with them")
     frames = []
     for run in (filters.run, sibling_run(filters)):
@@ -100,7 +102,25 @@ def render(con: Connection, filters: Filters) -> None:
         st.dataframe(as_text(changes), hide_index=True, width="stretch")
 
 
+def _cost_side(con: Connection, filters: Filters, scenario: str) -> None:
+    """The other side of the trade-off: what each layout's processes used (measured from
+    their OTLP metrics), beside what per-model cut in the incident."""
+    from faultlens.analyzer.present._figures import layout_tradeoff
+
+    st.subheader("Resource cost against isolation: the layout verdict")
+    found = query(con, filters, "layout_verdicts").get(scenario)
+    if found is None:
+        st.text(
+            "No verdict: the store needs process metrics (configure(metrics=True)) from "
+            "both layouts of this scenario."
+        )
+        return
+    st.markdown(f"**Verdict (measured):** {plain(found.sentence)}.")
+    st.plotly_chart(layout_tradeoff(found), width="stretch")
+    st.dataframe(as_text(pd.DataFrame(found.table)), hide_index=True, width="stretch")
+
+
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .._data import Connection, Filters, as_text, query
-from .._views import clock, pick_incident, seconds, share
+from faultlens.dashboards._data import Connection, Filters, as_text, query
+from faultlens.dashboards._views import clock, pick_incident, seconds, share
 
 # (view, short label, heading): the two ways of looking at the same telemetry.
 _VIEWS = (
@@ -100,6 +100,6 @@ def render(con: Connection, filters: Filters) -> None:
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

@@ -6,7 +6,7 @@ import re
 
 import streamlit as st
 
-from .._data import Connection, Filters, as_text, query
+from faultlens.dashboards._data import Connection, Filters, as_text, query
 
 ANY = "(any)"
 # OpenTelemetry severity names and the lowest SeverityNumber of each range.
@@ -43,6 +43,6 @@ def render(con: Connection, filters: Filters) -> None:
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

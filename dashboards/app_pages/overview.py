@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from .._data import Connection, Filters, as_text, incidents, query
-from .._views import clock, culprit_label
+from faultlens.dashboards._data import Connection, Filters, as_text, incidents, query
+from faultlens.dashboards._views import clock, culprit_label
 
 # (time-series column, label): one chart each, incidents marked on the time axis.
 SERIES = (
@@ -60,6 +60,6 @@ def render(con: Connection, filters: Filters) -> None:
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

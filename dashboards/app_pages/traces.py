@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .._data import Connection, Filters, as_text, query
+from faultlens.dashboards._data import Connection, Filters, as_text, query
 
 ANY = "(any)"
 STATUSES = (ANY, "Error", "Ok")  # Ok: no error (Ok or Unset)
@@ -55,6 +55,6 @@ def render(con: Connection, filters: Filters) -> None:
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
@@ -15,9 +14,7 @@ from faultlens.cli._app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "sample_traces" / "data"
-SCHEMA = json.loads(
-    (Path(os.environ["FAULTLENS_SHARED"]) / "contracts" / "incidents.schema.json").read_text()
-)
+SCHEMA = fa.incidents_schema()
 RUNS = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in DATA.glob("*/*/truth.json"))
 
 

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from faultlens.analyzer import connect, ingest
+from faultlens.analyzer._settings import TUNING
 
 
 def _sdk_spans(n: int = 6) -> list:
@@ -255,7 +256,7 @@ def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monk
     import threading
 
     from faultlens.analyzer.decode._files import chunks
-    from faultlens.analyzer.store import _ingest as _ingest
+    from faultlens.analyzer.serve import _ingest as _ingest
 
     line = _json_line(encode_spans(_sdk_spans())) + b"\n"
     path = tmp_path / "many.jsonl"
@@ -263,7 +264,7 @@ def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monk
     monkeypatch.setattr(
         _ingest, "_all_chunks", lambda files: chunks(files[0], chunk_bytes=len(line))
     )
-    monkeypatch.setattr(_ingest, "_BATCH_ROWS", 1)
+    monkeypatch.setattr(TUNING, "batch_rows", 1)
     calls = []
     write_batch = _ingest.write_batch
 

@@ -16,7 +16,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from faultlens.analyzer.store._clickhouse_ddl import load_from_duckdb
-from faultlens.analyzer.store._engines import _chdb_open, open_engine
+from faultlens.analyzer.store._clickhouse_engines import _chdb_open
+from faultlens.analyzer.store._engines import open_engine
 from faultlens.dashboards import ENTRYPOINT
 
 
