@@ -20,18 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._columns import (
-    _I63,
-    KIND_NAMES,
-    MODEL_KEYS,
-    STATUS_NAMES,
-    TRACE_COLUMNS,
-    _Scopes,
-    resolve_model,
-    route_of,
-)
+from ._columns import _I63, TRACE_COLUMNS
 from ._fast_parse import FIELD_TYPES, SCALAR, has_null, object_lines, parse_chunk
-from ._otlp_json import BadValue, _attributes, value_text
+from ._identity import KIND_NAMES, MODEL_KEYS, STATUS_NAMES, resolve_model, route_of
+from ._json_values import BadValue, attributes, value_text
+from ._scopes import Scopes
 
 __all__ = ["decode_traces_fast"]
 
@@ -235,7 +228,7 @@ def _list_codes(lists: pa.Array) -> np.ndarray | None:
 
 def _distinct_scopes(
     resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray
-) -> tuple[_Scopes, np.ndarray]:
+) -> tuple[Scopes, np.ndarray]:
     """Resources and scopes, each distinct one once (a file repeats its resource and scope
     on every line), and the distinct scope of each scope."""
     resource = _field(resources, "resource")
@@ -268,9 +261,9 @@ def _distinct_scopes(
     return scopes, distinct_of.reshape(-1)
 
 
-def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray) -> _Scopes:
+def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray) -> Scopes:
     """Resources and scopes through the Python decoder's own attribute code."""
-    scopes = _Scopes()
+    scopes = Scopes()
     res_rows = _clean(
         pa.StructArray.from_arrays(
             [_field(resources, "resource"), _field(resources, "schemaUrl")], ["r", "u"]
@@ -283,11 +276,11 @@ def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray)
     )
     try:
         for row in res_rows:
-            attrs = _attributes((row.get("r") or {}).get("attributes"))
+            attrs = attributes((row.get("r") or {}).get("attributes"))
             scopes.add_resource(list(attrs), list(attrs.values()), row.get("u", ""))
         for res, row in zip(scope_res.tolist(), scope_rows, strict=True):
             scope = row.get("s") or {}
-            attrs = _attributes(scope.get("attributes"))
+            attrs = attributes(scope.get("attributes"))
             scopes.add_scope(
                 res,
                 scope.get("name", ""),

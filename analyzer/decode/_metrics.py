@@ -27,7 +27,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, MetricsData
 
-from ._columns import MODEL_KEYS, Reject, resolve_model
+from ._columns import Reject
+from ._identity import MODEL_KEYS, resolve_model
 from ._proto_values import proto_attributes
 
 __all__ = [

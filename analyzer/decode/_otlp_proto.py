@@ -11,15 +11,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from ._columns import (
-    KIND_NAMES,
-    MODEL_KEYS,
-    STATUS_NAMES,
-    LogColumns,
-    TraceColumns,
-    resolve_model,
-    route_of,
-)
+from ._columns import LogColumns, TraceColumns
+from ._identity import KIND_NAMES, MODEL_KEYS, STATUS_NAMES, resolve_model, route_of
 from ._metrics import decode_metrics_message, is_metrics_protobuf
 from ._otlp_json import Decoded
 from ._proto_values import proto_attributes as _attributes

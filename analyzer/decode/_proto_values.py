@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ._columns import double_text, json_text
+from ._identity import double_text, json_text
 
 __all__ = ["proto_attributes", "proto_value_text"]
 

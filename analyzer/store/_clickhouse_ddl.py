@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..decode._columns import (
+from ..decode._identity import (
     INVOCATION_KEYS,
     REQUESTED_KEYS,
     SERVED_KEYS,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultlens.analyzer.decode._columns import (
+from faultlens.analyzer.decode._identity import (
     INVOCATION_KEYS,
     REQUESTED_KEYS,
     SERVED_KEYS,

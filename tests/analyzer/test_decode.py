@@ -20,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
 )
 
 from faultlens.analyzer import connect, ingest
-from faultlens.analyzer.decode._columns import resolve_model
+from faultlens.analyzer.decode._identity import resolve_model
 from faultlens.analyzer.decode._otlp_json import Decoded, decode_json_lines
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp-examples"
