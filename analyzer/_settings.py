@@ -39,7 +39,7 @@ class DetectionSettings:
     latency_factor: float = 2.0  # p95 over the baseline's p95
     latency_margin_ms: float = 50.0
     traffic_drop: float = 0.25  # requests below this share of the baseline rate ...
-    traffic_p: float = 1e-5  # ... and as few or fewer this unlikely at that rate (Poisson)
+    traffic_p: float = 1e-5  # ... and as few or fewer this unlikely beside its baseline
     min_requests: int = 3
     merge_gap_buckets: int = 1
     # A scope that departs again after a quiet gap up to this long is the same fault: a

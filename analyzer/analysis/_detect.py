@@ -9,6 +9,7 @@ so is a scope departing again within ``same_scope_gap_buckets`` of its last wind
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -173,7 +174,7 @@ def _judge(
         return "latency", None
     established = base.active >= st.min_baseline_buckets and rate >= 2 * st.min_requests
     low = established and n / cover < st.traffic_drop * rate
-    if low and _poisson_cdf(int(n), rate * cover) < st.traffic_p:
+    if low and _quiet_p(n, cover, base) < st.traffic_p:
         # Only a scope with an established rate can fall silent: one burst then nothing
         # (spans orphaned by a crash, seen as entries) is no baseline. A quiet bucket a low
         # rate gives by chance (a run tests thousands of scopes and buckets) is no silence.
@@ -200,18 +201,30 @@ def _streak_departs(
         ratio = base.ratio
         noise = 3 * np.sqrt(max(ratio * (1 - ratio), 1e-4) / max(sn, 1))
         return se >= st.min_errors and se / max(sn, 1) > ratio + max(st.error_margin, noise)
-    return _poisson_cdf(int(sn), base.rate * float(cover[rows].sum())) < st.traffic_p
+    return _quiet_p(sn, float(cover[rows].sum()), base) < st.traffic_p
 
 
-def _poisson_cdf(k: int, lam: float) -> float:
-    """P(X <= k) for X ~ Poisson(lam)."""
-    if lam <= 0:
+def _quiet_p(n: float, cover: float, base: _Baseline) -> float:
+    """How likely as few as ``n`` requests are in ``cover`` buckets at the baseline's rate.
+
+    Both counts are Poisson, and the baseline's rate is itself estimated from few buckets
+    (a chance busy baseline makes a normal bucket look quiet), so the test is the
+    conditional one of two Poisson counts: given both totals, the bucket's count is
+    binomial with the bucket's share of the time. P(X <= n).
+    """
+    k, b = int(n), int(round(base.n))
+    trials = k + b
+    p = cover / (cover + base.normal)
+    if trials == 0 or p >= 1:
         return 1.0
-    term = total = math.exp(-lam)
+    # Terms from j = 0 up, in logs: trials may be thousands, k is small when it matters.
+    log_q, log_p = math.log1p(-p), math.log(p)
+    term = trials * log_q
+    total = math.exp(term)
     for j in range(1, k + 1):
-        term *= lam / j
-        total += term
-    return total
+        term += math.log((trials - j + 1) / j) + log_p - log_q
+        total += math.exp(term)
+    return min(total, 1.0)
 
 
 def _median(ordered: list[float]) -> float:
@@ -241,20 +254,23 @@ def merge_windows(
 ) -> list[list[Window]]:
     """Group windows of one run that overlap in time (or nearly touch) into incidents.
 
-    A window of a scope that already departed in the incident joins it across a quiet gap
-    up to ``same_scope_gap_ns``: the same scope departing again soon after is the same
-    low-rate fault, whose clean buckets split its stretch.
+    A window of a scope that already departed in the incident on the same signal joins it
+    across a quiet gap up to ``same_scope_gap_ns``: the same scope departing the same way
+    soon after is the same low-rate fault, whose clean buckets split its stretch.
     """
     groups: list[list[Window]] = []
-    for w in sorted(windows, key=lambda w: (w.run, w.start_ns)):
-        if groups and groups[-1][0].run == w.run:
+    ordered = sorted(windows, key=lambda w: (w.run, w.start_ns))
+    # Windows that start in the same bucket are one departure, judged together: one of them
+    # of a scope that departed before pulls them all into that incident.
+    for (run, start), batch in itertools.groupby(ordered, key=lambda w: (w.run, w.start_ns)):
+        batch = list(batch)
+        if groups and groups[-1][0].run == run:
             g = groups[-1]
             end = max(x.end_ns for x in g)
-            same = max((x.end_ns for x in g if (x.scope, x.key) == (w.scope, w.key)), default=None)
-            if w.start_ns <= end + gap_ns or (
-                same is not None and w.start_ns <= same + same_scope_gap_ns
-            ):
-                g.append(w)
+            scopes = {(w.scope, w.key, w.signal) for w in batch}
+            same = max((x.end_ns for x in g if (x.scope, x.key, x.signal) in scopes), default=None)
+            if start <= end + gap_ns or (same is not None and start <= same + same_scope_gap_ns):
+                g.extend(batch)
                 continue
-        groups.append([w])
+        groups.append(batch)
     return groups

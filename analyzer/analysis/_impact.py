@@ -52,8 +52,13 @@ def blast_radius(
     collateral_of: tuple[str, str] | None,
     slo_ms: float | None,
     extent: tuple[int, int] | None = None,
+    after_end: int | None = None,
 ) -> BlastRadius:
     """Affected entry requests during [onset, end) beyond the baseline's bad rate.
+
+    The bad rate is that of the normal traffic either side: [base_start, onset) and
+    [end, ``after_end``) when given. A short baseline holds only a few bad requests, and
+    their rate is scaled by the incident's length: every normal request counts.
 
     ``collateral_of``: what a request must have touched not to be collateral,
     ``("model", name)`` or ``("service", name)`` (a culprit that runs no model); None when
@@ -65,6 +70,7 @@ def blast_radius(
         "base_start": base_start,
         "onset": onset,
         "end": end,
+        "after_end": max(after_end or end, end),
     }
     prm = {k: d.param(k, "String" if k == "run" else "Nullable(Int64)") for k in p}
     sums = _affected(con, d, p, prm, slo_ms=slo_ms, collateral_of=collateral_of)
@@ -73,6 +79,11 @@ def blast_radius(
     base_n = {g: sums.get((*g, 0), zero)[0] for g in groups}
     inc_n = {g: sums.get((*g, 1), zero)[0] for g in groups}
 
+    def normal(g: tuple[str, str]) -> list[float]:
+        """The sums of the normal traffic before and after the incident."""
+        a, b = sums.get((*g, 0), zero), sums.get((*g, 2), zero)
+        return [x + y for x, y in zip(a, b, strict=True)]
+
     def excess(before: list[float], now: list[float], bad: int, n: int) -> int:
         """Bad requests during the incident beyond the baseline's bad rate."""
         rate = before[bad] / before[n] if before[n] > 0 else 0.0
@@ -80,7 +91,7 @@ def blast_radius(
 
     rows: dict[tuple[str, str], list[float]] = {}
     for g in groups:
-        before, now = sums.get((*g, 0), zero), sums.get((*g, 1), zero)
+        before, now = normal(g), sums.get((*g, 1), zero)
         collateral = excess(before, now, 3, 2) if collateral_of else 0
         rows[g] = [excess(before, now, 1, 0), collateral]
     silent = _silent_requests(con, d, p, prm, base_n, inc_n, collateral_of, extent=extent)
@@ -130,9 +141,9 @@ def _affected(
     slo_ms: float | None,
     collateral_of: tuple[str, str] | None,
 ) -> dict[tuple[str, str, int], list[float]]:
-    """Requests from baseline start to end, per (dimension, key, inc): count, bad,
+    """Requests from baseline start to after_end, per (dimension, key, inc): count, bad,
     untouched (would not have touched the culprit: ``collateral_of``) and
-    bad-and-untouched.
+    bad-and-untouched. ``inc``: 0 before the onset, 1 in the incident, 2 after its end.
 
     The requests are grouped by endpoint, inc and what their trace touched (``touch``: a
     run holds few distinct ones); hit, reached and every model and service dimension
@@ -142,8 +153,9 @@ def _affected(
         WITH {bad_requests_cte(d, slo_ms=slo_ms)}
         SELECT endpoint, inc, touch, count(*) AS n, sum(bad) AS b
         FROM (SELECT q.endpoint, q.touch, q.bad,
-                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc
-              FROM req q WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}) g
+                     CASE WHEN q.ts < {prm["onset"]} THEN 0
+                          WHEN q.ts < {prm["end"]} THEN 1 ELSE 2 END AS inc
+              FROM req q WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["after_end"]}) g
         GROUP BY endpoint, inc, touch"""
     g = con.execute(sql, p).df()
     dim, culprit = collateral_of or ("model", None)
@@ -162,7 +174,7 @@ def _affected(
     # culprit: what a request that reached none would have touched.
     base = {}
     for e, inc, (_, _, hit, reached), n, _ in rows:
-        if inc == 0 and reached:
+        if inc != 1 and reached:
             hits, all_ = base.get(e, (0.0, 0.0))
             base[e] = (hits + n * hit, all_ + n)
     acc: dict[tuple, list[float]] = {}

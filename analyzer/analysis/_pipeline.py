@@ -127,7 +127,7 @@ class IncidentPipeline:
         run_start = ext.set_index("run").lo
         jobs = []
         prev_end: dict[str, int] = {}
-        for g in groups:
+        for k, g in enumerate(groups):
             run = g[0].run
             onset = min(w.start_ns for w in g)
             end = max(w.end_ns for w in g)
@@ -135,7 +135,13 @@ class IncidentPipeline:
             prev_end[run] = end
             if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
                 continue
-            jobs.append((run, g, base_start, onset, end, slo_ms))
+            # The normal traffic after the incident, as long as the baseline before it, up
+            # to the next incident's first bucket (its blast radius starts a bucket early).
+            after_end = end + st.bucket_ns + (onset - base_start)
+            if k + 1 < len(groups) and groups[k + 1][0].run == run:
+                nxt = min(w.start_ns for w in groups[k + 1]) - st.bucket_ns
+                after_end = max(min(after_end, nxt), end + st.bucket_ns)
+            jobs.append((run, g, base_start, onset, end, after_end, slo_ms))
         self.t.span_buckets(st.bucket_ns)  # shared inputs, read before any worker starts
         _ = self.log_sums, self.run_facts
         cursors = self.t.cursors(min(len(jobs), os.cpu_count() or 1, 4))
@@ -165,6 +171,7 @@ class IncidentPipeline:
         base_start: int,
         onset: int,
         end: int,
+        after_end: int,
         slo_ms: float | None,
     ) -> Incident:
         bns = self.settings.bucket_ns
@@ -202,6 +209,7 @@ class IncidentPipeline:
             base_start=base_start,
             onset=max(onset - bns, base_start + bns),
             end=end + bns,
+            after_end=after_end,
             # Collateral: requests that never touched the culprit's model, or its service
             # when it runs none; unknown when the model of a shared process is.
             collateral_of=("model", model)
