@@ -76,6 +76,15 @@ class IncidentPipeline:
         return dict(zip(lay.service, lay.models, strict=True))
 
     @cached_property
+    def run_services(self) -> dict[str, set[str]]:
+        """Per run: the services that recorded spans of their own (were seen alive)."""
+        f = self._q("SELECT DISTINCT run, service FROM fl_instances")
+        out: dict[str, set[str]] = {}
+        for run, service in zip(f.run, f.service, strict=True):
+            out.setdefault(str(run), set()).add(str(service))
+        return out
+
+    @cached_property
     def run_layouts(self) -> dict[str, str]:
         """Per run: monolith when it holds a process serving several models (or says so)."""
         f = self._q(
@@ -150,6 +159,7 @@ class IncidentPipeline:
         # Incidents are independent: each worker analyses every n-th one on its own cursor,
         # so one's SQL runs while another's Python scores (DuckDB frees the GIL).
         _ = self.svc_models, self.versions_of, self.update_coupling, self.run_layouts
+        _ = self.run_services
         n = len(cursors)
 
         def work(k: int) -> list[Incident]:
@@ -196,7 +206,7 @@ class IncidentPipeline:
         svc_models = self.svc_models.get(service, [])
         summary = _localize.summarize(evs["model_aware"])
         candidates = tuple(
-            self._candidate(evs["model_aware"], r, summary)
+            self._candidate(evs["model_aware"], r, summary, run)
             for r in ranked["model_aware"].itertuples()
         )
         iso = self._isolation(con, evs, sigs, run, onset, end, service, model, svc_models)
@@ -288,7 +298,9 @@ class IncidentPipeline:
             iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
         return tuple(iso)
 
-    def _candidate(self, ev: _evidence.Evidence, r: Any, summary: _localize.Summary) -> Candidate:
+    def _candidate(
+        self, ev: _evidence.Evidence, r: Any, summary: _localize.Summary, run: str
+    ) -> Candidate:
         model = r.model if isinstance(r.model, str) else None
         v = self.versions_of.get((r.service, model), []) if model is not None else []
         # The newest version that was live during the incident.
@@ -298,4 +310,10 @@ class IncidentPipeline:
         evidence = _localize.describe(
             ev, r, svc_models=self.svc_models.get(r.service, []), summary=summary
         )
+        if str(r.service) not in self.run_services.get(run, set()):
+            # Its callers' failed calls are all there is of it: no span of its own.
+            evidence = (
+                f"never seen alive in the window; named by its address {r.service}",
+                *evidence,
+            )
         return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)

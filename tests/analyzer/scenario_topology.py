@@ -118,6 +118,8 @@ class Scenario:
     end_ns: int
     noise: float  # share of model calls that fail for no reason, everywhere
     skew_ns: dict[str, int] = field(default_factory=dict)  # service -> clock offset
+    # Services that record nothing (no OTel in them): only their callers' spans are left.
+    uninstrumented: frozenset[str] = frozenset()
 
 
 def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
