@@ -5,7 +5,9 @@ plus fault-free control cases. Over all cases: the culprit ranks first in >= 97%
 fault is exactly one incident in >= 97%, blast radius and collateral are within
 max(3, 5%) of the truth in >= 95%, and no control case holds an incident.
 
-The cases are independent (each its own store): they run in one process per core.
+The cases run in one process per core: each writes its case's files, one ingest loads
+them all into one store (each case is its own ``faultlens.run``), and each case's run is
+analysed on its own (``open(db, run=...)``), as a user analyses one run of a store.
 
 Run as a script to print the per-kind table:
 ``.venv/bin/python tests/analyzer/test_generated.py``
@@ -26,6 +28,7 @@ import pytest
 from scenario_gen import KINDS, SLO_MS, draw, ingest, write
 
 import faultlens.analyzer as fa
+from faultlens.analyzer.store._dialect import DUCKDB
 
 N_CASES = int(os.environ.get("FAULTLENS_GENERATED_CASES", "100"))
 N_CONTROL = max(2, N_CASES // 25)
@@ -41,6 +44,7 @@ class Outcome:
     rate: float
     truth: dict
     incidents: tuple[fa.Incident, ...]
+    db: str  # the store holding its run
 
     @property
     def incident(self) -> fa.Incident | None:
@@ -88,22 +92,14 @@ class Outcome:
         return abs(got - want) <= max(3, 0.05 * self.truth["blast_radius"])
 
 
-def _run_case(seed: int, root: str, kind: str | None) -> Outcome:
-    """Draw, write, ingest and analyse one case (in a worker process)."""
-    sc = draw(seed, kind=kind)
-    out = Path(root) / f"case-{seed}"
-    truth = write(sc, out)
-    db = ingest(out, out / "store.duckdb")
-    incidents = tuple(fa.open(db).incidents(slo_ms=SLO_MS))
-    return Outcome(
-        seed,
-        sc.fault.kind if sc.fault else "control",
-        sc.topology.layout,
-        sc.topology.dial,
-        sc.rate,
-        truth,
-        incidents,
-    )
+def _write_case(seed: int, root: str, kind: str | None) -> dict:
+    """Draw and write one case (in a worker process); its truth."""
+    return write(draw(seed, kind=kind), Path(root) / f"case-{seed}")
+
+
+def _analyse_run(db: str, run: str) -> tuple[fa.Incident, ...]:
+    """One case's incidents: its run of the shared store (in a worker process)."""
+    return tuple(fa.open(db, run=run).incidents(slo_ms=SLO_MS))
 
 
 _DONE: dict[tuple[int, str, str | None], Outcome] = {}
@@ -112,17 +108,24 @@ _DONE: dict[tuple[int, str, str | None], Outcome] = {}
 def _run_all(cases: list[tuple[int, str | None]], root: str) -> list[Outcome]:
     """The outcomes of ``cases`` (seed, kind), each run once per root, in parallel."""
     todo = [(s, k) for s, k in cases if (s, root, k) not in _DONE]
-    workers = min(os.cpu_count() or 1, 4, len(todo))
-    if workers > 1:
+    if todo:
+        scs = [draw(s, kind=k) for s, k in todo]
+        db = str(Path(root) / f"store-{len(_DONE)}.duckdb")
+        workers = min(os.cpu_count() or 1, 4, len(todo))
         # Spawned workers: the parent holds DuckDB's threads, which a fork would not carry.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            done = pool.map(_run_case, *zip(*[(s, root, k) for s, k in todo], strict=True))
-            for (s, k), o in zip(todo, done, strict=True):
-                _DONE[(s, root, k)] = o
-    else:
-        for s, k in todo:
-            _DONE[(s, root, k)] = _run_case(s, root, k)
+            seeds, kinds = zip(*todo, strict=True)
+            truths = list(pool.map(_write_case, seeds, [root] * len(todo), kinds))
+            files = [
+                Path(root) / f"case-{s}" / n for s in seeds for n in ("traces.binpb", "logs.binpb")
+            ]
+            fa.ingest([f for f in files if f.exists()], db=db)
+            found = list(pool.map(_analyse_run, [db] * len(todo), [sc.run for sc in scs]))
+        for (s, k), sc, truth, incidents in zip(todo, scs, truths, found, strict=True):
+            kind = sc.fault.kind if sc.fault else "control"
+            t = sc.topology
+            _DONE[(s, root, k)] = Outcome(s, kind, t.layout, t.dial, sc.rate, truth, incidents, db)
     return [_DONE[(s, root, k)] for s, k in cases]
 
 
@@ -219,17 +222,18 @@ def test_control_case_holds_no_incident(seed: int, root: str) -> None:
     assert [i.id for i in r.incidents] == []
 
 
-def _culprit_spans(db: Path, sc) -> list[tuple[int, int, bool, str, str]]:
+def _culprit_spans(db: str, sc) -> list[tuple[int, int, bool, str, str]]:
     """(start, duration, error, instance, version) of the culprit model's own runs, or of
-    every span of a culprit that runs no model, from the store."""
+    every span of a culprit that runs no model, from the case's run of the store."""
     f = sc.fault
     con = duckdb.connect(str(db), read_only=True)
     where = "ModelName = ? AND SpanKind = 'Internal'" if f.model else "ServiceName = ?"
+    run = DUCKDB.attr("ResourceAttributes", "faultlens.run")
     rows = con.execute(
         f"""SELECT epoch_ns(Timestamp), Duration, StatusCode = 'Error', ServiceInstanceId,
                    ModelVersion
-            FROM otel_traces WHERE {where} AND ServiceName = ?""",
-        [f.model or f.service, f.service],
+            FROM otel_traces WHERE {where} AND ServiceName = ? AND {run} = ?""",
+        [f.model or f.service, f.service, sc.run],
     ).fetchall()
     con.close()
     return rows
@@ -245,9 +249,8 @@ def test_the_generator_s_faults_do_what_they_claim(kind: str, root: str) -> None
     rows_all = outcomes(root)
     for r in [r for r in rows_all if r.kind == kind][:4]:
         sc, truth = draw(r.seed), r.truth
-        db = Path(root) / f"case-{r.seed}" / "store.duckdb"
         f = sc.fault
-        rows = _culprit_spans(db, sc)
+        rows = _culprit_spans(r.db, sc)
         skew = 60 * 10**6
         during = [r for r in rows if f.onset_ns + skew <= r[0] < f.end_ns - skew]
         before = [r for r in rows if r[0] < f.onset_ns - skew]
