@@ -15,11 +15,13 @@ from .present._api import (
     Incident,
     incidents_json,
     incidents_schema,
-    open,
 )
 from .present._report import incident_report
+from .present._window import TimeWindow, parse_window
+from .serve._client import ServedAnalysis, open
 from .serve._ingest import IngestReport, ingest
-from .serve._receiver import collect, receiver_app
+from .serve._receiver import receiver_app
+from .serve._server import collect
 from .store._clickhouse_ddl import ddl_text as clickhouse_ddl
 from .store._target import DbTargetError, Target, parse_db
 from .store._write import DEFAULT_DB, StoreError, connect
@@ -44,4 +46,7 @@ __all__: list[str] = [
     "clickhouse_ddl",
     "incidents_schema",
     "parse_db",
+    "ServedAnalysis",
+    "TimeWindow",
+    "parse_window",
 ]

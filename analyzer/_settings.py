@@ -23,9 +23,30 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["S", "TUNING", "DetectionSettings", "Tuning"]
+__all__ = ["S", "TUNING", "DetectionSettings", "TimeWindow", "Tuning"]
 
 S = 1_000_000_000  # nanoseconds per second
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """[since_ns, until_ns) in ns since the epoch; None leaves that side open. The analysis
+    reads only the spans and logs whose ``Timestamp`` is inside (``facts._tables``)."""
+
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.since_ns is not None or self.until_ns is not None
+
+    def query(self) -> dict[str, str]:
+        """The window as the read API's query parameters."""
+        out = {}
+        if self.since_ns is not None:
+            out["since"] = str(self.since_ns)
+        if self.until_ns is not None:
+            out["until"] = str(self.until_ns)
+        return out
 
 
 @dataclass(frozen=True)

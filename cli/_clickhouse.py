@@ -32,3 +32,37 @@ def ddl(
     from ..analyzer import clickhouse_ddl
 
     typer.echo(clickhouse_ddl(database, tables=tables))
+
+
+@clickhouse.command()
+def load(
+    source: Annotated[str, typer.Argument(help="A faultlens DuckDB store to copy.")],
+    db: Annotated[
+        str, typer.Option("--db", help="The ClickHouse target: chdb:PATH or clickhouse://...")
+    ],
+    model_columns: Annotated[
+        bool,
+        typer.Option("--model-columns", help="Apply the optional model-identity DDL first."),
+    ] = False,
+) -> None:
+    """Copy a DuckDB store into the exporter's tables, as the Collector would have written
+    the same telemetry: a way to try the ClickHouse path on one machine.
+
+    Example: faultlens clickhouse load .faultlens/faultlens.duckdb --db chdb:.faultlens/ch
+    """
+    from pathlib import Path
+
+    from ..analyzer import DbTargetError
+    from ..analyzer.store._clickhouse_ddl import load_from_duckdb
+    from ..analyzer.store._engines import open_engine
+
+    if not Path(source).is_file():
+        typer.echo(f"faultlens clickhouse load: {source}: no such store", err=True)
+        raise typer.Exit(2)
+    try:
+        with open_engine(db, read_only=False) as engine:
+            copied = load_from_duckdb(source, engine, model_columns=model_columns)
+    except DbTargetError as exc:
+        typer.echo(f"faultlens clickhouse load: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(", ".join(f"{table}: {n} rows" for table, n in copied.items()))

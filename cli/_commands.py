@@ -9,4 +9,5 @@ from . import (
     _ingest,  # noqa: F401
     _report,  # noqa: F401
     _scenarios,  # noqa: F401
+    _serve,  # noqa: F401
 )

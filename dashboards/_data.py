@@ -34,6 +34,7 @@ __all__ = [
     "db_path",
     "db_version",
     "query",
+    "served",
     "sibling_run",
     "store_label",
 ]
@@ -72,8 +73,21 @@ def store_label(db: str) -> str:
     return str(target)
 
 
+def served(db: str) -> dict[str, Any] | None:
+    """The health of the ``faultlens serve`` holding ``db`` (its commits, the newest span
+    it analysed), or None when no server holds it."""
+    from ..analyzer.serve._client import server_for
+
+    server = server_for(db)
+    if server is None:
+        return None
+    return {**server.get("/api/health").json(), "url": server.info.url}
+
+
 def db_version(db: str) -> int:
     """Part of every cache key, so new data shows; 0 when there is no store.
+
+    A store ``faultlens serve`` holds: its commit count (+1), as the server reports it.
 
     A DuckDB file: its modification time (ns). A chDB directory (``chdb:PATH``): the
     latest modification time of what it holds (each insert writes new parts). A
@@ -81,6 +95,8 @@ def db_version(db: str) -> int:
     minute, so results are at most a minute old.
     """
     target = _target(db)
+    if target is not None and target.is_duckdb and (health := served(db)) is not None:
+        return int(health["commits"]) + 1
     return 0 if target is None else target.data_version()
 
 

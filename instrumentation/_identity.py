@@ -7,11 +7,8 @@ from the `parent_context` of every span and the context of every log record.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
-import threading
-import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
@@ -19,6 +16,8 @@ from typing import Any, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _cpu
 
 MODEL_NAME = "ml.model.name"
 MODEL_VERSION = "ml.model.version"
@@ -100,51 +99,6 @@ def current_identity() -> ModelIdentity | None:
     return otel_context.get_value(IDENTITY_KEY)  # type: ignore[return-value]
 
 
-# Each entered scope pushes (span, otel token, CPU clock) here; a contextvar (not the
-# instance) holds it so one `model` object can be entered concurrently by many tasks and
-# threads.
-_open_scopes: contextvars.ContextVar[tuple[tuple[trace.Span, object, _Clock | None], ...]] = (
-    contextvars.ContextVar("faultlens_open_model_scopes", default=())
-)
-
-
-class _Clock:
-    """A scope's thread CPU time at entry, and the time its nested scopes already claimed."""
-
-    __slots__ = ("nested", "start", "thread")
-
-    def __init__(self) -> None:
-        self.start = time.thread_time()
-        self.nested = 0.0
-        self.thread = threading.get_ident()
-
-
-# The counter scopes add their CPU time to: set by configure(metrics=True) (_metrics.py),
-# None otherwise, so that scopes cost no clock reads when metrics are off.
-_cpu_counter: Any = None
-
-
-def set_cpu_counter(counter: Any) -> None:
-    """Record each model scope's thread CPU time on ``counter`` (None: stop)."""
-    global _cpu_counter
-    _cpu_counter = counter
-
-
-def _record_cpu(identity: ModelIdentity, clock: _Clock, scopes: tuple) -> None:
-    """Add the scope's own thread CPU time (its nested scopes' excluded: they record
-    theirs) to the counter, with the model's identity."""
-    if clock.thread != threading.get_ident():
-        return  # left on another thread: this thread's clock says nothing about it
-    elapsed = time.thread_time() - clock.start
-    counter = _cpu_counter
-    if counter is not None:
-        counter.add(max(elapsed - clock.nested, 0.0), identity.stamp)
-    for _, _, outer in reversed(scopes):
-        if outer is not None:
-            outer.nested += elapsed
-            break
-
-
 class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@model("fraud")`
     """Run code as model `name`: a context manager and a decorator (sync and async).
 
@@ -187,8 +141,8 @@ class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@mod
             set_status_on_exception=False,
         )
         token = otel_context.attach(trace.set_span_in_context(span, ctx))
-        clock = _Clock() if _cpu_counter is not None else None
-        _open_scopes.set((*_open_scopes.get(), (span, token, clock)))
+        clock = _cpu.Clock() if _cpu.recording() else None
+        _cpu.open_scopes.set((*_cpu.open_scopes.get(), (span, token, clock)))
         return span
 
     def __exit__(
@@ -197,13 +151,13 @@ class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@mod
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scopes = _open_scopes.get()
+        scopes = _cpu.open_scopes.get()
         if not scopes:  # exited more often than entered: nothing of ours to close
             return
         span, token, clock = scopes[-1]
-        _open_scopes.set(scopes[:-1])
+        _cpu.open_scopes.set(scopes[:-1])
         if clock is not None:
-            _record_cpu(self.identity, clock, scopes[:-1])
+            _cpu.record(self.identity.stamp, clock, scopes[:-1])
         try:
             if exc is not None and span.is_recording():
                 span.record_exception(exc)

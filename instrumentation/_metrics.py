@@ -16,9 +16,10 @@ What the per-model figure cannot see:
   model's share;
 - time spent waiting for the GIL: waiting costs no CPU of this thread, so it is not
   counted (it is latency, not CPU);
-- in an ``async`` scope that awaits, the thread's clock also runs for whatever else
-  the event loop does meanwhile (other requests' steps): the share is exact for
-  synchronous work and for scopes that do not overlap, an upper bound otherwise;
+- in an ``async`` scope that awaits, the clock runs only during the steps of the task
+  holding the scope (and of tasks it starts), not while the event loop runs other
+  requests' steps (``_cpu.py``); on a loop that is not asyncio's own (uvloop) it runs
+  for everything the thread did meanwhile, an upper bound;
 - a scope left on another thread than it was entered on records nothing.
 
 Memory cannot be split inside one heap: ``process.memory.usage`` is the process's
@@ -36,7 +37,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from ._identity import set_cpu_counter
+from ._cpu import set_cpu_counter
 
 __all__ = ["CPU_METRIC", "PROCESS_METRICS", "start_metrics", "stop_metrics"]
 

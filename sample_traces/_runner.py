@@ -32,6 +32,7 @@ from ._load import (
     generate,
 )
 from ._models import ENDPOINTS, MODELS
+from ._os_usage import sample
 from ._procs import ServiceProcess, arm, free_port, stop_all, wait_healthy
 
 LAYOUTS = ("monolith", "per-model")
@@ -195,6 +196,7 @@ async def _run(
         supervisor = _Supervisor(procs, client)
         stop = asyncio.Event()
         watch = asyncio.create_task(supervisor.watch(stop))
+        os_usage = asyncio.create_task(sample(procs, stop))
         deploys = []
         if scenario.deploy_version is not None:
             target = next(p for p in procs if p.service == culprit)
@@ -229,6 +231,7 @@ async def _run(
         finally:
             stop.set()
             await watch
+            usage = await os_usage
     for proc in procs:
         proc.stop()
     culprit_version = None
@@ -267,6 +270,7 @@ async def _run(
         "services": {p.service: _models_of(p) for p in procs},
         "instances": [i for p in procs for i in p.instances],
         "restarts": sorted(supervisor.restarts, key=lambda r: r["at_ns"]),
+        "os_usage": usage,
         "requests": requests,
     }
 

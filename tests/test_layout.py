@@ -95,8 +95,8 @@ def _definition(rel: str, needle: str, name: str) -> set[Path]:
 
 
 def test_go_to_definition_follows_an_import_across_packages() -> None:
-    got = _definition("cli/_incidents.py", "StoreError, incidents_json", "incidents_json")
-    assert got == {ANALYZER / "present" / "_api.py"}
+    got = _definition("cli/_incidents.py", "_client import incidents_doc", "incidents_doc")
+    assert got == {ANALYZER / "serve" / "_client.py"}
 
 
 def test_go_to_definition_follows_an_import_from_the_tests() -> None:

@@ -3,12 +3,16 @@
 DESIGN's trade-off has two sides: isolation and blast radius (the incident analysis) and
 cost (this module). Every figure is measured; none is a default or an estimate:
 
-- **CPU-seconds**: the growth of each process's ``process.cpu.time`` (all modes) between
-  its first and last export, summed over processes (a process's start-up before its first
-  export is not in it: the runner's load starts after every service is healthy);
+- **the window**: the run's requests, from the first span's start to the last span's end
+  in its traces, so start-up before the load and idling after it are left out (and the
+  two layouts of a scenario are measured over the same load);
+- **CPU-seconds**: the growth of each process's ``process.cpu.time`` (all modes) over the
+  window, read off its cumulative counter linearly between exports at the window's edges
+  (within the process's first and last export), summed over processes;
 - **per 1,000 requests**: over the requests the run's traces hold (distinct trace ids);
-- **resident memory**: ``process.memory.usage`` summed over the processes alive at each
-  export interval (a process's last value held until its next), then its mean and peak;
+- **resident memory**: ``process.memory.usage`` in the window, summed over the processes
+  alive at each export interval (a process's last value held until its next), then its
+  mean and peak;
 - **processes**: the most alive at once; **idle footprint**: the lowest summed resident
   memory while all of them were alive;
 - **per-model CPU**: ``faultlens.model.cpu.time`` (instrumentation/_metrics.py), the
@@ -33,6 +37,8 @@ from ..store._dialect import Dialect
 __all__ = [
     "Prices",
     "RunCost",
+    "cpu_seconds",
+    "memory",
     "Verdict",
     "incident_side",
     "layout_verdicts",
@@ -73,6 +79,8 @@ class RunCost:
     idle_rss_bytes: float
     model_cpu_seconds: dict[str, float] = field(default_factory=dict)
     money: dict[str, float] | None = None
+    # what was measured over: the run's requests, first span start to last span end (ns)
+    window_ns: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +88,7 @@ class RunCost:
 
 def _samples(q: Query, d: Dialect) -> pd.DataFrame:
     """The process and model-scope samples: [run, layout, scenario, instance, metric,
-    series, model, t, value]."""
+    series, model, t, value, t_start]."""
     a = d.attr
     names = ", ".join(f"'{n}'" for n in (_CPU, _RSS, _MODEL_CPU))
     try:
@@ -94,7 +102,8 @@ def _samples(q: Query, d: Dialect) -> pd.DataFrame:
                        coalesce({a("Attributes", "cpu.mode")}, {a("Attributes", "type")}, '')
                            AS series,
                        {a("Attributes", "ml.model.name")} AS model,
-                       {d.epoch_ns("TimeUnix")} AS t, Value AS value
+                       {d.epoch_ns("TimeUnix")} AS t, Value AS value,
+                       {d.epoch_ns("StartTimeUnix")} AS t_start
                 FROM otel_metrics_sum WHERE MetricName IN ({names})""",
             None,
         )
@@ -102,22 +111,53 @@ def _samples(q: Query, d: Dialect) -> pd.DataFrame:
         if "otel_metrics_sum" in str(exc):
             return pd.DataFrame(
                 columns=["run", "layout", "scenario", "instance", "metric", "series", "model"]
-                + ["t", "value"]
+                + ["t", "value", "t_start"]
             )
         raise
 
 
-def _requests(q: Query, d: Dialect) -> dict[str, int]:
+def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
+    """Run -> (requests, first span start, last span end) in epoch ns."""
     frame = q(
         f"""SELECT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') AS run,
-                   count(DISTINCT TraceId) AS n FROM otel_traces GROUP BY 1""",
+                   count(DISTINCT TraceId) AS n, min({d.epoch_ns("Timestamp")}) AS t0,
+                   max({d.epoch_ns("Timestamp")} + Duration) AS t1
+            FROM otel_traces GROUP BY 1""",
         None,
     )
-    return {str(r): int(n) for r, n in zip(frame.run, frame.n, strict=True)}
+    return {
+        str(r): (int(n), int(t0), int(t1))
+        for r, n, t0, t1 in zip(frame.run, frame.n, frame.t0, frame.t1, strict=True)
+    }
 
 
-def _memory(rss: pd.DataFrame) -> tuple[float, float, float, int, float]:
-    """(mean, peak, idle) summed resident bytes, most processes alive, seconds observed."""
+def cpu_seconds(
+    cpu: pd.DataFrame, window: tuple[int, int] | None, *, from_zero: bool = False
+) -> float:
+    """Summed growth of cumulative CPU counters ([instance, series, t, value, t_start])
+    over ``window`` (epoch ns; None: each series' whole span), interpolated at its edges.
+    ``from_zero``: the counter was 0 at its start time (an SDK counter; not the process's
+    CPU, which counts from the process's start)."""
+    total = 0.0
+    for _, one in cpu.groupby(["instance", "series"]):
+        t, v = one.t.to_numpy(np.float64), one.value.to_numpy(np.float64)
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+        if from_zero:
+            t, v = np.r_[min(float(one.t_start.min()), t[0]), t], np.r_[0.0, v]
+        lo, hi = (t[0], t[-1]) if window is None else (max(t[0], window[0]), min(t[-1], window[1]))
+        if hi > lo:
+            total += float(np.interp(hi, t, v) - np.interp(lo, t, v))
+    return total
+
+
+def memory(
+    rss: pd.DataFrame, window: tuple[int, int] | None
+) -> tuple[float, float, float, int, float]:
+    """(mean, peak, idle) summed resident bytes ([instance, t, value] in ``window``), most
+    processes alive, seconds observed."""
+    if window is not None:
+        rss = rss[(rss.t >= window[0]) & (rss.t <= window[1])]
     if rss.empty:
         return 0.0, 0.0, 0.0, 0, 0.0
     per = rss.sort_values("t").groupby("instance").t.diff().dropna()
@@ -145,14 +185,16 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
         cpu = rows[rows.metric == _CPU]
         if cpu.empty:
             continue
-        grown = cpu.groupby(["instance", "series"]).value.agg(lambda v: v.max() - v.min())
-        cpu_seconds = float(grown.sum())
+        n, *edges = requests.get(str(run), (0, 0, 0))
+        window = (edges[0], edges[1]) if n else None
+        used = cpu_seconds(cpu, window)
         models = rows[(rows.metric == _MODEL_CPU) & rows.model.notna()]
-        # Cumulative from the process's start: each incarnation's last value is its total.
-        model_cpu = models.groupby(["model", "instance"]).value.max().groupby("model").sum()
-        mean, peak, idle, processes, seconds = _memory(rows[rows.metric == _RSS])
-        n = requests.get(str(run), 0)
-        money = _money(prices, cpu_seconds, mean, seconds, n)
+        model_cpu = {
+            model: cpu_seconds(one, window, from_zero=True)
+            for model, one in models.assign(series=models.model).groupby("model")
+        }
+        mean, peak, idle, processes, seconds = memory(rows[rows.metric == _RSS], window)
+        money = _money(prices, used, mean, seconds, n)
         out[str(run)] = RunCost(
             run=str(run),
             layout=str(rows.layout.iloc[0]),
@@ -161,13 +203,14 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             processes=processes,
             instances=int(cpu.instance.nunique()),
             seconds=round(seconds, 3),
-            cpu_seconds=round(cpu_seconds, 4),
-            cpu_seconds_per_1k=round(cpu_seconds / n * 1000, 4) if n else None,
+            cpu_seconds=round(used, 4),
+            cpu_seconds_per_1k=round(used / n * 1000, 4) if n else None,
             mean_rss_bytes=round(mean),
             peak_rss_bytes=round(peak),
             idle_rss_bytes=round(idle),
-            model_cpu_seconds={str(k): round(float(v), 4) for k, v in model_cpu.items()},
+            model_cpu_seconds={str(k): round(v, 4) for k, v in model_cpu.items()},
             money=money,
+            window_ns=window,
         )
     return out
 

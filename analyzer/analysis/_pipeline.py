@@ -19,9 +19,9 @@ import pandas as pd
 
 from .._settings import DetectionSettings
 from ..facts._sql import log_buckets_sql
-from ..facts._tables import FactTables, run_filter
+from ..facts._tables import FactTables
 from ..store._dialect import BoundConnection
-from . import _coupling, _detect, _evidence, _impact, _isolation, _localize
+from . import _coupling, _describe, _detect, _evidence, _impact, _isolation, _localize
 from ._contract import Candidate, Incident, incident_id
 
 __all__ = ["BASELINE_MAX_NS", "IncidentPipeline", "service_layouts"]
@@ -29,19 +29,52 @@ __all__ = ["BASELINE_MAX_NS", "IncidentPipeline", "service_layouts"]
 BASELINE_MAX_NS = 10 * 60 * 1_000_000_000
 
 
+def service_models(tables: FactTables) -> dict[str, list[str]]:
+    """Each service and the models it runs (sorted; empty for a service that runs none)."""
+    con = tables.con
+    services = con.execute("SELECT DISTINCT service FROM fl_instances").df().service
+    m = con.execute("SELECT DISTINCT service, model FROM fl_instances WHERE model IS NOT NULL").df()
+    models = m.groupby("service").model.agg(lambda s: sorted(s))
+    return {str(s): list(models.get(s, [])) for s in services}
+
+
 def service_layouts(tables: FactTables) -> pd.DataFrame:
-    """[service, layout, models, instances]; a service running several models is a monolith."""
+    """[service, layout, models, instances]. A service running models: its run's declared
+    layout, else monolith when it runs several, per-model when one. A service running none
+    says so: ``gateway`` when it serves requests and calls a service that runs models,
+    else ``no model`` (a load generator, a feature store)."""
     con = tables.con
     f = con.execute(
         """SELECT service, max(layout) AS declared, count(DISTINCT instance) AS instances
            FROM fl_instances GROUP BY service"""
     ).df()
-    m = con.execute("SELECT DISTINCT service, model FROM fl_instances WHERE model IS NOT NULL").df()
-    models = m.groupby("service").model.agg(lambda s: sorted(s)).reindex(f.service)
-    f["models"] = [x if isinstance(x, list) else [] for x in models]
+    models = service_models(tables)
+    f["models"] = [models.get(s, []) for s in f.service]
     inferred = np.where(f.models.map(len) > 1, "monolith", "per-model")
-    f["layout"] = np.where(f.declared.fillna("") != "", f.declared, inferred)
+    layout = np.where(f.declared.fillna("") != "", f.declared, inferred)
+    gateways = _gateways(tables) if f.models.map(len).eq(0).any() else set()
+    f["layout"] = [
+        lay if ms else ("gateway" if s in gateways else "no model")
+        for s, ms, lay in zip(f.service, f.models, layout, strict=True)
+    ]
     return f[["service", "layout", "models", "instances"]].sort_values("service", ignore_index=True)
+
+
+def _gateways(tables: FactTables) -> set[str]:
+    """Services running no model that serve requests and call a service that runs models
+    (a span of theirs is the parent of one of its server spans)."""
+    rows = tables.con.execute(
+        """WITH modelled AS (SELECT DISTINCT service FROM fl_instances WHERE model IS NOT NULL),
+                serving AS (SELECT DISTINCT service FROM fl_spans WHERE kind = 'server')
+           SELECT DISTINCT p.service
+           FROM fl_spans c
+           JOIN fl_spans p
+             ON p.run = c.run AND p.trace_id = c.trace_id AND p.span_id = c.parent_id
+           WHERE c.kind = 'server' AND c.service IN (SELECT service FROM modelled)
+             AND p.service NOT IN (SELECT service FROM modelled)
+             AND p.service IN (SELECT service FROM serving)"""
+    ).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 class IncidentPipeline:
@@ -60,7 +93,7 @@ class IncidentPipeline:
     @cached_property
     def log_sums(self) -> _evidence.LogSums:
         """The store's log records per run, bucket, service and model, read once."""
-        where, params = run_filter(self.d, self.t.run)
+        where, params = self.t.where()
         sql = log_buckets_sql(self.d, bucket_ns=self.settings.bucket_ns, run_filter=where)
         return _evidence.log_sums(self._q(sql, params))
 
@@ -72,8 +105,7 @@ class IncidentPipeline:
 
     @cached_property
     def svc_models(self) -> dict[str, list[str]]:
-        lay = service_layouts(self.t)
-        return dict(zip(lay.service, lay.models, strict=True))
+        return service_models(self.t)
 
     @cached_property
     def run_services(self) -> dict[str, set[str]]:
@@ -204,9 +236,12 @@ class IncidentPipeline:
         service = str(top.service)
         model = top.model if isinstance(top.model, str) else None
         svc_models = self.svc_models.get(service, [])
-        summary = _localize.summarize(evs["model_aware"])
+        summary = _describe.summarize(evs["model_aware"])
+        first = _describe.first_mover(
+            evs["model_aware"], sigs["model_aware"], ranked["model_aware"]
+        )
         candidates = tuple(
-            self._candidate(evs["model_aware"], r, summary, run)
+            self._candidate(evs["model_aware"], r, summary, first, run)
             for r in ranked["model_aware"].itertuples()
         )
         iso = self._isolation(con, evs, sigs, run, onset, end, service, model, svc_models)
@@ -295,20 +330,28 @@ class IncidentPipeline:
                     left=left,
                 )
             spans, logs = volumes[narrow, left]
-            iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
+            one = _isolation.isolates_model(
+                view, model=model, left=left, service_models=len(svc_models)
+            )
+            iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs, one))
         return tuple(iso)
 
     def _candidate(
-        self, ev: _evidence.Evidence, r: Any, summary: _localize.Summary, run: str
+        self, ev: _evidence.Evidence, r: Any, summary: _describe.Summary, first: Any, run: str
     ) -> Candidate:
+        """``first``: :func:`~faultlens.analyzer.analysis._describe.first_mover`'s answer."""
         model = r.model if isinstance(r.model, str) else None
         v = self.versions_of.get((r.service, model), []) if model is not None else []
         # The newest version that was live during the incident.
         live = [x for x in v if x[0] < ev.buckets[-1] + ev.bucket_ns and x[1] >= ev.onset_ns]
         v = live or v
         version = v[-1][2] if v else None
-        evidence = _localize.describe(
-            ev, r, svc_models=self.svc_models.get(r.service, []), summary=summary
+        evidence = _describe.describe(
+            ev,
+            r,
+            svc_models=self.svc_models.get(r.service, []),
+            summary=summary,
+            first=first[1] if first is not None and first[0] == (r.service, model) else None,
         )
         if str(r.service) not in self.run_services.get(run, set()):
             # Its callers' failed calls are all there is of it: no span of its own.

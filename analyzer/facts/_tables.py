@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._settings import TimeWindow
 from ..store._dialect import BoundConnection, Dialect
 from ._sql import derive_fact_tables, scope_timeseries, span_buckets_sql
 from ._stored import StoredFacts, open_stored_facts
@@ -21,26 +22,48 @@ from ._stored import StoredFacts, open_stored_facts
 __all__ = ["FactTables", "run_filter"]
 
 
-def run_filter(d: Dialect, run: str | None) -> tuple[str, dict[str, Any]]:
-    """A WHERE condition on ``otel_traces``/``otel_logs`` for one ``faultlens.run``."""
-    if run is None:
-        return "1 = 1", {}
-    expr = f"coalesce({d.attr('ResourceAttributes', 'faultlens.run')}, '')"
-    return f"{expr} = {d.param('run')}", {"run": run}
+def run_filter(
+    d: Dialect, run: str | None, window: TimeWindow | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A WHERE condition on ``otel_traces``/``otel_logs`` for one ``faultlens.run`` and a
+    time window: a bound on ``Timestamp`` itself, so that DuckDB skips row groups by their
+    zone maps and ClickHouse prunes partitions (the window's cost follows its spans)."""
+    conds, params = [], {}
+    if run is not None:
+        conds.append(f"coalesce({d.attr('ResourceAttributes', 'faultlens.run')}, '') = ")
+        conds[-1] += d.param("run")
+        params["run"] = run
+    if window is not None and window.since_ns is not None:
+        conds.append(f"Timestamp >= {d.ns_literal(window.since_ns)}")
+    if window is not None and window.until_ns is not None:
+        conds.append(f"Timestamp < {d.ns_literal(window.until_ns)}")
+    return " AND ".join(conds) or "1 = 1", params
 
 
 class FactTables:
     """The fact tables of one store (or one run of it) on ``con``."""
 
     def __init__(
-        self, con: BoundConnection, d: Dialect, *, run: str | None, stored: StoredFacts | None
+        self,
+        con: BoundConnection,
+        d: Dialect,
+        *,
+        run: str | None,
+        stored: StoredFacts | None,
+        window: TimeWindow | None = None,
     ) -> None:
         self.con, self.d, self.run, self.stored = con, d, run, stored
+        self.window = window or TimeWindow()
+        assert stored is None or not self.window, "the stored facts cover the whole store"
         if stored is None:
-            where, params = run_filter(d, run)
+            where, params = self.where()
             derive_fact_tables(con, d, run_filter=where, params=params)
         self._series: dict[int, pd.DataFrame] = {}
         self._span_buckets: dict[int, bool] = {}
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """The condition on ``otel_traces``/``otel_logs`` rows these facts hold."""
+        return run_filter(self.d, self.run, self.window)
 
     def stored_at(self, bucket_ns: int) -> bool:
         """Whether the stored series and span sums are at ``bucket_ns``."""

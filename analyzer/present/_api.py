@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from .._settings import DetectionSettings
+from .._settings import DetectionSettings, TimeWindow
 from ..analysis import _cost, _coupling
 from ..analysis._contract import Candidate, Incident
 from ..analysis._pipeline import IncidentPipeline, service_layouts
@@ -29,6 +29,7 @@ from ..store._dialect import DUCKDB, BoundConnection, Dialect
 from ..store._engines import analysis_connection, parse_db
 from ..store._write import connect
 from ._browse import find_logs, find_spans, trace_waterfall
+from ._words import culprit_text
 
 __all__ = [
     "Analysis",
@@ -46,8 +47,9 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     read_only: bool = True,
     run: str | None = None,
     bucket_s: float = 5.0,
+    window: TimeWindow | None = None,
 ) -> Analysis:
-    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``.
+    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``, ``window`` in time.
 
     ``db`` is a DuckDB file, or the OpenTelemetry Collector's ClickHouse tables:
     ``chdb:PATH`` / ``clickhouse://user:pass@host:port/database`` (docs/scale-out.md).
@@ -55,24 +57,25 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     settings = DetectionSettings(bucket_s=bucket_s)
     if not isinstance(db, duckdb.DuckDBPyConnection) and not parse_db(db).is_duckdb:
         con, dialect = analysis_connection(db, read_only=read_only)
-        return Analysis(con, run=run, dialect=dialect, settings=settings)
+        return Analysis(con, run=run, dialect=dialect, settings=settings, window=window)
     con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db, read_only=read_only)
-    return Analysis(con, run=run, settings=settings)
+    return Analysis(con, run=run, settings=settings, window=window)
 
 
 def incidents_json(
-    db: str | Path,
+    db: str | Path | Analysis,
     *,
     slo_ms: float | None = None,
     run: str | None = None,
     prices: _cost.Prices | None = None,
+    window: TimeWindow | None = None,
 ) -> dict[str, Any]:
     """``{"incidents": [...]}`` as :func:`incidents_schema` describes it.
 
     Each incident also carries ``resource_cost``: its run's measured cost and the layout
     verdict of its scenario (null where the store holds no process metrics, or only one
     layout of the scenario)."""
-    a = open(db, run=run)
+    a = db if isinstance(db, Analysis) else open(db, run=run, window=window)
     incidents = a.incidents(slo_ms=slo_ms)
     costs = a.costs(prices=prices)
     verdicts = a.layout_verdicts(prices=prices, slo_ms=slo_ms)
@@ -108,23 +111,25 @@ class Analysis:
         run: str | None = None,
         dialect: Dialect = DUCKDB,
         settings: DetectionSettings | None = None,
+        window: TimeWindow | None = None,
     ) -> None:
         self.con = BoundConnection(con, dialect)
         self.d = dialect
         self.run = run
         self.settings = settings or DetectionSettings()
+        self.window = window or TimeWindow()  # only data whose Timestamp is inside
         self._incidents: dict[float | None, list[Incident]] = {}
 
     # -- the fact tables every step reads --------------------------------------------
     @cached_property
     def _stored(self) -> StoredFacts | None:
-        """The facts ingest stored, while they still cover the store (facts/_stored.py)."""
-        return open_stored_facts(self.con, self.d, run=self.run)
+        """The facts ingest stored, while they cover the store (a window derives its own)."""
+        return None if self.window else open_stored_facts(self.con, self.d, run=self.run)
 
     @cached_property
     def _tables(self) -> FactTables:
         """The fact tables, stored or derived here (facts/_tables.py)."""
-        return FactTables(self.con, self.d, run=self.run, stored=self._stored)
+        return FactTables(self.con, self.d, run=self.run, stored=self._stored, window=self.window)
 
     @cached_property
     def _pipeline(self) -> IncidentPipeline:
@@ -143,7 +148,7 @@ class Analysis:
                    FROM fl_instances GROUP BY 1 ORDER BY start_ns"""
             )
         a = self.d.attr
-        where, params = run_filter(self.d, self.run)
+        where, params = run_filter(self.d, self.run, self.window)
         return self._q(
             f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
                        max(Layout) AS layout, min({self.d.epoch_ns("Timestamp")}) AS start_ns,
@@ -171,7 +176,10 @@ class Analysis:
 
     def incidents_frame(self, *, slo_ms: float | None = None) -> pd.DataFrame:
         """One row per incident: [id, run, layout, onset, duration_s, culprit_service,
-        culprit_model, fit_model_aware_s, fit_service_only_s, blast_radius, share, collateral]."""
+        culprit_model, fit_model_aware_s, fit_service_only_s, model_aware_isolates_model,
+        service_only_isolates_model, blast_radius, share, collateral]. A view that does not
+        isolate the model (the service-only view of a shared process) has its FIT as the
+        time it named the process: not comparable with the other view's."""
         rows = []
         for i in self.incidents(slo_ms=slo_ms):
             iso = {v.view: v for v in i.isolation}
@@ -186,6 +194,8 @@ class Analysis:
                     "culprit_model": i.culprit.model,
                     "fit_model_aware_s": iso["model_aware"].seconds,
                     "fit_service_only_s": iso["service_only"].seconds,
+                    "model_aware_isolates_model": iso["model_aware"].isolates_model,
+                    "service_only_isolates_model": iso["service_only"].isolates_model,
                     "blast_radius": i.blast.requests,
                     "share": i.blast.share,
                     "collateral": i.blast.collateral,
@@ -223,7 +233,7 @@ class Analysis:
 
     def library_coupling(self) -> pd.DataFrame:
         """Per process: runtime, framework set and the models that share them."""
-        where, params = run_filter(self.d, self.run)
+        where, params = run_filter(self.d, self.run, self.window)
         return _coupling.library_coupling(self.con, self.d, run_filter=where, params=params)
 
     # -- browsing (present/_browse.py) ------------------------------------------------
@@ -362,7 +372,7 @@ class Analysis:
         from . import _figures as _figures
 
         i = self.incident(incident_id)
-        ts = self.timeseries(scope="endpoint")
+        ts = self._tables.scope_series(self.settings.bucket_ns)  # every scope: the departed
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
@@ -382,9 +392,12 @@ class Analysis:
 def _contrast_column(i: Incident) -> dict[str, Any]:
     iso = {v.view: v for v in i.isolation}
     return {
-        "culprit": f"{i.culprit.service} / {i.culprit.model or '(model unknown)'}",
+        "culprit": culprit_text(i.to_dict()),
         "FIT, model-aware (s)": iso["model_aware"].seconds,
         "FIT, service-only (s)": iso["service_only"].seconds,
+        # False: that view's FIT is when it named a shared process, not the model.
+        "model isolated, model-aware": iso["model_aware"].isolates_model,
+        "model isolated, service-only": iso["service_only"].isolates_model,
         "suspects, model-aware": iso["model_aware"].suspects,
         "suspects, service-only": iso["service_only"].suspects,
         "evidence to read, model-aware (spans+logs)": iso["model_aware"].evidence_spans

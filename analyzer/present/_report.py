@@ -8,51 +8,74 @@ from pathlib import Path
 from ..analysis._contract import incident_id_prefix
 from ..analysis._cost import Prices, RunCost, Verdict
 from ._api import Analysis, open
+from ._words import (
+    VIEW_LABELS,
+    counterfactual_text,
+    culprit_text,
+    isolation_text,
+    isolation_time,
+    plural,
+)
 
 __all__ = ["incident_report"]
 
 
 def incident_report(
-    db: str | Path,
+    db: str | Path | Analysis,
     incident_id: str,
     *,
     fmt: str = "md",
     slo_ms: float | None = None,
     prices: Prices | None = None,
 ) -> str:
-    """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
-    a = open(db)
+    """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts.
+    ``db`` is a store, or an :class:`Analysis` of one (a time window, a server's cursor)."""
+    a = db if isinstance(db, Analysis) else open(db)
     # The id starts with its run: analyse only that run.
     runs = [r for r in a.runs().run if incident_id.startswith(incident_id_prefix(r))]
     if len(runs) == 1:
-        a = Analysis(a.con.raw, run=runs[0] or None, settings=a.settings)
+        a = Analysis(
+            a.con.raw, run=runs[0] or None, dialect=a.d, settings=a.settings, window=a.window
+        )
     i = a.incident(incident_id, slo_ms=slo_ms)
     d = i.to_dict()
-    when = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()  # noqa: E731
+
+    def when(ns: int) -> str:
+        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    collateral = (
+        "n/a (the culprit's model is unknown)"
+        if i.blast.collateral is None
+        else f"{i.blast.collateral} (affected requests that never touched the culprit)"
+    )
+    version = f", version {i.culprit.version}" if i.culprit.version else ""
     lines = [
         f"# Incident {i.id}",
         "",
         f"- Run: `{i.run or '(whole store)'}`, layout: {i.layout}",
         f"- Window: {when(i.onset_ns)} to {when(i.end_ns)} ({(i.end_ns - i.onset_ns) / 1e9:.0f} s)",
-        f"- Culprit: **{i.culprit.service} / {i.culprit.model or 'model unknown'}**"
+        f"- Culprit: **{culprit_text(d)}**{version}"
         + (f" (suspects: {', '.join(i.suspect_models)})" if i.suspect_models else ""),
-        f"- Blast radius: {i.blast.requests} requests ({i.blast.share:.1%} of traffic), "
-        f"collateral: {i.blast.collateral if i.blast.collateral is not None else 'n/a'}",
-        f"- Per-model counterfactual: {d['counterfactual_per_model'] or 'n/a'}",
+        f"- Blast radius: {plural(i.blast.requests, 'request')} ({i.blast.share:.1%} of traffic), "
+        f"collateral: {collateral}",
+        f"- Per-model counterfactual: {counterfactual_text(d)}",
         "",
         "## Fault isolation",
         "",
-        "| view | FIT (s) | suspects | spans to read | logs to read |",
+        "| view | isolated in | suspects | spans to read | logs to read |",
         "| --- | --- | --- | --- | --- |",
         *(
-            f"| {v.view} | {v.seconds} | {v.suspects} | {v.evidence_spans} | {v.evidence_logs} |"
+            f"| {VIEW_LABELS[v.view]} | {isolation_time(v.to_dict())} | {v.suspects} | "
+            f"{v.evidence_spans} | {v.evidence_logs} |"
             for v in i.isolation
         ),
+        "",
+        *(f"- {VIEW_LABELS[v.view]}: {isolation_text(v.to_dict())}" for v in i.isolation),
         "",
         "## Candidates",
         "",
         *(
-            f"{c.rank}. {c.service} / {c.model or '-'} (score {c.score:.2f}): "
+            f"{c.rank}. {c.service}{f' / {c.model}' if c.model else ''} (score {c.score:.2f}): "
             + "; ".join(c.evidence)
             for c in i.candidates[:8]
         ),
@@ -65,7 +88,8 @@ def incident_report(
         lines += ["", "## Update coupling", ""]
         lines += [
             f"- {u['service']}/{u['model']} {u['old_version']} -> {u['new_version']}: "
-            f"{u['restarted']} models restarted, downtime {u['downtime_s']} s"
+            f"{plural(int(u['restarted']), 'model')} restarted, downtime "
+            + ("n/a" if u.get("downtime_s") is None else f"{float(u['downtime_s']):g} s")
             for u in i.update_coupling
         ]
     cost = a.costs(prices=prices).get(i.run)

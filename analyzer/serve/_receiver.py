@@ -1,4 +1,4 @@
-"""`faultlens collect`: an OTLP/HTTP receiver that writes into the DuckDB store.
+"""The OTLP/HTTP receiver of `faultlens serve` and `collect`: it writes into the DuckDB store.
 
 POST /v1/traces, /v1/logs and /v1/metrics, protobuf or JSON, optionally gzip-encoded.
 
@@ -55,7 +55,7 @@ from ..decode._otlp_proto import decode_message
 from ..facts._stored import store_facts
 from ..store._write import DEFAULT_DB, connect, write_batch
 
-__all__ = ["Receiver", "collect", "receiver_app"]
+__all__ = ["Busy", "Receiver", "StoreFailed", "TooLarge", "accept", "receiver_app"]
 
 MAX_BODY = 32 << 20  # bytes, compressed and decompressed
 QUEUE_ITEMS = 256  # requests waiting for the writer before 429
@@ -68,11 +68,11 @@ _SIGNALS: dict[str, tuple[Any, str, Any, str]] = {
 }
 
 
-class _TooLarge(Exception):
+class TooLarge(Exception):
     pass
 
 
-class _Busy(Exception):
+class Busy(Exception):
     pass
 
 
@@ -100,6 +100,7 @@ class Receiver:
         self.run_id = f"collect-{uuid.uuid4().hex[:12]}"
         self.requests = itertools.count(1)
         self.wrote_spans = False
+        self.commits = 0  # committed groups: what readers key their caches on
         self.thread = threading.Thread(target=self._run, name="faultlens-writer", daemon=True)
         self.thread.start()
 
@@ -107,7 +108,7 @@ class Receiver:
         try:
             self.jobs.put_nowait(job)
         except queue.Full:
-            raise _Busy() from None
+            raise Busy() from None
 
     def close(self) -> None:
         """Flush everything queued, stop the writer, then refresh the span facts (every
@@ -161,6 +162,7 @@ class Receiver:
                 metrics={name: pa.concat_tables(rows) for name, rows in points.items()},
             )
             self.wrote_spans = self.wrote_spans or counts.stored["traces"] > 0
+            self.commits += 1
         except Exception as exc:  # reported to every waiting request as a 503
             error = exc
         for job in group:
@@ -180,7 +182,7 @@ def _read_limited(chunks: list[bytes], encoding: str, limit: int) -> bytes:
         while data:
             out += inflater.decompress(data, limit + 1 - len(out))
             if len(out) > limit:
-                raise _TooLarge()
+                raise TooLarge()
             data = inflater.unconsumed_tail
     if not inflater.eof:
         raise ValueError("truncated gzip body")
@@ -219,6 +221,45 @@ def _decode_body(
     return decoded, cols, cols.to_arrow()
 
 
+class StoreFailed(Exception):
+    """The group commit holding the request failed; nothing of it was acknowledged."""
+
+
+async def accept(
+    receiver: Receiver,
+    chunks: list[bytes],
+    *,
+    source: str,
+    path: str,
+    signal: str,
+    is_json: bool,
+    encoding: str,
+    max_body: int,
+) -> tuple[int, str]:
+    """Decode one export request, queue it and wait until its rows are committed: the
+    part every OTLP transport shares. Returns the rejected records' count and message.
+
+    Raises TooLarge (decompressed body over ``max_body``), ValueError/zlib.error (does
+    not decode), Busy (write queue full) or StoreFailed (the commit failed).
+    """
+    label = f"{path} request {next(receiver.requests)}"
+    decoded, cols, table = await run_in_threadpool(
+        _decode_body, chunks, encoding, max_body, signal, is_json, label
+    )
+    rejects = [(signal, r) for r in cols.rejects + decoded.rejects]
+    loop = asyncio.get_running_loop()
+    committed: asyncio.Future[BaseException | None] = loop.create_future()
+
+    def done(error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(committed.set_result, error)
+
+    receiver.submit(_Job(source, signal, table, rejects, cols.read + decoded.read, done))
+    error = await committed
+    if error is not None:
+        raise StoreFailed(f"store write failed: {error}")
+    return len(rejects), "; ".join(f"{r.position}: {r.reason}" for _, r in rejects[:5])
+
+
 def _response(signal: str, is_json: bool, rejected: int, message: str) -> Response:
     _, _, response, name = _SIGNALS[signal]
     if is_json:
@@ -244,8 +285,12 @@ def receiver_app(
     token: str | None = None,
     max_body: int = MAX_BODY,
     queue_items: int = QUEUE_ITEMS,
+    routes: list[Route] | None = None,
+    around: Callable[[Receiver], contextlib.AbstractAsyncContextManager[Any]] | None = None,
 ) -> Starlette:
-    """The ASGI app of the receiver (``faultlens collect`` serves it with uvicorn)."""
+    """The ASGI app of the receiver; ``routes`` are served beside the OTLP ones and
+    ``around(receiver)`` is entered once the writer runs and left before it flushes
+    (``faultlens serve`` starts its gRPC server, reads and live detection there)."""
     state: dict[str, Any] = {}
 
     async def export(request: Request) -> Response:
@@ -266,41 +311,26 @@ def receiver_app(
         is_json = content_type == "application/json"
         if not is_json and content_type not in ("application/x-protobuf", "application/protobuf"):
             return _status(415, f"unsupported Content-Type {content_type!r}")
-        receiver: Receiver = state["receiver"]
-        label = f"{request.url.path} request {next(receiver.requests)}"
-        encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
-            decoded, cols, table = await run_in_threadpool(
-                _decode_body, chunks, encoding, max_body, signal, is_json, label
+            rejected, message = await accept(
+                state["receiver"],
+                chunks,
+                source="otlp-http",
+                path=request.url.path,
+                signal=signal,
+                is_json=is_json,
+                encoding=request.headers.get("content-encoding", "").strip().lower(),
+                max_body=max_body,
             )
-        except _TooLarge:
+        except TooLarge:
             return _status(413, f"decompressed body over {max_body} bytes")
         except (ValueError, zlib.error) as exc:
             return _status(400, str(exc))
-        rejects = [(signal, r) for r in cols.rejects + decoded.rejects]
-        loop = asyncio.get_running_loop()
-        committed: asyncio.Future[BaseException | None] = loop.create_future()
-
-        def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(committed.set_result, error)
-
-        job = _Job(
-            "otlp-http",
-            signal,
-            table,
-            rejects,
-            cols.read + decoded.read,
-            done,
-        )
-        try:
-            receiver.submit(job)
-        except _Busy:
+        except Busy:
             return _status(429, "write queue full, retry later", {"Retry-After": "1"})
-        error = await committed
-        if error is not None:
-            return _status(503, f"store write failed: {error}", {"Retry-After": "1"})
-        message = "; ".join(f"{r.position}: {r.reason}" for _, r in rejects[:5])
-        return _response(signal, is_json, len(rejects), message)
+        except StoreFailed as exc:
+            return _status(503, str(exc), {"Retry-After": "1"})
+        return _response(signal, is_json, rejected, message)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -308,34 +338,19 @@ def receiver_app(
         state["receiver"] = Receiver(con, queue_items=queue_items)
         await run_in_threadpool(lambda: None)  # the worker threads' start-up, before a request
         try:
-            yield
+            if around is None:
+                yield
+            else:
+                async with around(state["receiver"]):
+                    yield
         finally:
             await run_in_threadpool(state["receiver"].close)
             if con is not db:
                 con.close()
 
-    routes = [
+    otlp = [
         Route("/v1/traces", export, methods=["POST"]),
         Route("/v1/logs", export, methods=["POST"]),
         Route("/v1/metrics", export, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-def collect(
-    *,
-    db: str | Path = DEFAULT_DB,
-    host: str = "127.0.0.1",
-    port: int = 4318,
-    token: str | None = None,
-    max_body: int = MAX_BODY,
-) -> None:
-    """Serve the OTLP/HTTP receiver until interrupted (SIGINT/SIGTERM flush and stop).
-
-    Example: ``collect(db=".faultlens/faultlens.duckdb", port=4318)``
-    """
-    import uvicorn
-
-    connect(db).close()  # fail fast, as a user error, on a store that cannot be opened
-    app = receiver_app(db, token=token, max_body=max_body)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    return Starlette(routes=otlp + (routes or []), lifespan=lifespan)

@@ -64,9 +64,15 @@ class Dialect:
     char_fmt: str  # the character with code {n}
     sorted_join_fmt: str  # an aggregate: the group's {expr} values, sorted, joined by {sep}
     backslash_escapes: bool  # a backslash in a quoted string is an escape (ClickHouse)
+    ns_literal_fmt: str  # a timestamp from integer ns {ns}, comparable to Timestamp
 
     def char(self, n: int) -> str:
         return self.char_fmt.format(n=int(n))
+
+    def ns_literal(self, ns: int) -> str:
+        """``ns`` (since the epoch) as a timestamp: a bound on ``Timestamp`` itself, which
+        zone maps and partition pruning can use (a bound on its epoch_ns could not)."""
+        return self.ns_literal_fmt.format(ns=int(ns))
 
     def sorted_join(self, expr: str, sep: str) -> str:
         """Aggregate: the group's values of ``expr`` (never NULL), sorted, joined by ``sep``."""
@@ -154,6 +160,7 @@ DUCKDB = Dialect(
     regex_group_fmt="regexp_extract({expr}, {pattern}, 1)",
     char_fmt="chr({n})",
     sorted_join_fmt="array_to_string(list_sort(list({expr})), {sep})",
+    ns_literal_fmt="make_timestamp_ns(CAST({ns} AS BIGINT))",
 )
 
 CLICKHOUSE = Dialect(
@@ -172,6 +179,7 @@ CLICKHOUSE = Dialect(
     regex_group_fmt="extract({expr}, {pattern})",
     char_fmt="char({n})",
     sorted_join_fmt="arrayStringConcat(arraySort(groupArray({expr})), {sep})",
+    ns_literal_fmt="fromUnixTimestamp64Nano(toInt64({ns}))",
 )
 
 

@@ -65,7 +65,11 @@ def test_run_filter_and_report(store: Path, tmp_path: Path) -> None:
         "collateral",
     ]
     assert list(a.isolation(inc.id).view) == ["model_aware", "service_only"]
-    assert set(a.layouts().layout) == {"monolith"}
+    assert dict(zip(a.layouts().service, a.layouts().layout, strict=True)) == {
+        "feature-store": "no model",
+        "loadgen": "no model",
+        "monolith": "monolith",
+    }
     md = CliRunner().invoke(app, ["report", inc.id, "--db", str(store), "--format", "md"])
     assert md.exit_code == 0 and "monolith / fraud" in md.output, md.output
     html = CliRunner().invoke(app, ["report", inc.id, "--db", str(store), "--format", "html"])

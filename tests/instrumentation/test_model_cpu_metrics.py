@@ -16,7 +16,7 @@ from faultlens.analyzer import connect, ingest
 _CHILD = textwrap.dedent(
     """
     import json, sys, threading, time
-    from faultlens.instrumentation import _identity, configure, model, shutdown
+    from faultlens.instrumentation import _cpu, configure, model, shutdown
 
     metrics = {"on": True, "off": False}.get(sys.argv[2])  # else FAULTLENS_METRICS decides
     configure("monolith", layout="monolith", file_dir=sys.argv[1], metrics=metrics)
@@ -41,7 +41,7 @@ _CHILD = textwrap.dedent(
     worker = threading.Thread(target=elsewhere)
     worker.start()
     worker.join()
-    recording = _identity._cpu_counter is not None
+    recording = _cpu.recording()
     shutdown()
     print(json.dumps({"window": window, "recording": recording}))
     """
@@ -114,3 +114,83 @@ def test_metrics_are_off_unless_asked_and_the_environment_turns_them_on(tmp_path
     child, out = _run(tmp_path / "env", "unset", {"FAULTLENS_METRICS": "1"})
     assert child["recording"] is True
     assert any(p.name.startswith("metrics-") for p in out.iterdir())
+
+
+_ASYNC_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    from faultlens.instrumentation import configure, model, shutdown
+
+    configure("monolith", layout="monolith", file_dir=sys.argv[1], metrics=True)
+
+    def spin(n):
+        x = 0
+        for i in range(n):
+            x += i * i
+        return x
+
+    async def steps():  # CPU in 20 steps, yielding to the loop between them
+        for _ in range(20):
+            spin(60_000)
+            await asyncio.sleep(0)
+
+    async def waiter(done):
+        with model("waiter"):  # awaits while every other task below runs
+            await done.wait()
+
+    async def busy():
+        with model("busy"):
+            await steps()
+
+    async def parent():
+        with model("parent"):  # the work is a task started inside the scope
+            await asyncio.ensure_future(steps())
+
+    async def main():
+        done = asyncio.Event()
+        wait = asyncio.ensure_future(waiter(done))
+        start = time.thread_time()
+        await asyncio.gather(busy(), parent(), steps())
+        window = time.thread_time() - start
+        done.set()
+        await wait
+        return window
+
+    window = asyncio.run(main())
+    shutdown()
+    print(json.dumps({"window": window}))
+    """
+)
+
+
+def test_an_async_scope_counts_its_own_task_steps_not_the_loops_other_work(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "telemetry"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FAULTLENS_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", _ASYNC_CHILD, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    window = json.loads(done.stdout.strip().splitlines()[-1])["window"]
+    db = tmp_path / "m.duckdb"
+    assert ingest([out], db=db).errors == ()
+    cpu = dict(
+        connect(db, read_only=True)
+        .execute(
+            "SELECT ModelName, max(Value) FROM otel_metrics_sum "
+            "WHERE MetricName = 'faultlens.model.cpu.time' GROUP BY ModelName"
+        )
+        .fetchall()
+    )
+    # Three tasks did the same work over the window, one of them in no scope: the thread's
+    # clock over "waiter" saw all of it, but none of it ran in waiter's steps.
+    assert cpu["waiter"] < 0.05 * cpu["busy"]
+    # A task started inside a scope works on its behalf: counted there.
+    assert 0.5 < cpu["parent"] / cpu["busy"] < 2
+    # The unscoped third is nobody's: the scopes together hold about two thirds.
+    assert cpu["busy"] + cpu["parent"] + cpu["waiter"] < 0.85 * window
