@@ -59,9 +59,13 @@ class DetectionSettings:
     error_margin: float = 0.05  # absolute rise of the error ratio over the baseline
     latency_factor: float = 2.0  # p95 over the baseline's p95
     latency_margin_ms: float = 50.0
-    traffic_drop: float = 0.25  # requests below this share of the baseline rate
+    traffic_drop: float = 0.25  # requests below this share of the baseline rate ...
+    traffic_p: float = 1e-5  # ... and as few or fewer this unlikely beside its baseline
     min_requests: int = 3
     merge_gap_buckets: int = 1
+    # A scope that departs again after a quiet gap up to this long is the same fault: a
+    # low-rate fault leaves some buckets clean (DESIGN.md: "One fault is one incident").
+    same_scope_gap_buckets: int = 12
 
     @property
     def bucket_ns(self) -> int:

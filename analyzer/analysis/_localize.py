@@ -41,7 +41,8 @@ WEIGHTS = {
     "changed_first": 1.0,
 }
 SELF_RATIO = 1.5  # self-time must at least grow this much to count ...
-SELF_MIN_NS = 20_000_000  # ... and by at least 20 ms per span
+SELF_MIN_NS = 20_000_000  # ... and by at least 20 ms per span ...
+SELF_MIN_SPANS = 5  # ... over at least this many incident spans (a few are noise)
 LOOKBACK_NS = 60 * 1_000_000_000  # version changes and restarts this long before onset count
 MARGIN = 0.1  # suspects: candidates within 10% of the top score
 ABSENT_RATIO = 1 / 3  # a model completing under a third of what its process's traffic implies ...
@@ -98,6 +99,7 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
     inc_mean = np.divide(self_ns, n, out=np.zeros_like(self_ns), where=n > 0)
     grew = (
         (n_b > 0)
+        & (n >= SELF_MIN_SPANS)
         & (inc_mean >= SELF_RATIO * np.maximum(base_mean, 1.0))
         & (inc_mean - base_mean >= SELF_MIN_NS)
     )

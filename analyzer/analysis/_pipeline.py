@@ -108,6 +108,15 @@ class IncidentPipeline:
         return service_models(self.t)
 
     @cached_property
+    def run_services(self) -> dict[str, set[str]]:
+        """Per run: the services that recorded spans of their own (were seen alive)."""
+        f = self._q("SELECT DISTINCT run, service FROM fl_instances")
+        out: dict[str, set[str]] = {}
+        for run, service in zip(f.run, f.service, strict=True):
+            out.setdefault(str(run), set()).add(str(service))
+        return out
+
+    @cached_property
     def run_layouts(self) -> dict[str, str]:
         """Per run: monolith when it holds a process serving several models (or says so)."""
         f = self._q(
@@ -151,11 +160,15 @@ class IncidentPipeline:
         bounds = {r: (int(lo), int(hi)) for r, lo, hi in ext.itertuples(index=False)}
         self._run_bounds = bounds
         windows = _detect.abnormal_windows(series, st, bounds=bounds)
-        groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
+        groups = _detect.merge_windows(
+            windows,
+            gap_ns=st.merge_gap_buckets * st.bucket_ns,
+            same_scope_gap_ns=st.same_scope_gap_buckets * st.bucket_ns,
+        )
         run_start = ext.set_index("run").lo
         jobs = []
         prev_end: dict[str, int] = {}
-        for g in groups:
+        for k, g in enumerate(groups):
             run = g[0].run
             onset = min(w.start_ns for w in g)
             end = max(w.end_ns for w in g)
@@ -163,7 +176,13 @@ class IncidentPipeline:
             prev_end[run] = end
             if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
                 continue
-            jobs.append((run, g, base_start, onset, end, slo_ms))
+            # The normal traffic after the incident, as long as the baseline before it, up
+            # to the next incident's first bucket (its blast radius starts a bucket early).
+            after_end = end + st.bucket_ns + (onset - base_start)
+            if k + 1 < len(groups) and groups[k + 1][0].run == run:
+                nxt = min(w.start_ns for w in groups[k + 1]) - st.bucket_ns
+                after_end = max(min(after_end, nxt), end + st.bucket_ns)
+            jobs.append((run, g, base_start, onset, end, after_end, slo_ms))
         self.t.span_buckets(st.bucket_ns)  # shared inputs, read before any worker starts
         _ = self.log_sums, self.run_facts
         cursors = self.t.cursors(min(len(jobs), os.cpu_count() or 1, 4))
@@ -172,6 +191,7 @@ class IncidentPipeline:
         # Incidents are independent: each worker analyses every n-th one on its own cursor,
         # so one's SQL runs while another's Python scores (DuckDB frees the GIL).
         _ = self.svc_models, self.versions_of, self.update_coupling, self.run_layouts
+        _ = self.run_services
         n = len(cursors)
 
         def work(k: int) -> list[Incident]:
@@ -193,6 +213,7 @@ class IncidentPipeline:
         base_start: int,
         onset: int,
         end: int,
+        after_end: int,
         slo_ms: float | None,
     ) -> Incident:
         bns = self.settings.bucket_ns
@@ -220,7 +241,7 @@ class IncidentPipeline:
             evs["model_aware"], sigs["model_aware"], ranked["model_aware"]
         )
         candidates = tuple(
-            self._candidate(evs["model_aware"], r, summary, first)
+            self._candidate(evs["model_aware"], r, summary, first, run)
             for r in ranked["model_aware"].itertuples()
         )
         iso = self._isolation(con, evs, sigs, run, onset, end, service, model, svc_models)
@@ -233,7 +254,14 @@ class IncidentPipeline:
             base_start=base_start,
             onset=max(onset - bns, base_start + bns),
             end=end + bns,
-            culprit_model=model,
+            after_end=after_end,
+            # Collateral: requests that never touched the culprit's model, or its service
+            # when it runs none; unknown when the model of a shared process is.
+            collateral_of=("model", model)
+            if model is not None
+            else ("service", service)
+            if len(svc_models) <= 1
+            else None,
             slo_ms=slo_ms,
             extent=self._run_bounds.get(run),
         )
@@ -309,7 +337,7 @@ class IncidentPipeline:
         return tuple(iso)
 
     def _candidate(
-        self, ev: _evidence.Evidence, r: Any, summary: _describe.Summary, first: Any
+        self, ev: _evidence.Evidence, r: Any, summary: _describe.Summary, first: Any, run: str
     ) -> Candidate:
         """``first``: :func:`~faultlens.analyzer.analysis._describe.first_mover`'s answer."""
         model = r.model if isinstance(r.model, str) else None
@@ -325,4 +353,10 @@ class IncidentPipeline:
             summary=summary,
             first=first[1] if first is not None and first[0] == (r.service, model) else None,
         )
+        if str(r.service) not in self.run_services.get(run, set()):
+            # Its callers' failed calls are all there is of it: no span of its own.
+            evidence = (
+                f"never seen alive in the window; named by its address {r.service}",
+                *evidence,
+            )
         return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)

@@ -164,11 +164,16 @@ def callee_counts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_c
 
 
 def callee_sql(d: Dialect, *, by_run: bool, counts: str = "fl_callee_all") -> str:
-    """The callee each (caller, peer) reaches most often."""
+    """The callee each (caller, peer) reaches most often; and, under caller '', the callee
+    each peer reaches most often from any caller: a caller that dialled an address only
+    while its server was down learns it from the callers that saw the server answer."""
     r = "run, " if by_run else ""
+    pick = d.arg_max("callee", "n")
     return (
-        f"SELECT {r}caller, peer, {d.arg_max('callee', 'n')} AS callee "
-        f"FROM {counts} GROUP BY {r}caller, peer"
+        f"SELECT {r}caller, peer, {pick} AS callee FROM {counts} GROUP BY {r}caller, peer "
+        f"UNION ALL SELECT {r}'' AS caller, peer, {pick} AS callee FROM ("
+        f"SELECT {r}peer, callee, sum(n) AS n FROM {counts} GROUP BY {r}peer, callee) "
+        f"GROUP BY {r}peer"
     )
 
 
@@ -230,15 +235,20 @@ def spans_sql(*, table: str, by_run: bool) -> str:
         FROM {candidate_from("s", table=table, by_run=by_run)}"""
 
 
+# The callee a client span reached: as its caller learned it, else as any caller did.
+_CALLEE = "coalesce(nullif(cm.callee, ''), nullif(ca.callee, ''))"
+
+
 def candidate_from(alias: str = "s", *, table: str = "fl_spans", by_run: bool = False) -> str:
     """FROM clause joining span facts to the callee and service-model maps."""
     a = alias
     run = (lambda t: f"{t}.run = {a}.run AND ") if by_run else (lambda t: "")
     return f"""{table} {a}
         LEFT JOIN fl_callee cm ON {run("cm")}cm.caller = {a}.service AND cm.peer = {a}.peer
+        LEFT JOIN fl_callee ca ON {run("ca")}ca.caller = '' AND ca.peer = {a}.peer
         LEFT JOIN fl_service_models sm_own ON {run("sm_own")}sm_own.service = {a}.service
         LEFT JOIN fl_service_models sm_callee
-            ON {run("sm_callee")}sm_callee.service = nullif(cm.callee, '')
+            ON {run("sm_callee")}sm_callee.service = {_CALLEE}
         LEFT JOIN fl_service_models sm_out
             ON {run("sm_out")}sm_out.service = {a}.outlived_service"""
 
@@ -257,12 +267,12 @@ def candidate_sql(part: str, alias: str = "s") -> str:
     # its callee: every span of it speaks for the callee, answered or not.
     orphan = f"({s}.kind = 'client' AND ({s}.child_n = 0 OR coalesce(sm_own.only_client, 0) = 1))"
     if part == "service":
-        return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL THEN cm.callee
+        return f"""CASE WHEN {orphan} AND {_CALLEE} IS NOT NULL THEN {_CALLEE}
             WHEN {orphan} AND {s}.peer IS NOT NULL THEN {s}.peer
             WHEN {s}.outlived_service IS NOT NULL THEN {s}.outlived_service
             ELSE {s}.service END"""
     single = "CASE WHEN {t}.n_models = 1 THEN {t}.only_model END"
-    return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL
+    return f"""CASE WHEN {orphan} AND {_CALLEE} IS NOT NULL
                 THEN {single.format(t="sm_callee")}
             WHEN {orphan} AND {s}.peer IS NOT NULL THEN NULL
             WHEN {s}.outlived_service IS NOT NULL

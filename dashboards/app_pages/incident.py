@@ -79,9 +79,17 @@ def render(con: Connection, filters: Filters) -> None:
         st.markdown("**Affected requests** by endpoint, model and service")
         st.dataframe(as_text(radius), hide_index=True, width="stretch")
     with right:
-        st.markdown("**Collateral**: affected requests that never touched the culprit model")
+        st.markdown(
+            "**Collateral**: affected requests that never touched the culprit (its model, "
+            "or its service when it runs no model)"
+        )
         apart = radius[radius["collateral"].fillna(0) > 0][["dimension", "key", "collateral"]]
-        if apart.empty:
+        if collateral is None:
+            st.text(
+                "Unknown: the culprit model inside the shared process is not known, so any "
+                "of its models could have been touched."
+            )
+        elif apart.empty:
             st.text("No collateral: every affected request touched the culprit.")
         else:
             st.dataframe(as_text(apart), hide_index=True, width="stretch")
