@@ -355,7 +355,8 @@ def run_scenario(
                 out=target,
                 rate=rate,
                 seed=seed,
-                otlp_endpoint=otlp_endpoint, export_delay_ms=export_delay_ms,
+                otlp_endpoint=otlp_endpoint,
+                export_delay_ms=export_delay_ms,
             )  # fmt: skip
         )
     finally:

@@ -2,7 +2,8 @@
 through the real OTLP exporter: the fault's incident names the culprit model, keeps its
 id and resolves; a local webhook
 sink receives every stored event (`opened` ... `resolved`); the stored history says the
-same after a restart; the offline analysis of the store gives the same incidents."""
+same after a restart; the offline analysis of the store gives the same incidents (times,
+culprits)."""
 
 from __future__ import annotations
 
@@ -113,9 +114,9 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
         _stop(proc)
     assert again == history
     assert {i["id"]: i["state"] for i in live["incidents"]} == states
-    # The offline analysis of the same store gives the same incidents: ids, times, culprits.
-    offline = [(i.id, i.onset_ns, i.end_ns, i.culprit.model) for i in fa.open(str(db)).incidents()]
-    online = [
-        (i["id"], i["onset_ns"], i["end_ns"], i["culprit"]["model"]) for i in live["incidents"]
-    ]
+    # The offline analysis of the same store gives the same incidents: times and culprits.
+    # (Not always the same ids: a live id is fixed at the first opening, and later evidence
+    # can move the onset a bucket, which the offline id follows.)
+    offline = [(i.onset_ns, i.end_ns, i.culprit.model) for i in fa.open(str(db)).incidents()]
+    online = [(i["onset_ns"], i["end_ns"], i["culprit"]["model"]) for i in live["incidents"]]
     assert offline == online
