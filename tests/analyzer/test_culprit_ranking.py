@@ -92,14 +92,64 @@ def _run(tmp_path: Path, build) -> fa.Incident:
     return incs[0]
 
 
+def _answer(inc: fa.Incident) -> dict:
+    """What a person reads: the ranking with scores and evidence, and both views' FIT,
+    suspects and evidence volume."""
+    doc = inc.to_dict()
+    return {"candidates": doc["candidates"], "fault_isolation": doc["fault_isolation"]}
+
+
+def _candidate(rank: int, service: str, model: str | None, score: float, *evidence: str) -> dict:
+    version = {"a": "1.0", "b": "2.0"}.get(model or "")
+    return {
+        "rank": rank,
+        "service": service,
+        "model": model,
+        "version": version,
+        "score": score,
+        "evidence": list(evidence) or ["no departure from baseline"],
+    }
+
+
+def _views(seconds: float | None, suspects: int, spans: int, logs: int = 0) -> dict:
+    one = {"seconds": seconds, "suspects": suspects, "evidence_spans": spans, "evidence_logs": logs}
+    return {"model_aware": one, "service_only": dict(one)}
+
+
 def test_slow_callee_ranks_first_though_the_caller_carries_the_errors(tmp_path: Path) -> None:
+    """The whole answer, scores included. model-b's two spans per request, 4 requests/s for
+    the 15 s of the fault, are the evidence to read: 120 spans (the fault's end bucket, where
+    traffic goes on, is not in it). The gateway completes half its spans per second while
+    its calls time out: exactly the silence threshold, against a 30 s (six-bucket) baseline;
+    self-time outweighs origin errors (3 to 2)."""
     inc = _run(
         tmp_path, lambda s, t, bad: _gateway_chain(s, t, slow_ms=1500 if bad else 0, timeout=bad)
     )
-    top = inc.candidates[0]
-    assert (top.service, top.model) == ("model-b", "b"), inc.candidates[:3]
     assert inc.onset_ns == T0 + 30 * S
     assert inc.blast.requests == 60 and inc.blast.collateral == 0
+    assert _answer(inc) == {
+        "candidates": [
+            _candidate(
+                1,
+                "model-b",
+                "b",
+                5.9048,
+                "origin errors (error spans with no erroring child): baseline 0.00/s, "
+                "incident 4.00/s",
+                "self-time per span: baseline 2.5 ms, incident 501.7 ms",
+                "changed first among the candidates",
+            ),
+            _candidate(
+                2,
+                "gateway",
+                None,
+                0.75,
+                "spans per second: baseline 8.0, incident 4.0 (fell silent)",
+            ),
+            _candidate(3, "model-a", "a", 0.0),
+        ],
+        "fault_isolation": _views(5.0, 1, 120),
+    }
 
 
 def test_upstream_version_change_outranks_the_downstream_model_that_fails(tmp_path: Path) -> None:
@@ -117,8 +167,82 @@ def test_error_burst_in_one_model_names_it(tmp_path: Path) -> None:
     inc = _run(tmp_path, lambda s, t, bad: _gateway_chain(s, t, b_fails=bad))
     assert (inc.culprit.service, inc.culprit.model) == ("model-b", "b")
     assert any(e.startswith("origin errors") for e in inc.culprit.evidence)
-    iso = {v.view: v for v in inc.isolation}
-    assert iso["model_aware"].seconds == 5.0
+    # model-b's 2 spans x 4 requests/s x 15 s, in the first bucket already.
+    assert _answer(inc)["fault_isolation"] == _views(5.0, 1, 120)
+
+
+def _fan_out(sysm: System, t: int, bad: bool) -> None:
+    """gateway -> model-a and gateway -> model-b (horizontal); both fail alike while bad."""
+    with sysm.span(
+        "gateway", "POST /score", start=t, dur_ms=30, kind=SpanKind.SERVER,
+        attrs={"http.route": "/score"}, error=bad,
+    ):  # fmt: skip
+        for i, m in enumerate("ab"):
+            with (
+                sysm.span(
+                    "gateway",
+                    "POST",
+                    start=t + (1 + 12 * i) * MS,
+                    dur_ms=10,
+                    kind=SpanKind.CLIENT,
+                    attrs={"http.url": f"http://127.0.0.1:900{i}/predict"},
+                    error=bad,
+                ),
+                sysm.span(
+                    f"model-{m}",
+                    "POST /predict",
+                    start=t + (2 + 12 * i) * MS,
+                    dur_ms=8,
+                    kind=SpanKind.SERVER,
+                    model=m,
+                    version=f"{i + 1}.0",
+                    error=bad,
+                ),
+            ):
+                pass
+
+
+def test_a_fatal_log_outweighs_error_logs_and_the_close_rival_stays_a_suspect(
+    tmp_path: Path,
+) -> None:
+    """Two models fail alike; model-a logs three errors, model-b one fatal record. A fatal
+    record weighs five errors: model-b ranks first, and model-a, within 10% of its score
+    (relative margin; 0.2 below it), is still a suspect in both views."""
+    sysm = System()
+    for k in range(240):
+        t = T0 + k * S // 4
+        _fan_out(sysm, t, 30 * S <= t - T0 < 45 * S)
+    for i in range(3):
+        sysm.log("model-a", "predict failed", ts=T0 + (31 + i) * S, severity=17, model="a")
+    sysm.log("model-b", "predict aborted", ts=T0 + 33 * S, severity=21, model="b")
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    (inc,) = fa.open(db).incidents()
+    origin = "origin errors (error spans with no erroring child): baseline 0.00/s, incident 4.00/s"
+    first = "changed first among the candidates"
+    b = _candidate(
+        1,
+        "model-b",
+        "b",
+        2.343,
+        origin,
+        "warning/error/fatal logs: baseline 0/0/0, incident 0/0/1",
+        first,
+    )
+    a = _candidate(
+        2,
+        "model-a",
+        "a",
+        2.1399,
+        origin,
+        "warning/error/fatal logs: baseline 0/0/0, incident 0/3/0",
+        first,
+    )
+    assert _answer(inc) == {
+        "candidates": [b, a, _candidate(3, "gateway", None, 0.0)],
+        # model-b's one span per request for 15 s; its one log record.
+        "fault_isolation": _views(5.0, 2, 60, 1),
+    }
 
 
 @pytest.mark.parametrize("store_form", ["Server", "SPAN_KIND_SERVER"])
