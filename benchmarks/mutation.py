@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -230,16 +231,39 @@ def _diffs(stage: Path, names: list[str]) -> dict[str, str]:
         reset_config()
 
 
-def _equivalents() -> dict[str, tuple[str, str]]:
-    """Mutant -> (its changed line, why it cannot change any output)."""
-    out: dict[str, tuple[str, str]] = {}
-    if not EQUIVALENT.exists():
-        return out
-    for line in EQUIVALENT.read_text().splitlines():
+def _pair(diff: str) -> str:
+    """A mutant's diff as ``removed => added``: each side's lines stripped and joined, runs
+    of spaces as one, a comma before a closing parenthesis dropped."""
+    sides: dict[str, list[str]] = {"-": [], "+": []}
+    for line in diff.splitlines():
+        sides[line[0]].append(" ".join(line[1:].split()))
+    removed, added = (re.sub(r",\s*\)", ")", "".join(sides[k])) for k in "-+")
+    return f"{removed} => {added}"
+
+
+def _equivalents() -> tuple[dict[str, tuple[str, str]], list[tuple[re.Pattern, str]]]:
+    """From ``mutation_equivalent.txt``: mutant -> (its pair, why it cannot change any
+    output); and the rules, (pattern over a pair, why)."""
+    named: dict[str, tuple[str, str]] = {}
+    rules: list[tuple[re.Pattern, str]] = []
+    for line in EQUIVALENT.read_text().splitlines() if EQUIVALENT.exists() else []:
         if line.strip() and not line.startswith("#"):
-            name, changed, why = (part.strip() for part in line.split("\t"))
-            out[name] = (changed, why)
-    return out
+            key, what, why = (part.strip() for part in line.split("\t"))
+            if key == "rule":
+                rules.append((re.compile(what), why))
+            else:
+                named[key] = (what, why)
+    return named, rules
+
+
+def _why_equivalent(name: str, diff: str, named: dict, rules: list) -> str | None:
+    pair = _pair(diff)
+    if name in named:
+        what, why = named[name]
+        if what == pair:
+            return why
+        print(f"stale entry in {EQUIVALENT.name}: {name} is now {pair!r}")
+    return next((why for rule, why in rules if rule.fullmatch(pair)), None)
 
 
 def run_module(module: str, *, sample: int | None, seed: int, keep: bool, jobs: int) -> Result:
@@ -263,7 +287,7 @@ def run_module(module: str, *, sample: int | None, seed: int, keep: bool, jobs: 
 
 
 def report(results: list[Result]) -> int:
-    equivalent = _equivalents()
+    named, rules = _equivalents()
     total_killed = total_counted = 0
     lines = []
     survivors: list[tuple[str, str]] = []
@@ -274,12 +298,9 @@ def report(results: list[Result]) -> int:
         alive = [n for n, s in r.status.items() if s in _ALIVE]
         diffs = _diffs(stage, alive)
         for name, status in r.status.items():
-            if status in _ALIVE and name in equivalent:
-                changed, _ = equivalent[name]
-                if changed in diffs[name]:
-                    eq += 1
-                    continue
-                print(f"stale entry in {EQUIVALENT.name}: {name} no longer changes {changed!r}")
+            if status in _ALIVE and _why_equivalent(name, diffs[name], named, rules):
+                eq += 1
+                continue
             counts[status] = counts.get(status, 0) + 1
             if status in _ALIVE:
                 survivors.append((name, diffs[name]))
