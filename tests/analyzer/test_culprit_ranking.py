@@ -215,6 +215,8 @@ def test_a_fatal_log_outweighs_error_logs_and_the_close_rival_stays_a_suspect(
     for i in range(3):
         sysm.log("model-a", "predict failed", ts=T0 + (31 + i) * S, severity=17, model="a")
     sysm.log("model-b", "predict aborted", ts=T0 + 33 * S, severity=21, model="b")
+    # A process that logs without tracing is no candidate, and its errors move nothing.
+    sysm.log("log-shipper", "queue full", ts=T0 + 32 * S, severity=17)
     db = tmp_path / "unit.duckdb"
     sysm.ingest(tmp_path, db)
     (inc,) = fa.open(db).incidents()
