@@ -401,3 +401,62 @@ def test_a_process_stall_names_the_model_that_held_it_not_the_callers_that_timed
     assert (top.service, top.model) == ("mono", "hog"), inc.candidates[:3]
     scorer = next(c for c in inc.candidates if c.model == "scorer")
     assert not any(e.startswith("origin errors") for e in scorer.evidence), scorer
+
+
+def _ranked(*rows: tuple[str, str | None, float]) -> pd.DataFrame:
+    """A ranking's rows: (service, model, score); ``mono`` runs three models."""
+    return pd.DataFrame(
+        {
+            "service": [s for s, _, _ in rows],
+            "model": [m for _, m, _ in rows],
+            "n_models": [3 if s == "mono" else 0 for s, _, _ in rows],
+            "score": [sc for _, _, sc in rows],
+        }
+    )
+
+
+def test_suspects_are_counted_as_a_person_would_check_them() -> None:
+    """Within 10% of the top score. A process's own entry counts each model it runs, unless
+    some of its models are in the margin themselves; absence may narrow an unknown model
+    to the ones that stopped; with no evidence at all, everything is a suspect."""
+    from faultlens.analyzer.analysis._localize import suspects
+
+    got = {
+        "process and one of its models close: the model": suspects(
+            _ranked(
+                ("mono", None, 2.0), ("mono", "a", 1.9), ("gw", None, 1.85), ("mono", "b", 1.0)
+            ),
+            "model_aware",
+        ),
+        "process close, none of its models: all three": suspects(
+            _ranked(("mono", None, 2.0), ("gw", None, 1.9), ("mono", "a", 1.0)), "model_aware"
+        ),
+        "service-only: a process counts its models": suspects(
+            _ranked(("mono", None, 2.0), ("gw", None, 1.9), ("store", None, 0.5)), "service_only"
+        ),
+        "no evidence, service-only": suspects(
+            _ranked(("mono", None, 0.0), ("gw", None, 0.0), ("store", None, 0.0)), "service_only"
+        ),
+        "no evidence, model-aware": suspects(
+            _ranked(("mono", None, 0.0), ("mono", "a", 0.0), ("gw", None, 0.0)), "model_aware"
+        ),
+        "absence leaves one model of the process": suspects(
+            _ranked(("mono", None, 2.0), ("mono", "a", 1.95), ("gw", None, 0.5)),
+            "model_aware",
+            narrowed={"mono": ("c",)},
+        ),
+        "absence, no evidence otherwise": suspects(
+            _ranked(("mono", None, 0.0), ("mono", "a", 0.0), ("gw", None, 0.0)),
+            "model_aware",
+            narrowed={"mono": ("b", "c")},
+        ),
+    }
+    assert got == {
+        "process and one of its models close: the model": 2,
+        "process close, none of its models: all three": 4,
+        "service-only: a process counts its models": 4,
+        "no evidence, service-only": 5,
+        "no evidence, model-aware": 3,
+        "absence leaves one model of the process": 1,
+        "absence, no evidence otherwise": 3,
+    }
