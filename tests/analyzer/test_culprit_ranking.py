@@ -22,6 +22,7 @@ def _gateway_chain(
     timeout: bool = False,
     a_version: str = "1.0",
     b_fails: bool = False,
+    a_ms: float = 8,
 ) -> None:
     """gateway -> model-a -> model-b (vertical); model-b may be slow, may fail on a's output."""
     b_ms = 5 + slow_ms
@@ -50,7 +51,7 @@ def _gateway_chain(
             "model-a",
             "POST /predict",
             start=t + 2 * MS,
-            dur_ms=8,
+            dur_ms=a_ms,
             kind=SpanKind.SERVER,
             model="a",
             version=a_version,
@@ -460,3 +461,46 @@ def test_suspects_are_counted_as_a_person_would_check_them() -> None:
         "absence leaves one model of the process": 1,
         "absence, no evidence otherwise": 3,
     }
+
+
+def test_a_model_a_third_slower_is_no_departure(tmp_path: Path) -> None:
+    """Self-time counts when it grows 1.5 times and by 20 ms a span: model-a going from 100
+    to 130 ms while model-b fails is noise, not evidence."""
+    inc = _run(
+        tmp_path,
+        lambda s, t, bad: _gateway_chain(s, t, b_fails=bad, a_ms=130 if bad else 100),
+    )
+    got = [(c.service, c.model, c.score, c.evidence) for c in inc.candidates]
+    assert got[1:] == [
+        ("gateway", None, 0.0, ("no departure from baseline",)),
+        ("model-a", "a", 0.0, ("no departure from baseline",)),
+    ]
+    assert got[0][:2] == ("model-b", "b")
+
+
+def _two_model_process(sysm: System, t: int, bad: bool) -> None:
+    """One process, two models called in turn by each request; both fail alike while bad."""
+    with sysm.span(
+        "mono", "POST /score", start=t, dur_ms=20, kind=SpanKind.SERVER,
+        attrs={"http.route": "/score"}, error=bad,
+    ):  # fmt: skip
+        for i, m in enumerate("ab"):
+            with sysm.span(
+                "mono", f"predict {m}", start=t + (1 + 9 * i) * MS, dur_ms=8, model=m, error=bad
+            ):
+                pass
+
+
+def test_a_process_whose_two_models_fail_alike_is_the_answer(tmp_path: Path) -> None:
+    """Nothing tells the two models apart: the process ranks first, both are suspects."""
+    inc = _run(tmp_path, _two_model_process)
+    assert [(c.service, c.model) for c in inc.candidates] == [
+        ("mono", None),
+        ("mono", "a"),
+        ("mono", "b"),
+    ]
+    assert inc.culprit.evidence[-1] == (
+        "mono runs 2 models (a, b); the data holds no evidence of which one failed: "
+        "all are suspects"
+    )
+    assert (inc.suspect_models, inc.isolation[0].suspects) == (("a", "b"), 2)
