@@ -504,3 +504,40 @@ def test_a_process_whose_two_models_fail_alike_is_the_answer(tmp_path: Path) -> 
         "all are suspects"
     )
     assert (inc.suspect_models, inc.isolation[0].suspects) == (("a", "b"), 2)
+
+
+def test_a_model_that_died_without_a_trace_is_named_by_its_absence(tmp_path: Path) -> None:
+    """Requests for model c fail in the process before c's span starts: the process's own
+    spans and logs carry the errors (the culprit is the process, its model unknown), but c
+    alone stopped completing while a and b went on. With model identity that leaves one
+    suspect, and c's own spans and logs (none, since it stopped) to read; without it, the
+    whole process's three models."""
+    sysm = System()
+    for k in range(240):
+        t = T0 + k * S // 4
+        model = "abc"[k % 3]
+        dead = 30 * S <= t - T0 < 45 * S and model == "c"
+        with sysm.span(
+            "mono", "POST /predict", start=t, dur_ms=12, kind=SpanKind.SERVER,
+            attrs={"http.route": "/predict"}, error=dead,
+        ):  # fmt: skip
+            if not dead:
+                with sysm.span("mono", f"predict {model}", start=t + MS, dur_ms=8, model=model):
+                    pass
+        if dead:
+            sysm.log("mono", "worker lost", ts=t + 5 * MS, severity=17)
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    (inc,) = fa.open(db).incidents()
+    assert [(c.service, c.model) for c in inc.candidates[:2]] == [("mono", None), ("mono", "c")]
+    assert inc.suspect_models == ("a", "b", "c")
+    assert inc.to_dict()["fault_isolation"] == {
+        "model_aware": {"seconds": 5.0, "suspects": 1, "evidence_spans": 0, "evidence_logs": 0},
+        # The process's 2 spans for each of a's and b's 20 requests, 1 for c's 20 failures.
+        "service_only": {
+            "seconds": 5.0,
+            "suspects": 3,
+            "evidence_spans": 100,
+            "evidence_logs": 20,
+        },
+    }
