@@ -541,3 +541,37 @@ def test_a_model_that_died_without_a_trace_is_named_by_its_absence(tmp_path: Pat
             "evidence_logs": 20,
         },
     }
+
+
+def test_departures_are_judged_against_the_scope_baseline_and_its_noise() -> None:
+    """Four normal buckets, then one bucket judged; the run covers half of its last bucket,
+    which is still judged. Errors depart when their ratio rises beyond 3 binomial standard
+    deviations (or 5 points) over the baseline's; latency when its p95 doubles and grows by
+    50 ms."""
+    from faultlens.analyzer.facts._sql import DetectionSettings, Window, abnormal_windows
+
+    st = DetectionSettings()
+    b = st.bucket_ns
+    # scope key -> per bucket (requests, errors, p95 ms); the last bucket half covered.
+    normal = [(100, 10, 100.0)] * 4
+    scopes = {
+        "errors-beyond-noise": [*normal, (100, 20, 100.0), (50, 5, 100.0)],  # 3 sd: 9 points
+        "errors-within-noise": [*normal, (100, 18, 100.0), (50, 5, 100.0)],
+        "p95-doubled": [*normal, (100, 10, 210.0), (50, 5, 100.0)],
+        "p95-up-60-percent": [*normal, (100, 10, 160.0), (50, 5, 100.0)],
+        "fails-in-the-half-bucket": [*normal, (100, 10, 100.0), (50, 40, 100.0)],
+    }
+    series = pd.DataFrame(
+        [
+            {"run": "r", "scope": "endpoint", "key": key, "bucket_start": i * b,
+             "requests": n, "errors": e, "p95_ms": p95}
+            for key, rows in scopes.items()
+            for i, (n, e, p95) in enumerate(rows)
+        ]
+    )  # fmt: skip
+    got = abnormal_windows(series, st, bounds={"r": (0, 5 * b + b // 2 - 1)})
+    assert got == [
+        Window("r", "endpoint", "errors-beyond-noise", 4 * b, 5 * b, "errors"),
+        Window("r", "endpoint", "fails-in-the-half-bucket", 5 * b, 6 * b, "errors"),
+        Window("r", "endpoint", "p95-doubled", 4 * b, 5 * b, "latency"),
+    ]
