@@ -15,8 +15,8 @@ package's name says (``faultlens.analyzer`` is ``analyzer/``): each module runs 
 ``.faultlens/mutation/<module>/``, laid out as the package is imported
 (``faultlens/analyzer/...``), with the tests beside it. The mutated copy comes first on
 ``sys.path`` (and on ``PYTHONPATH``, for the receiver the tests run as a subprocess).
-Functions whose mutants no test reached in-process (the receiver's, run in that
-subprocess) run the module's whole test list.
+The receiver's functions, which the tests also run in that subprocess where mutmut's
+tracing does not see them, run the module's whole test list.
 """
 
 from __future__ import annotations
@@ -188,16 +188,15 @@ def _in_scope(module: str, names: list[str]) -> list[str]:
 
 
 def _widen(stage: Path, names: list[str]) -> None:
-    """Functions no test reached in-process run every test of the module: they run where
-    mutmut's per-test tracing does not see them (the receiver, in its own process)."""
+    """Every function of the module runs every test of its list: the tests also run it in a
+    subprocess (the receiver), where mutmut's per-test tracing does not see it."""
     path = stage / "mutants" / "mutmut-stats.json"
     stats = json.loads(path.read_text())
     by_function = stats["tests_by_mangled_function_name"]
-    every = sorted(stats["duration_by_test"])  # the module's tests, as the stats ran them
+    every = set(stats["duration_by_test"])  # the module's tests, as the stats ran them
     for name in names:
         function = name.rsplit("__mutmut_", 1)[0]
-        if not by_function.get(function):
-            by_function[function] = every
+        by_function[function] = sorted(every | set(by_function.get(function, ())))
     path.write_text(json.dumps(stats, indent=1))
 
 

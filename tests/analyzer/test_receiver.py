@@ -3,6 +3,7 @@ traces and logs; partial success, 400, 401, 413 (gzip bomb), 429 and the flush o
 
 from __future__ import annotations
 
+import base64
 import gzip
 import logging
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from google.protobuf.json_format import MessageToDict
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -228,6 +230,18 @@ def test_protobuf_partial_success_is_answered_in_protobuf(server) -> None:
         got_spans = (r.status_code, r.headers["content-type"], r.content)
         r = client.post("/v1/logs", content=logs.SerializeToString(), headers=headers)
         got_logs = (r.status_code, r.headers["content-type"], r.content)
+        # The same logs as OTLP/JSON are answered in JSON.
+        doc = MessageToDict(logs)
+        for record in doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
+            for key in ("traceId", "spanId"):
+                if key in record:
+                    record[key] = base64.b64decode(record[key]).hex()
+        r = client.post(
+            "/v1/logs",
+            content=orjson.dumps(doc),
+            headers={**AUTH, "content-type": "application/json"},
+        )
+        got_json = (r.status_code, r.json())
     assert got_spans[:2] == got_logs[:2] == (200, "application/x-protobuf")
     assert ExportTraceServiceResponse.FromString(got_spans[2]) == ExportTraceServiceResponse(
         partial_success=ExportTracePartialSuccess(
@@ -242,16 +256,31 @@ def test_protobuf_partial_success_is_answered_in_protobuf(server) -> None:
             error_message="/v1/logs request 2 record 1: traceId is not empty or 32 hex digits",
         )
     )
+    assert got_json == (
+        200,
+        {
+            "partialSuccess": {
+                "rejectedLogRecords": "1",
+                "errorMessage": "/v1/logs request 3 record 1: "
+                "traceId is not empty or 32 hex digits",
+            }
+        },
+    )
     _stop(proc)
     con = connect(db, read_only=True)
     assert con.execute("SELECT SpanName FROM otel_traces ORDER BY 1").fetchall() == [
         ("request 0",),
         ("request 2",),
     ]
+    # The JSON request's records are the protobuf one's again: stored once.
     assert con.execute("SELECT Body FROM otel_logs ORDER BY 1").fetchall() == [
         ("line 1",),
         ("line 2",),
     ]
+    assert con.execute(
+        "SELECT Signal, sum(Read), sum(Stored), sum(Duplicates), sum(Quarantined) "
+        "FROM faultlens_ingest_ledger GROUP BY Signal ORDER BY Signal"
+    ).fetchall() == [("logs", 6, 2, 2, 2), ("traces", 3, 2, 0, 1)]
 
 
 def test_spans_of_different_traces_sharing_a_span_id_are_all_stored(server) -> None:
