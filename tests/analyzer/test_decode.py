@@ -499,6 +499,10 @@ def test_each_bad_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
         "bytesValue is not a base64 string": {"attributes": [_kv("x", {"bytesValue": 5})]},
         "intValue is not an integer": {"attributes": [_kv("i", {"intValue": [1]})]},
         "malformed record ('int' object is not iterable)": {"events": 3},
+        "traceId is not 32 hex digits (or is all zero)": {"traceId": "xyz"},
+        "a link's traceId/spanId is not hex of the right length": {
+            "links": [{"traceId": "abc", "spanId": "b7ad6b7169203331"}]
+        },
     }
     spans = [_span(spanId=f"b7ad6b716920{i + 1:04x}", **f) for i, f in enumerate(bad.values())]
     con, report = _load(tmp_path, "bad.jsonl", orjson.dumps(_traces(*spans, _span())) + b"\n")
@@ -553,3 +557,32 @@ def test_protobuf_logs_decode_as_json_logs_do(tmp_path: Path) -> None:
         (r["SeverityNumber"], r["TraceFlags"], r["EventName"], r["ModelName"], r["ModelVersion"])
         for r in rows
     ] == [(10, 0, "", None, None), (17, 1, "model.failed", "fraud", "1.4")]
+
+
+def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+    records = [
+        {"timeUnixNano": "1544712660300000000", "severityText": 5},
+        {"timeUnixNano": "1544712660300000000", "eventName": 5},
+        {"timeUnixNano": "1544712660300000000", "body": {"stringValue": "fine"}},
+    ]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    con, report = _load(tmp_path, "bad.jsonl", doc)
+    src = tmp_path / "bad.jsonl"
+    assert report.errors == (
+        f"{src}:1 record 1: severityText is not a string",
+        f"{src}:1 record 2: eventName is not a string",
+    )
+    assert con.execute("SELECT Body FROM otel_logs").fetchall() == [("fine",)]
+
+
+def test_structured_values_are_stored_as_go_json_writes_them() -> None:
+    """The Collector's exporter stores arrays and maps as Go's encoding/json text: sorted
+    keys, and <, > and & escaped whichever of them appears."""
+    from faultlens.analyzer.decode._columns import json_text
+
+    assert [json_text(v) for v in (["a>b"], ["x&y"], {"k": "<", "a": 1}, ["plain"])] == [
+        '["a\\u003eb"]',
+        '["x\\u0026y"]',
+        '{"a":1,"k":"\\u003c"}',
+        '["plain"]',
+    ]
