@@ -131,12 +131,12 @@ def stages(path: Path) -> tuple[float, float, float, list[pa.Table]]:
     """(JSON parse, decode) wall seconds, the decode's CPU seconds, and the decoded spans,
     of faultlens' own decoder over the file, in process: its chunks, two at a time in
     threads as `faultlens ingest` decodes them, parsed by pyarrow against the OTLP schema
-    (``_decode_fast._parse``), then all the way to the store's columns
+    (``decode._fast_parse.parse_chunk``), then all the way to the store's columns
     (``decode_chunk_fast``). What ingest adds to the decode is inserting and deriving the
     span facts."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from faultlens.analyzer.decode._fast import _parse
+    from faultlens.analyzer.decode._fast_parse import parse_chunk
     from faultlens.analyzer.decode._files import chunks, decode_chunk_fast
 
     def timed(work: Any) -> tuple[float, float, list[Any]]:
@@ -153,7 +153,7 @@ def stages(path: Path) -> tuple[float, float, float, list[pa.Table]]:
             raise SystemExit("the vectorized decoder declined a chunk: not what ingest ran")
         return time.perf_counter() - started, time.process_time() - started_cpu, done
 
-    parse_s, _, _ = timed(lambda chunk: _parse(chunk.data))
+    parse_s, _, _ = timed(lambda chunk: parse_chunk(chunk.data))
     decode_s, decode_cpu, decoded = timed(decode_chunk_fast)
     return parse_s, decode_s, decode_cpu, [d.traces for d in decoded if d.traces is not None]
 
@@ -164,7 +164,7 @@ def store_floor(spans: list[pa.Table], db: Path) -> tuple[float, float]:
     nothing else (no dedupe, no ledger, no span facts). One DuckDB thread, as ingest's
     writer: of the settings tried (default threads, one 1M-row batch, plain maps, forced
     uncompressed storage) it took the least CPU and about the least time."""
-    from faultlens.analyzer.store._ingest import _BATCH_ROWS
+    from faultlens.analyzer.serve._ingest import _BATCH_ROWS
     from faultlens.analyzer.store._write import _for_duckdb, connect
 
     whole = pa.concat_tables(spans)

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ..analyzer import DEFAULT_DB
+
+__all__ = [
+    "DEFAULT_DB",
+    "DbOption",
+    "FormatOption",
+    "PriceGbHourOption",
+    "PriceVcpuHourOption",
+    "app",
+]
 
 app = typer.Typer(
     name="faultlens",
@@ -16,7 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_DB = Path(".faultlens/faultlens.duckdb")
 
 # Shared flags, defined once (STYLE.md: CLI).
 DbOption = Annotated[
@@ -29,6 +38,38 @@ DbOption = Annotated[
     ),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="Output format.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Only data from this time on (ISO, UTC unless it says; or ns)."),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Only data before this time (ISO or ns).")
+]
+LastOption = Annotated[
+    str | None, typer.Option("--last", help="Only the last 90s / 30m / 2h / 1d (up to now).")
+]
+
+
+def window(since: str | None, until: str | None, last: str | None) -> object:
+    """The time window of the flags; a bad one is one line and exit 2."""
+    from ..analyzer import parse_window
+
+    try:
+        return parse_window(since=since, until=until, last=last)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+# Optional unit prices of the resource cost (analysis/_cost.py): no default money figure.
+PriceVcpuHourOption = Annotated[
+    float | None,
+    typer.Option("--price-vcpu-hour", help="Price of one vCPU-hour (cost in money too)."),
+]
+PriceGbHourOption = Annotated[
+    float | None,
+    typer.Option("--price-gb-hour", help="Price of one GB-hour of memory (cost in money too)."),
+]
 
 
 def _version_callback(value: bool) -> None:

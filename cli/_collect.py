@@ -1,4 +1,4 @@
-"""`faultlens collect`: the OTLP/HTTP receiver."""
+"""`faultlens collect`: `faultlens serve` without the dashboard."""
 
 from __future__ import annotations
 
@@ -7,32 +7,40 @@ from typing import Annotated
 import typer
 
 from ._app import DEFAULT_DB, DbOption, app
+from ._serve import GrpcPortOption, HoldOption, HostOption, TokenOption, WebhookOption, run
 
 
 @app.command()
 def collect(
     db: DbOption = str(DEFAULT_DB),
-    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port (OTLP/HTTP default).")] = 4318,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", help="Require 'Authorization: Bearer TOKEN'.", envvar="FAULTLENS_TOKEN"
-        ),
-    ] = None,
+    host: HostOption = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="OTLP/HTTP and the read API.")
+    ] = 4318,
+    otlp_grpc_port: GrpcPortOption = 4317,
+    token: TokenOption = None,
+    webhook: WebhookOption = None,
+    hold_down: HoldOption = 30.0,
 ) -> None:
-    """Receive OTLP/HTTP traces and logs (POST /v1/traces, /v1/logs) into the store.
+    """`faultlens serve` without the dashboard: OTLP/HTTP (POST /v1/traces, /v1/logs) and
+    OTLP/gRPC into the store, live incidents, the read API and webhooks.
 
     Protobuf or JSON, gzip or not; answers only after the data is committed.
 
     Example: faultlens collect --db .faultlens/faultlens.duckdb --port 4318
     """
-    from ..analyzer import StoreError
-    from ..analyzer import collect as serve
+    from ..analyzer.serve._server import ServeOptions
 
-    typer.echo(f"faultlens collect: OTLP/HTTP on http://{host}:{port}/v1/traces|logs -> {db}")
-    try:
-        serve(db=db, host=host, port=port, token=token)
-    except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    opts = ServeOptions(
+        db=db,
+        host=host,
+        otlp_http_port=port,
+        otlp_grpc_port=otlp_grpc_port or None,
+        dashboard_port=None,
+        token=token,
+        webhooks=tuple(webhook or ()),
+        hold_down_s=hold_down,
+    )
+    grpc = f", OTLP/gRPC {host}:{otlp_grpc_port}" if otlp_grpc_port else ""
+    typer.echo(f"faultlens collect: OTLP/HTTP and API on {opts.url}{grpc} -> {db}")
+    run(opts, name="collect")

@@ -1,6 +1,7 @@
 """Imports every command module so that each registers itself on the app."""
 
 from . import (
+    _clickhouse,  # noqa: F401
     _collect,  # noqa: F401
     _dashboard,  # noqa: F401
     _demo,  # noqa: F401
@@ -8,4 +9,5 @@ from . import (
     _ingest,  # noqa: F401
     _report,  # noqa: F401
     _scenarios,  # noqa: F401
+    _serve,  # noqa: F401
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,12 +35,11 @@ def serve(db: str, *, host: str, port: int) -> None:
     The store reaches the app through ``FAULTLENS_DB``. Exec (not a child
     process) so that stopping this process stops the server.
     """
-    from ..analyzer.store._engines import parse_db
+    from ..analyzer import parse_db
     from ..dashboards import ENTRYPOINT
 
     target = parse_db(db)
-    local = target.kind == "duckdb"
-    env = dict(os.environ, FAULTLENS_DB=str(Path(db).resolve()) if local else db)
+    env = dict(os.environ, FAULTLENS_DB=target.resolved())
     argv = [
         sys.executable,
         "-m",
@@ -86,24 +84,16 @@ def dashboard(
 def _store(db: str) -> str:
     """``db`` as the app opens it (paths made absolute); exits with one line when there is
     no such store."""
-    from ..analyzer.store._engines import DbTargetError, parse_db
+    from ..analyzer import DbTargetError, parse_db
 
     try:
         target = parse_db(db)
     except DbTargetError as exc:
         typer.echo(f"faultlens dashboard: {exc}", err=True)
         raise typer.Exit(2) from None
-    if target.kind == "clickhouse":  # a server: the app says so when it does not answer
-        return db
-    path = Path(target.path)
-    if target.kind == "chdb":
-        if not path.is_dir():
-            typer.echo(f"faultlens dashboard: {db}: no such chDB directory.", err=True)
-            raise typer.Exit(2)
-        return f"chdb:{path.resolve()}?database={target.database}"
-    if not path.is_file():
-        typer.echo(
-            f"faultlens dashboard: {db}: no such store; run `faultlens ingest` first.", err=True
-        )
+    # A server is not checked here: the app says so when it does not answer.
+    problem = target.missing()
+    if problem is not None:
+        typer.echo(f"faultlens dashboard: {problem}", err=True)
         raise typer.Exit(2)
-    return str(path.resolve())
+    return target.resolved()

@@ -20,7 +20,7 @@ def ingest(
     ],
     db: DbOption = str(DEFAULT_DB),
 ) -> None:
-    """Load OTLP traces and logs: JSON Lines or JSON, protobuf, directories, .gz/.zst.
+    """Load OTLP traces, logs and metrics: JSON Lines or JSON, protobuf, directories, .gz/.zst.
 
     Re-ingesting adds nothing; bad records are quarantined and named one per line.
 
@@ -63,7 +63,8 @@ def ingest(
         err.print(f"error: … and {report.errors_omitted} more (see faultlens_quarantine)")
     typer.echo(
         f"{report.files} files: read {report.read}, stored {report.stored} "
-        f"({report.spans} spans, {report.log_records} log records), "
+        f"({report.spans} spans, {report.log_records} log records, "
+        f"{report.data_points} metric data points), "
         f"duplicates {report.duplicates}, quarantined {report.quarantined} "
         f"in {report.seconds:.1f} s (span facts {report.facts_seconds:.1f} s) -> {db}"
     )

@@ -4,27 +4,32 @@ Run it with ``faultlens dashboard [--db FILE]`` (which sets ``FAULTLENS_DB``
 and calls ``streamlit run`` on this file). Each page is one file under
 ``app_pages/`` whose ``render(con, filters)`` calls the analyzer and draws; when
 Streamlit executes the page file it calls ``render(*page_context())``.
+
+Streamlit runs this file and the page files as scripts, outside any package: they
+import faultlens by absolute name (a relative import fails there).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import streamlit as st
 
-from ..analyzer import StoreError
-from ._data import (
+from faultlens.analyzer import StoreError
+from faultlens.dashboards._data import (
     Connection,
     Filters,
+    collector_tables,
     connection,
     db_path,
     db_version,
     query,
-    store_kind,
+    served,
     store_label,
 )
-from ._views import plain
+from faultlens.dashboards._views import plain
 
 PAGES_DIR = Path(__file__).with_name("app_pages")
 # (file, title, url path, icon); the first is the default page.
@@ -52,15 +57,54 @@ def _dt_to_ns(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.UTC).timestamp() * 1_000_000) * 1_000
 
 
+def _live(db: str, version: int) -> None:
+    """While ``faultlens serve`` holds the store: say what the page is as of, and rerun it
+    when new data has been committed, checking every ``FAULTLENS_REFRESH_S`` seconds."""
+    health = served(db)
+    if health is None:
+        return
+    newest = health.get("as_of_ns")
+    shown = _ns_to_dt(newest).strftime("%H:%M:%S") if newest else "no span yet"
+    now = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+    st.sidebar.caption(
+        f"Live from faultlens serve at {plain(health['url'])}: as of {now} UTC "
+        f"(newest span {shown}), {health['open_incidents']} open incident(s)"
+    )
+    refresh = float(os.environ.get("FAULTLENS_REFRESH_S") or 0)
+    if refresh <= 0:
+        return
+
+    @st.fragment(run_every=refresh)
+    def watch() -> None:
+        if db_version(db) != version:
+            st.rerun(scope="app")
+
+    watch()
+
+
+def _follow(key: str, first: dt.datetime, last: dt.datetime) -> None:
+    """Set the time slider's value: the whole run at first; a range that reached the
+    run's end keeps reaching it as the run grows (live data)."""
+    ends = st.session_state.setdefault("faultlens.range_ends", {})
+    value = st.session_state.get(key)
+    if value is None:
+        value = (first, last)
+    elif value[1] == ends.get(key):
+        value = (value[0], last)
+    ends[key] = last
+    st.session_state[key] = (min(max(value[0], first), last), min(max(value[1], first), last))
+
+
 def _sidebar(db: str) -> tuple[Connection, Filters]:
     """Draw the shared filters; stop the run with a clear message when there is no data."""
     version = db_version(db)
     label = store_label(db)
     st.sidebar.caption(f"Store: {plain(label)}")
+    _live(db, version)
     load = (
         "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
         "(docs/scale-out.md)."
-        if store_kind(db) in ("chdb", "clickhouse")
+        if collector_tables(db)
         else f"Load traces: `faultlens ingest PATH --db {label}`"
     )
     if not version:
@@ -87,14 +131,15 @@ def _sidebar(db: str) -> tuple[Connection, Filters]:
     st.query_params["run"] = run
     row = runs.loc[runs["run"] == run].iloc[0]
     first, last = _ns_to_dt(int(row["start_ns"])), _ns_to_dt(int(row["end_ns"]) + 1_000_000)
+    key = f"time_range:{run}"
+    _follow(key, first, last)
     start, end = st.sidebar.slider(
         "Time range (UTC)",
         min_value=first,
         max_value=last,
-        value=(first, last),
         step=dt.timedelta(seconds=1),
         format="HH:mm:ss",
-        key=f"time_range:{run}",
+        key=key,
     )
     bucket_s = st.sidebar.selectbox(
         "Bucket (seconds)", BUCKETS_S, index=BUCKETS_S.index(5), key="bucket_s"

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+
+from ..analyzer import DEFAULT_DB
 
 __all__ = [
     "DEFAULT_DB",
@@ -28,77 +28,76 @@ __all__ = [
     "Filters",
     "as_text",
     "connection",
+    "collector_tables",
     "contrast",
     "incidents",
     "db_path",
     "db_version",
     "query",
+    "served",
     "sibling_run",
-    "store_kind",
     "store_label",
 ]
-
-DEFAULT_DB = ".faultlens/faultlens.duckdb"
 
 
 def db_path() -> str:
     """The store the dashboard reads: ``FAULTLENS_DB``, else the default file."""
-    return os.environ.get("FAULTLENS_DB") or DEFAULT_DB
+    return os.environ.get("FAULTLENS_DB") or str(DEFAULT_DB)
 
 
 # chDB runs one embedded server per process: its sessions (one per run) take turns.
 _CHDB_LOCK = threading.Lock()
 
 
-def store_kind(db: str) -> str | None:
-    """``duckdb``, ``chdb`` or ``clickhouse`` (the analyzer's own reading of ``--db``);
-    None when it cannot be read."""
-    from ..analyzer.store._engines import DbTargetError, parse_db
+def _target(db: str) -> Any | None:
+    """The analyzer's own reading of ``--db``; None when it cannot be read."""
+    from ..analyzer import DbTargetError, parse_db
 
     try:
-        return parse_db(db).kind
+        return parse_db(db)
     except DbTargetError:
         return None
 
 
+def collector_tables(db: str) -> bool:
+    """Whether ``db`` holds the OpenTelemetry Collector's ClickHouse tables."""
+    target = _target(db)
+    return target is not None and target.collector_tables
+
+
 def store_label(db: str) -> str:
     """The store as the page shows it: a ClickHouse URL without its password."""
-    from ..analyzer.store._engines import DbTargetError, parse_db
-
-    try:
-        return str(parse_db(db))
-    except DbTargetError:
+    target = _target(db)
+    if target is None:
         return db.partition("://")[0] + "://..." if "://" in db else db
+    return str(target)
+
+
+def served(db: str) -> dict[str, Any] | None:
+    """The health of the ``faultlens serve`` holding ``db`` (its commits, the newest span
+    it analysed), or None when no server holds it."""
+    from ..analyzer.serve._client import server_for
+
+    server = server_for(db)
+    if server is None:
+        return None
+    return {**server.get("/api/health").json(), "url": server.info.url}
 
 
 def db_version(db: str) -> int:
     """Part of every cache key, so new data shows; 0 when there is no store.
+
+    A store ``faultlens serve`` holds: its commit count (+1), as the server reports it.
 
     A DuckDB file: its modification time (ns). A chDB directory (``chdb:PATH``): the
     latest modification time of what it holds (each insert writes new parts). A
     ClickHouse server (``clickhouse://``), which the Collector keeps writing: the current
     minute, so results are at most a minute old.
     """
-    from ..analyzer.store._engines import DbTargetError, parse_db
-
-    try:
-        target = parse_db(db)
-    except DbTargetError:
-        return 0
-    if target.kind == "clickhouse":
-        return int(time.time() // 60) * 60 * 10**9
-    root = Path(target.path)
-    if target.kind == "chdb":
-        if not root.is_dir():
-            return 0
-        return max(
-            (p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()),
-            default=root.stat().st_mtime_ns,
-        )
-    try:
-        return root.stat().st_mtime_ns
-    except OSError:
-        return 0
+    target = _target(db)
+    if target is not None and target.is_duckdb and (health := served(db)) is not None:
+        return int(health["commits"]) + 1
+    return 0 if target is None else target.data_version()
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,8 @@ def connection(db: str, version: int, run: str | None) -> Connection:
     from faultlens import analyzer
 
     del version  # only part of the cache key
-    lock = _CHDB_LOCK if store_kind(db) == "chdb" else threading.Lock()
+    target = _target(db)
+    lock = _CHDB_LOCK if target is not None and target.single_threaded else threading.Lock()
     return Connection(analyzer.open(db, read_only=True, run=run), lock)
 
 

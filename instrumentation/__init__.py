@@ -85,20 +85,29 @@ service_version — ``OTEL_RESOURCE_ATTRIBUTES=service.version=...``
 
 endpoint — ``OTEL_EXPORTER_OTLP_ENDPOINT``
     Base URL of the OTLP/HTTP receiver (default ``http://localhost:4318``), e.g.
-    ``faultlens collect``. ``/v1/traces`` and ``/v1/logs`` are appended.
+    ``faultlens collect``. ``/v1/traces``, ``/v1/logs`` and ``/v1/metrics`` are appended.
 
-exporter — ``OTEL_TRACES_EXPORTER``, ``OTEL_LOGS_EXPORTER``
+exporter — ``OTEL_TRACES_EXPORTER``, ``OTEL_LOGS_EXPORTER``, ``OTEL_METRICS_EXPORTER``
     Comma-separated: ``otlp`` (OTLP/HTTP protobuf, the default), ``otlp_json_file``,
-    ``console``, ``none``. The argument applies to both signals.
+    ``console``, ``none``. The argument applies to every signal.
 
 file_dir — ``FAULTLENS_FILE_DIR``
-    Where ``otlp_json_file`` writes OTLP JSON Lines: ``traces-{service}-{pid}.jsonl`` and
-    ``logs-{service}-{pid}.jsonl`` (one file per process). Giving it makes
-    ``otlp_json_file`` the default exporter.
+    Where ``otlp_json_file`` writes OTLP JSON Lines: ``traces-{service}-{pid}.jsonl``,
+    ``logs-{service}-{pid}.jsonl`` and ``metrics-{service}-{pid}.jsonl`` (one file per
+    process). Giving it makes ``otlp_json_file`` the default exporter.
 
 log_level — ``FAULTLENS_LOG_LEVEL``
     Python ``logging`` records reach the logger provider through a handler on the root
     logger, with trace context and identity; this sets the root logger's level.
+
+metrics — ``FAULTLENS_METRICS=1``
+    Also export metrics (every ``OTEL_METRIC_EXPORT_INTERVAL`` ms, default 60000, and at
+    ``shutdown``): the process's CPU time and memory from OpenTelemetry's system-metrics
+    instrumentation (the ``faultlens[metrics]`` extra), and ``faultlens.model.cpu.time``,
+    the thread CPU time spent inside each ``model`` scope with the model's ``ml.model.*``
+    attributes, so a monolith's CPU splits by model. It does not see threads a library
+    starts itself (BLAS, torch, tokenizers) nor GIL waits, and in an ``async`` scope that
+    awaits it includes what the event loop ran meanwhile (``_metrics.py`` says more).
 
 Existing providers and repeated calls
 -------------------------------------

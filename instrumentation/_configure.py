@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ._identity import ModelIdentity, model, resolve_model
+from ._metrics import start_metrics, stop_metrics
 from ._processors import (
     ModelIdentityLogProcessor,
     ModelIdentitySpanProcessor,
@@ -42,6 +43,7 @@ class _State:
     default: ModelIdentity | None
     handler: logging.Handler | None = None
     closed: bool = field(default=False)
+    meter_provider: object | None = None  # configure(metrics=True)
 
 
 _state: _State | None = None
@@ -63,6 +65,7 @@ def configure(
     exporter: str | None = None,
     file_dir: str | os.PathLike[str] | None = None,
     log_level: int | str | None = None,
+    metrics: bool | None = None,
 ) -> None:
     """Set up tracing and logging with model identity; see the package docstring."""
     _configure(
@@ -75,6 +78,7 @@ def configure(
         file_dir=file_dir,
         log_level=log_level,
         implicit=False,
+        metrics=metrics,
     )
 
 
@@ -89,6 +93,7 @@ def _configure(
     file_dir: str | os.PathLike[str] | None,
     log_level: int | str | None,
     implicit: bool,
+    metrics: bool | None = None,
 ) -> None:
     global _state
     with _lock:
@@ -137,6 +142,14 @@ def _configure(
                             log_processor, default)  # fmt: skip
         if _state.logger_provider is not None:
             _state.handler = _bridge_logging(_state.logger_provider, log_level)
+        if metrics if metrics is not None else _env_flag("FAULTLENS_METRICS"):
+            resource = getattr(_state.tracer_provider, "resource", None) or _resource(
+                service_name, layout=layout, service_version=service_version
+            )
+            name = str(resource.attributes.get("service.name", "unknown_service"))
+            _state.meter_provider = start_metrics(
+                resource, _exporters("metrics", exporter, endpoint, file_dir, name)
+            )
 
 
 def _configure_again(state: _State, *, default_model: str | model | None, implicit: bool) -> None:
@@ -170,6 +183,10 @@ def shutdown(*, timeout_millis: int = 10_000) -> None:
         state.closed = True
     if state.handler is not None:
         logging.getLogger().removeHandler(state.handler)
+    try:
+        stop_metrics(state.meter_provider, owned=state.owned, timeout_millis=timeout_millis)
+    except Exception:  # never break the host on the way out
+        _logger.warning("faultlens: flushing metrics failed", exc_info=True)
     for provider in (state.tracer_provider, state.logger_provider):
         if provider is None:
             continue
@@ -179,6 +196,10 @@ def shutdown(*, timeout_millis: int = 10_000) -> None:
                 provider.shutdown()  # type: ignore[attr-defined]
         except Exception:  # never break the host on the way out
             _logger.warning("faultlens: flushing telemetry failed", exc_info=True)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _env_layout() -> str | None:
@@ -211,7 +232,7 @@ def _exporters(
     file_dir: str | os.PathLike[str] | None,
     service_name: str,
 ) -> list[SpanExporter | LogRecordExporter]:
-    env = "OTEL_TRACES_EXPORTER" if signal == "traces" else "OTEL_LOGS_EXPORTER"
+    env = f"OTEL_{signal.upper()}_EXPORTER"
     chosen = exporter or os.environ.get(env) or (_FILE_EXPORTER if file_dir else _DEFAULT_EXPORTER)
     found: list[SpanExporter | LogRecordExporter] = []
     for name in (part.strip() for part in chosen.split(",")):
@@ -234,6 +255,10 @@ def _otlp_exporter(signal: str, endpoint: str | None) -> SpanExporter | LogRecor
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter(endpoint=url)
+    if signal == "metrics":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=url)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     return OTLPLogExporter(endpoint=url)
@@ -252,6 +277,10 @@ def _file_exporter(
         from opentelemetry.exporter.otlp.json.file import FileSpanExporter
 
         return FileSpanExporter(path)
+    if signal == "metrics":
+        from opentelemetry.exporter.otlp.json.file.metric_exporter import FileMetricExporter
+
+        return FileMetricExporter(path)
     from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
 
     return FileLogExporter(path)
@@ -262,6 +291,10 @@ def _console_exporter(signal: str) -> SpanExporter | LogRecordExporter:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
+    if signal == "metrics":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
     from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
     return ConsoleLogRecordExporter()

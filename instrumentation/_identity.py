@@ -7,7 +7,6 @@ from the `parent_context` of every span and the context of every log record.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Mapping
@@ -17,6 +16,8 @@ from typing import Any, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _cpu
 
 MODEL_NAME = "ml.model.name"
 MODEL_VERSION = "ml.model.version"
@@ -98,13 +99,6 @@ def current_identity() -> ModelIdentity | None:
     return otel_context.get_value(IDENTITY_KEY)  # type: ignore[return-value]
 
 
-# Each entered scope pushes (span, otel token) here; a contextvar (not the instance) holds
-# it so one `model` object can be entered concurrently by many tasks and threads.
-_open_scopes: contextvars.ContextVar[tuple[tuple[trace.Span, object], ...]] = (
-    contextvars.ContextVar("faultlens_open_model_scopes", default=())
-)
-
-
 class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@model("fraud")`
     """Run code as model `name`: a context manager and a decorator (sync and async).
 
@@ -147,7 +141,8 @@ class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@mod
             set_status_on_exception=False,
         )
         token = otel_context.attach(trace.set_span_in_context(span, ctx))
-        _open_scopes.set((*_open_scopes.get(), (span, token)))
+        clock = _cpu.Clock() if _cpu.recording() else None
+        _cpu.open_scopes.set((*_cpu.open_scopes.get(), (span, token, clock)))
         return span
 
     def __exit__(
@@ -156,11 +151,13 @@ class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@mod
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scopes = _open_scopes.get()
+        scopes = _cpu.open_scopes.get()
         if not scopes:  # exited more often than entered: nothing of ours to close
             return
-        span, token = scopes[-1]
-        _open_scopes.set(scopes[:-1])
+        span, token, clock = scopes[-1]
+        _cpu.open_scopes.set(scopes[:-1])
+        if clock is not None:
+            _cpu.record(self.identity.stamp, clock, scopes[:-1])
         try:
             if exc is not None and span.is_recording():
                 span.record_exception(exc)

@@ -32,6 +32,7 @@ from ._load import (
     generate,
 )
 from ._models import ENDPOINTS, MODELS
+from ._os_usage import sample
 from ._procs import ServiceProcess, arm, free_port, stop_all, wait_healthy
 
 LAYOUTS = ("monolith", "per-model")
@@ -91,13 +92,18 @@ def _run_env(
         # Short batch delays: a crashing process loses at most half a second of telemetry.
         "OTEL_BSP_SCHEDULE_DELAY": "500",
         "OTEL_BLRP_SCHEDULE_DELAY": "500",
-        "OTEL_METRICS_EXPORTER": "none",
+        # Process CPU/memory and each model's CPU (instrumentation/_metrics.py), every
+        # second: a run lasts tens of seconds, and the cost analysis reads their growth.
+        "FAULTLENS_METRICS": "1",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
     }
     if otlp_endpoint:
         env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp",
+                   OTEL_METRICS_EXPORTER="otlp",
                    OTEL_EXPORTER_OTLP_ENDPOINT=otlp_endpoint)  # fmt: skip
     else:
         env.update(OTEL_TRACES_EXPORTER="otlp_json_file", OTEL_LOGS_EXPORTER="otlp_json_file",
+                   OTEL_METRICS_EXPORTER="otlp_json_file",
                    FAULTLENS_FILE_DIR=str(raw / "telemetry"))  # fmt: skip
     return env
 
@@ -190,6 +196,7 @@ async def _run(
         supervisor = _Supervisor(procs, client)
         stop = asyncio.Event()
         watch = asyncio.create_task(supervisor.watch(stop))
+        os_usage = asyncio.create_task(sample(procs, stop))
         deploys = []
         if scenario.deploy_version is not None:
             target = next(p for p in procs if p.service == culprit)
@@ -224,6 +231,7 @@ async def _run(
         finally:
             stop.set()
             await watch
+            usage = await os_usage
     for proc in procs:
         proc.stop()
     culprit_version = None
@@ -262,6 +270,7 @@ async def _run(
         "services": {p.service: _models_of(p) for p in procs},
         "instances": [i for p in procs for i in p.instances],
         "restarts": sorted(supervisor.restarts, key=lambda r: r["at_ns"]),
+        "os_usage": usage,
         "requests": requests,
     }
 
@@ -276,7 +285,7 @@ def _merge(raw: Path, out: Path) -> dict[str, str]:
     """Concatenate every incarnation's JSON Lines (and the load generator's spans) into one
     gzip file per signal."""
     files = {}
-    for signal_name in ("traces", "logs"):
+    for signal_name in ("traces", "logs", "metrics"):
         parts = sorted((raw / "telemetry").glob(f"{signal_name}-*.jsonl"), key=os.path.getmtime)
         if not parts:
             continue
@@ -312,7 +321,8 @@ def run_scenario(
     otlp_endpoint: str | None = None,
     keep_raw: bool = False,
 ) -> dict[str, Any]:
-    """Run scenario ``name`` in ``layout``; write traces, logs and truth.json into ``out``.
+    """Run scenario ``name`` in ``layout``; write traces, logs, metrics and truth.json into
+    ``out``.
 
     Returns the truth. With ``otlp_endpoint`` the services export over OTLP/HTTP
     there (e.g. ``faultlens collect``) instead of writing files.
@@ -326,7 +336,7 @@ def run_scenario(
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target / "raw", ignore_errors=True)
-    for stale in ("traces.jsonl.gz", "logs.jsonl.gz", "truth.json"):
+    for stale in ("traces.jsonl.gz", "logs.jsonl.gz", "metrics.jsonl.gz", "truth.json"):
         (target / stale).unlink(missing_ok=True)
     previous = None
     if threading.current_thread() is threading.main_thread():

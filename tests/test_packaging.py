@@ -58,6 +58,16 @@ PUBLIC = {
         "ingest",
         "open",
         "receiver_app",
+        # added in 0.2 (additions only: the names above are the 0.1 surface)
+        "DEFAULT_DB",
+        "DbTargetError",
+        "Target",
+        "clickhouse_ddl",
+        "incidents_schema",
+        "parse_db",
+        "ServedAnalysis",  # open() of a store `faultlens serve` holds
+        "TimeWindow",
+        "parse_window",
     },
     "faultlens.dashboards": {"ENTRYPOINT"},
     "faultlens.sample_traces": {"DATA_DIR", "LAYOUTS", "SCENARIOS", "Scenario", "run_scenario"},

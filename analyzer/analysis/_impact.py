@@ -3,14 +3,16 @@
 DESIGN.md: "Blast radius: entry requests that failed or broke their latency
 objective during the incident, above the baseline rate; broken down by
 endpoint, model, service; as counts and as a share of traffic. Collateral =
-affected requests whose traces never touched the culprit model."
+affected requests whose traces never touched the culprit: its model when it has
+one, its service when it runs no model (a feature store). Null only when the
+culprit model is unknown inside a shared process."
 "Counterfactual layout: from monolith telemetry, the blast radius had each
 model run in its own service (collateral removed), next to the actual one."
 
 A request that reached no model at all (a dead process refused it: only the
 ingress's or caller's span is left) would have touched what its endpoint's
 baseline requests touched, so it counts as collateral in the share of them that
-never touched the culprit model, not as wholly collateral.
+never touched the culprit, not as wholly collateral.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ __all__ = ["BlastRadius", "blast_radius", "counterfactual_per_model"]
 
 @dataclass(frozen=True)
 class BlastRadius:
-    """Affected requests above the baseline rate; ``collateral`` None without a culprit model."""
+    """Affected requests above the baseline rate; ``collateral`` None when the culprit
+    model is unknown inside a shared process."""
 
     requests: int
     share: float
@@ -46,12 +49,20 @@ def blast_radius(
     base_start: int,
     onset: int,
     end: int,
-    culprit_model: str | None,
+    collateral_of: tuple[str, str] | None,
     slo_ms: float | None,
     extent: tuple[int, int] | None = None,
+    after_end: int | None = None,
 ) -> BlastRadius:
     """Affected entry requests during [onset, end) beyond the baseline's bad rate.
 
+    The bad rate is that of the normal traffic either side: [base_start, onset) and
+    [end, ``after_end``) when given. A short baseline holds only a few bad requests, and
+    their rate is scaled by the incident's length: every normal request counts.
+
+    ``collateral_of``: what a request must have touched not to be collateral,
+    ``("model", name)`` or ``("service", name)`` (a culprit that runs no model); None when
+    the culprit model is unknown inside a shared process (no collateral then).
     ``extent``: the run's first and last request (ns), when the caller has them.
     """
     p: dict[str, Any] = {
@@ -59,14 +70,19 @@ def blast_radius(
         "base_start": base_start,
         "onset": onset,
         "end": end,
-        "model": culprit_model,
+        "after_end": max(after_end or end, end),
     }
-    prm = {k: d.param(k, "String" if k in ("run", "model") else "Nullable(Int64)") for k in p}
-    sums = _affected(con, d, p, prm, slo_ms=slo_ms)
+    prm = {k: d.param(k, "String" if k == "run" else "Nullable(Int64)") for k in p}
+    sums = _affected(con, d, p, prm, slo_ms=slo_ms, collateral_of=collateral_of)
     zero = [0.0, 0.0, 0.0, 0.0]
     groups = sorted({k[:2] for k in sums})  # (dimension, key), as a grouping orders them
     base_n = {g: sums.get((*g, 0), zero)[0] for g in groups}
     inc_n = {g: sums.get((*g, 1), zero)[0] for g in groups}
+
+    def normal(g: tuple[str, str]) -> list[float]:
+        """The sums of the normal traffic before and after the incident."""
+        a, b = sums.get((*g, 0), zero), sums.get((*g, 2), zero)
+        return [x + y for x, y in zip(a, b, strict=True)]
 
     def excess(before: list[float], now: list[float], bad: int, n: int) -> int:
         """Bad requests during the incident beyond the baseline's bad rate."""
@@ -75,10 +91,10 @@ def blast_radius(
 
     rows: dict[tuple[str, str], list[float]] = {}
     for g in groups:
-        before, now = sums.get((*g, 0), zero), sums.get((*g, 1), zero)
-        collateral = excess(before, now, 3, 2) if culprit_model else 0
+        before, now = normal(g), sums.get((*g, 1), zero)
+        collateral = excess(before, now, 3, 2) if collateral_of else 0
         rows[g] = [excess(before, now, 1, 0), collateral]
-    silent = _silent_requests(con, d, p, prm, base_n, inc_n, culprit_model, extent=extent)
+    silent = _silent_requests(con, d, p, prm, base_n, inc_n, collateral_of, extent=extent)
     for g, (n, c) in silent.items():
         acc = rows.setdefault(g, [0, 0])
         acc[0] += n
@@ -86,7 +102,7 @@ def blast_radius(
     total = int(inc_n.get(("all", ""), 0)) + (silent[("all", "")][0] if silent else 0)
     head = rows.get(("all", ""))
     requests = int(head[0]) if head else 0
-    collateral = int(head[1]) if culprit_model and head else None
+    collateral = int(head[1]) if collateral_of and head else None
     if collateral is not None:
         collateral = min(collateral, requests)
     # By dimension, most requests first (then by key).
@@ -102,7 +118,7 @@ def blast_radius(
             "share": np.array([r[0] / max(total, 1) for _, r in kept], dtype=float),
             "collateral": (
                 np.array([int(r[1]) for _, r in kept], dtype=np.int64)
-                if culprit_model
+                if collateral_of
                 else pd.Series([None] * len(kept), dtype=object)
             ),
         }
@@ -117,10 +133,17 @@ def blast_radius(
 
 
 def _affected(
-    con: Any, d: Dialect, p: dict[str, Any], prm: dict[str, str], *, slo_ms: float | None
+    con: Any,
+    d: Dialect,
+    p: dict[str, Any],
+    prm: dict[str, str],
+    *,
+    slo_ms: float | None,
+    collateral_of: tuple[str, str] | None,
 ) -> dict[tuple[str, str, int], list[float]]:
-    """Requests from baseline start to end, per (dimension, key, inc): count, bad,
-    untouched (would not have touched the culprit model) and bad-and-untouched.
+    """Requests from baseline start to after_end, per (dimension, key, inc): count, bad,
+    untouched (would not have touched the culprit: ``collateral_of``) and
+    bad-and-untouched. ``inc``: 0 before the onset, 1 in the incident, 2 after its end.
 
     The requests are grouped by endpoint, inc and what their trace touched (``touch``: a
     run holds few distinct ones); hit, reached and every model and service dimension
@@ -130,11 +153,12 @@ def _affected(
         WITH {bad_requests_cte(d, slo_ms=slo_ms)}
         SELECT endpoint, inc, touch, count(*) AS n, sum(bad) AS b
         FROM (SELECT q.endpoint, q.touch, q.bad,
-                     CASE WHEN q.ts >= {prm["onset"]} THEN 1 ELSE 0 END AS inc
-              FROM req q WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["end"]}) g
+                     CASE WHEN q.ts < {prm["onset"]} THEN 0
+                          WHEN q.ts < {prm["end"]} THEN 1 ELSE 2 END AS inc
+              FROM req q WHERE q.ts >= {prm["base_start"]} AND q.ts < {prm["after_end"]}) g
         GROUP BY endpoint, inc, touch"""
     g = con.execute(sql, p).df()
-    culprit = p["model"]
+    dim, culprit = collateral_of or ("model", None)
     touched: dict[str | None, tuple[list[str], list[str], bool, bool]] = {}
     rows = []
     for e, i, t, n, b in g.itertuples(index=False):
@@ -143,13 +167,14 @@ def _affected(
             items = touch_items(t)
             models = sorted({m for _, m, _ in items if m is not None})
             services = sorted({s for s, _, _ in items if s is not None})
-            touched[t] = (models, services, culprit in models, bool(models))
+            hit = culprit in (models if dim == "model" else services)
+            touched[t] = (models, services, hit, bool(models))
         rows.append((e, int(i), touched[t], float(n), float(b)))
     # Of each endpoint's baseline requests that reached a model, the share that hit the
     # culprit: what a request that reached none would have touched.
     base = {}
     for e, inc, (_, _, hit, reached), n, _ in rows:
-        if inc == 0 and reached:
+        if inc != 1 and reached:
             hits, all_ = base.get(e, (0.0, 0.0))
             base[e] = (hits + n * hit, all_ + n)
     acc: dict[tuple, list[float]] = {}
@@ -179,7 +204,7 @@ def _silent_requests(
     prm: dict[str, str],
     base_n: dict[tuple[str, str], float],
     inc_n: dict[tuple[str, str], float],
-    culprit_model: str | None,
+    collateral_of: tuple[str, str] | None,
     *,
     extent: tuple[int, int] | None,
 ) -> dict[tuple[str, str], tuple[int, int]]:
@@ -204,7 +229,11 @@ def _silent_requests(
     inc_s = max(min(p["end"], span[1] + 1) - p["onset"], 0)
     expected_all = float(base_n.get(("all", ""), 0)) * inc_s / base_s
     missing_all = expected_all - float(inc_n.get(("all", ""), 0))
-    if missing_all < max(3.0, 0.05 * expected_all):
+    # A shortfall within noise is no lost traffic: 3 sd of the difference of two Poisson
+    # counts, the incident's and the baseline's scaled to the incident's length.
+    base_all = float(base_n.get(("all", ""), 0))
+    noise = 3 * np.sqrt(expected_all + (inc_s / base_s) ** 2 * base_all)
+    if missing_all < max(3.0, 0.05 * expected_all, noise):
         return {}
     ends = [k for k in base_n if k[0] == "endpoint"]
     short = pd.Series(
@@ -231,8 +260,11 @@ def _silent_requests(
     )
     n_e = pd.Series({k[1]: float(base_n.get(k, 0)) for k in ends})
     rows = []
-    models = touched[touched.dimension == "model"]
-    hit = models[models.key == culprit_model].groupby("endpoint").n.sum() if culprit_model else None
+    hit = None
+    if collateral_of:
+        dim, name = collateral_of
+        items = touched[touched.dimension == dim]
+        hit = items[items.key == name].groupby("endpoint").n.sum()
     for e, m in per_endpoint.items():
         frac_hit = float(hit.get(e, 0)) / max(n_e.get(e, 1), 1) if hit is not None else 0.0
         coll = m * (1 - frac_hit)

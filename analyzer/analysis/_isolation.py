@@ -27,18 +27,24 @@ from ..store._dialect import Dialect
 from ._evidence import Evidence, LogSums, logs_in
 from ._localize import ranking, suspects
 
-__all__ = ["IsolationView", "evidence_volume", "isolation_replay"]
+__all__ = ["IsolationView", "evidence_volume", "isolates_model", "isolation_replay"]
 
 
 @dataclass(frozen=True)
 class IsolationView:
-    """FIT (None when the culprit never ranked first and stayed first) and its context."""
+    """FIT (None when the culprit never ranked first and stayed first) and its context.
+
+    ``isolates_model``: whether what this view names is one model (or a service that runs
+    at most one). False for the service-only view of a shared process: its FIT is when
+    it named the process, and its suspects and evidence are what is still left to read.
+    """
 
     view: str
     seconds: float | None
     suspects: int
     evidence_spans: int
     evidence_logs: int
+    isolates_model: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,7 +52,18 @@ class IsolationView:
             "suspects": self.suspects,
             "evidence_spans": self.evidence_spans,
             "evidence_logs": self.evidence_logs,
+            "isolates_model": self.isolates_model,
         }
+
+
+def isolates_model(
+    view: str, *, model: str | None, left: tuple[str, ...], service_models: int
+) -> bool:
+    """Whether ``view`` narrows the culprit to one model: the culprit service runs at most
+    one model, or (model-aware only) the culprit's model is known or absence leaves one."""
+    if service_models <= 1:
+        return True
+    return view == "model_aware" and (model is not None or len(left) == 1)
 
 
 def isolation_replay(

@@ -1,4 +1,4 @@
-"""Culprit ranking: which (service, model) caused an incident, with readable evidence.
+"""Culprit ranking: which (service, model) caused an incident (its evidence in words: _describe).
 
 DESIGN.md: "Culprit ranking: candidate (service, model) pairs ranked by
 evidence: origin errors (error spans with no erroring child), self-time
@@ -15,9 +15,6 @@ them into an :class:`Evidence` per view); :func:`score_matrix` scores every pref
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -26,8 +23,6 @@ from ._evidence import VIEWS, Evidence, candidate_key
 __all__ = [
     "VIEWS",
     "WEIGHTS",
-    "describe",
-    "summarize",
     "left_by_absence",
     "ranking",
     "score_matrix",
@@ -46,7 +41,8 @@ WEIGHTS = {
     "changed_first": 1.0,
 }
 SELF_RATIO = 1.5  # self-time must at least grow this much to count ...
-SELF_MIN_NS = 20_000_000  # ... and by at least 20 ms per span
+SELF_MIN_NS = 20_000_000  # ... and by at least 20 ms per span ...
+SELF_MIN_SPANS = 5  # ... over at least this many incident spans (a few are noise)
 LOOKBACK_NS = 60 * 1_000_000_000  # version changes and restarts this long before onset count
 MARGIN = 0.1  # suspects: candidates within 10% of the top score
 ABSENT_RATIO = 1 / 3  # a model completing under a third of what its process's traffic implies ...
@@ -103,6 +99,7 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
     inc_mean = np.divide(self_ns, n, out=np.zeros_like(self_ns), where=n > 0)
     grew = (
         (n_b > 0)
+        & (n >= SELF_MIN_SPANS)
         & (inc_mean >= SELF_RATIO * np.maximum(base_mean, 1.0))
         & (inc_mean - base_mean >= SELF_MIN_NS)
     )
@@ -119,11 +116,24 @@ def score_matrix(ev: Evidence) -> dict[str, np.ndarray]:
     expected = n_b / nb * steps
     quiet = np.clip(1 - np.divide(n, expected, out=np.ones_like(n), where=expected > 0), 0, 1)
     sig["silence"] = np.where((expected >= 5) & (quiet >= 0.5), quiet, 0.0)
-    sig["changed_first"] = _changed_first(ev, origin_x, extra, logs_x, version + sig["silence"])
+    first = _first_moves(ev, origin_x, extra, logs_x, version + sig["silence"])
+    sig["changed_first"] = _changed_first(first, len(ev.buckets))
     total = sum(WEIGHTS[k] * v for k, v in sig.items())
     if ev.view == "model_aware":
         total = _undecided_process(ev, total)
     sig["score"] = total
+    # Not scored: what :func:`first_mover` says of the candidate that departed first.
+    sig["first_bucket"] = first
+    sig["first_signal"] = _first_signals(
+        first,
+        {
+            "origin errors": origin_x > 0.5,
+            "self-time": extra > 0,
+            "warning/error logs": logs_x > 0.5,
+            "version change": version > 0.5,
+            "silence": sig["silence"] > 0.5,
+        },
+    )
     return sig
 
 
@@ -244,10 +254,11 @@ def _restarted(ev: Evidence) -> np.ndarray:
     return out
 
 
-def _changed_first(
+def _first_moves(
     ev: Evidence, origin: np.ndarray, extra: np.ndarray, logs: np.ndarray, version: np.ndarray
 ) -> np.ndarray:
-    """1 for the candidate(s) whose own signals departed earliest, as seen at each t."""
+    """Per candidate, the first incident bucket its own signals departed in: -1 for a
+    version change before onset, ``len(ev.buckets)`` when they never did."""
     moved = (origin > 0.5) | (extra > 0) | (logs > 0.5) | (version > 0.5)
     T, C = moved.shape
     first = np.where(moved.any(axis=0), moved.argmax(axis=0), T)
@@ -263,11 +274,31 @@ def _changed_first(
     for j, (s, m) in enumerate(zip(ev.services, ev.models, strict=True)):
         if counts.get((s, m or ""), 0) > 1 and version[:, j].max() > 0.5:
             first[j] = -1
-    out = np.zeros((T, C))
+    return first
+
+
+def _changed_first(first: np.ndarray, T: int) -> np.ndarray:
+    """1 for the candidate(s) whose own signals departed earliest, as seen at each t."""
+    out = np.zeros((T, len(first)))
     for t in range(T):
         seen = np.where(first <= t, first, T + 1)
         if seen.min() <= t:
             out[t] = (seen == seen.min()).astype(float)
+    return out
+
+
+def _first_signals(first: np.ndarray, moved: dict[str, np.ndarray]) -> np.ndarray:
+    """Per candidate, which of its signals departed in its first bucket, as words."""
+    out = np.empty(len(first), dtype=object)
+    for j, t in enumerate(first):
+        if t < 0:
+            out[j] = "version change before onset"
+            continue
+        if t >= len(next(iter(moved.values()))):
+            out[j] = None
+            continue
+        names = [name for name, m in moved.items() if m[t, j]]
+        out[j] = " and ".join(names) or "version change and silence together"
     return out
 
 
@@ -380,124 +411,3 @@ def suspects(
     # A process entry none of whose models is in the margin leaves all of them to check.
     entries = [r for r in close if r[1] is None and r[0] not in with_models]
     return sum(r[1] is not None for r in close) + sum(r[2] for r in entries) + extra
-
-
-def _sums(frame: pd.DataFrame, onset_ns: int, columns: list[str]) -> dict[tuple, np.ndarray]:
-    """Per (service, model or None, incident?) the column sums of ``frame``'s rows (a few
-    hundred rows: summed row by row, cheaper here than a pandas grouping)."""
-    out: dict[tuple, np.ndarray] = {}
-    if frame.empty:
-        return out
-    values = frame[columns].to_numpy(dtype=float)
-    models = frame["model"].to_numpy(dtype=object)
-    incident = frame["bucket_start"].to_numpy() >= onset_ns
-    for service, model, inc, row in zip(
-        frame["service"].to_numpy(dtype=object), models, incident, values, strict=True
-    ):
-        key = (service, model if isinstance(model, str) else None, bool(inc))
-        if key in out:
-            out[key] = out[key] + row
-        else:
-            out[key] = row.copy()
-    return out
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Per candidate, its span and log sums at baseline and during the incident: what
-    :func:`describe` reads for every candidate, computed once per incident and view."""
-
-    spans: dict[tuple, np.ndarray]  # origin_errors, spans, self_ns
-    logs: dict[tuple, np.ndarray]  # warn_logs, error_logs, fatal_logs
-    versions: dict[tuple, list[tuple[int, str]]]  # (service, model): (first_ns, version)...
-
-
-_SPAN_SUMS = ["origin_errors", "spans", "self_ns"]
-_LOG_SUMS = ["warn_logs", "error_logs", "fatal_logs"]
-
-
-def summarize(ev: Evidence) -> Summary:
-    versions: dict[tuple, list[tuple[int, str]]] = {}
-    v = ev.versions.sort_values("first_ns", kind="stable")
-    for service, model, version, first in zip(
-        v.service, v.model, v.version, v.first_ns, strict=True
-    ):
-        if isinstance(model, str):
-            versions.setdefault((service, model), []).append((int(first), str(version)))
-    return Summary(
-        _sums(ev.spans, ev.onset_ns, _SPAN_SUMS),
-        _sums(ev.logs, ev.onset_ns, _LOG_SUMS),
-        versions,
-    )
-
-
-def describe(
-    ev: Evidence, r: Any, *, svc_models: list[str], summary: Summary | None = None
-) -> tuple[str, ...]:
-    """Readable evidence for one ranked candidate; both sides labelled (baseline, incident)."""
-    model = r.model if isinstance(r.model, str) else None
-    inc_s = (ev.buckets[-1] + ev.bucket_ns - ev.onset_ns) / 1e9 if len(ev.buckets) else 0.0
-    base_s = ev.base_buckets * ev.bucket_ns / 1e9
-    summary = summary or summarize(ev)
-
-    zero = np.zeros(3)
-    b_origin, b_spans, b_self = summary.spans.get((r.service, model, False), zero)
-    i_origin, i_spans, i_self = summary.spans.get((r.service, model, True), zero)
-    b_logs = summary.logs.get((r.service, model, False))
-    i_logs = summary.logs.get((r.service, model, True))
-    out = []
-    if i_origin or b_origin:
-        out.append(
-            "origin errors (error spans with no erroring child): baseline "
-            f"{b_origin / base_s:.2f}/s, incident {i_origin / inc_s:.2f}/s"
-        )
-    if i_spans and b_spans:
-        b = b_self / b_spans / 1e6
-        i = i_self / i_spans / 1e6
-        if i >= SELF_RATIO * max(b, 1e-6) or r.self_time > 0:
-            out.append(f"self-time per span: baseline {b:.1f} ms, incident {i:.1f} ms")
-    if b_logs is not None or i_logs is not None:
-        lb = [int(x) for x in (zero if b_logs is None else b_logs)]
-        li = [int(x) for x in (zero if i_logs is None else i_logs)]
-        out.append(
-            f"warning/error/fatal logs: baseline {lb[0]}/{lb[1]}/{lb[2]}, "
-            f"incident {li[0]}/{li[1]}/{li[2]}"
-        )
-    if r.version_change > 0 or r.over_representation > 0:
-        by_version, bad_total, base_total = ev.exposure_by_candidate
-        seen = by_version.get((r.service, model), {})
-        for ver in sorted(seen):
-            pi = seen[ver][0] / bad_total
-            pb = seen[ver][1] / base_total
-            if pi - pb > 0.05:
-                item = r.service if model is None else model
-                item += "" if ver == "*" else f"@{ver}"
-                out.append(
-                    f"{item} in bad requests: baseline {pb:.0%} of requests, incident {pi:.0%}"
-                )
-    vs = summary.versions.get((r.service, model), []) if model is not None else []
-    for (_, prev), (first_ns, cur) in zip(vs[:-1], vs[1:], strict=True):
-        if first_ns >= ev.onset_ns - LOOKBACK_NS:
-            out.append(
-                f"version change {prev} -> {cur} at onset {(first_ns - ev.onset_ns) / 1e9:+.1f} s"
-            )
-    if r.restart > 0:
-        rs = ev.restarts[ev.restarts.service == r.service].first_ns
-        rs = rs[rs >= ev.onset_ns - LOOKBACK_NS]
-        out.append(
-            f"{r.service} restarted {len(rs)} time(s) (new service.instance.id), first at onset "
-            f"{(rs.min() - ev.onset_ns) / 1e9:+.1f} s"
-        )
-    if r.silence > 0:
-        out.append(
-            f"spans per second: baseline {b_spans / base_s:.1f}, "
-            f"incident {i_spans / inc_s:.1f} (fell silent)"
-        )
-    if r.changed_first > 0:
-        out.append("changed first among the candidates")
-    if model is None and len(svc_models) > 1:
-        out.append(
-            f"{r.service} runs {len(svc_models)} models ({', '.join(svc_models)}); the data "
-            "holds no evidence of which one failed: all are suspects"
-        )
-    return tuple(out) or ("no departure from baseline",)

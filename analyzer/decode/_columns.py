@@ -12,7 +12,6 @@ round-trip form.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,104 +19,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._scopes import Scopes, flat_maps
+
 __all__ = [
-    "KIND_NAMES",
     "LOG_COLUMNS",
-    "MODEL_KEYS",
-    "ROUTE_KEYS",
-    "STATUS_NAMES",
     "TRACE_COLUMNS",
     "LogColumns",
     "Reject",
     "TraceColumns",
-    "double_text",
-    "json_text",
-    "resolve_model",
-    "route_of",
 ]
-
-# The exporter's strings; the JSON encoding may carry the enum's integer or its name.
-KIND_NAMES: dict[Any, str] = {}
-for _i, _n in enumerate(("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")):
-    KIND_NAMES[_i] = _n
-    KIND_NAMES[f"SPAN_KIND_{_n.upper()}"] = _n
-STATUS_NAMES: dict[Any, str] = {}
-for _i, _n in enumerate(("Unset", "Ok", "Error")):
-    STATUS_NAMES[_i] = _n
-    STATUS_NAMES[f"STATUS_CODE_{_n.upper()}"] = _n
-
-# DESIGN.md "Model identity": the ordered alias list.
-_ASKED = ("ml.model.name", "gen_ai.request.model")
-_INVOCATION = ("llm.invocation_parameters", "embedding.invocation_parameters")
-_SERVED = (
-    "gen_ai.response.model",
-    "llm.model_name",
-    "embedding.model_name",
-    "llm.request.model_name",
-    "llm.response.model_name",
-)
-# Names that report what a hosted API served (become the version when they differ).
-_SERVED_ONLY = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
-# The endpoint: a server span's http.route, else a client span's url.template (an ingress
-# or load generator in front of the services).
-ROUTE_KEYS = ("http.route", "url.template")
-MODEL_KEYS = frozenset((*_ASKED, *_INVOCATION, *_SERVED, "ml.model.version", *ROUTE_KEYS))
-
-
-def route_of(attrs: dict[str, str]) -> str:
-    """HttpRoute: ``http.route``, else ``url.template``, else ''."""
-    return attrs.get("http.route") or attrs.get("url.template") or ""
-
-
-def resolve_model(found: dict[str, str]) -> tuple[str | None, str | None]:
-    """(name, version) from the alias-list attributes of one span or record."""
-    name = found.get("ml.model.name") or found.get("gen_ai.request.model")
-    if not name:
-        for key in _INVOCATION:
-            text = found.get(key)
-            if text:
-                try:
-                    params = orjson.loads(text)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(params, dict) and isinstance(params.get("model"), str):
-                    name = params["model"]
-                    break
-    if not name:
-        for key in _SERVED:
-            if found.get(key):
-                name = found[key]
-                break
-    version = found.get("ml.model.version") or None
-    if version is None and name:
-        for key in _SERVED_ONLY:
-            served = found.get(key)
-            if served and served != name:
-                version = served
-                break
-    return name or None, version
-
-
-def double_text(value: float) -> str:
-    """A double as Go's pcommon AsString writes it (ES6 number-to-string)."""
-    if math.isnan(value) or math.isinf(value):
-        return "json: unsupported value: " + ("NaN" if math.isnan(value) else repr(value))
-    if value == int(value) and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        sign = exponent[0] if exponent[0] in "+-" else "+"
-        text = f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
-    return text
-
-
-def json_text(raw: Any) -> str:
-    """Go encoding/json of an AsRaw() value: sorted keys, HTML-safe escapes."""
-    text = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
-    if "<" in text or ">" in text or "&" in text:
-        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,102 +100,6 @@ LOG_COLUMNS = [
 ]
 
 
-class _Scopes:
-    """Resources and scopes, stored once and spread to rows with a dictionary."""
-
-    def __init__(self) -> None:
-        self.res_keys: list[list[str]] = []
-        self.res_vals: list[list[str]] = []
-        self.res_found: list[dict[str, str]] = []
-        self.res_url: list[str] = []
-        self.scope_res: list[int] = []
-        self.scope_name: list[str] = []
-        self.scope_version: list[str] = []
-        self.scope_keys: list[list[str]] = []
-        self.scope_vals: list[list[str]] = []
-        self.scope_url: list[str] = []
-        self.scope_model: list[tuple[str | None, str | None]] = []
-
-    def add_resource(self, keys: list[str], vals: list[str], url: str) -> int:
-        self.res_keys.append(keys)
-        self.res_vals.append(vals)
-        self.res_found.append(dict(zip(keys, vals, strict=True)))
-        self.res_url.append(url)
-        return len(self.res_keys) - 1
-
-    def add_scope(
-        self, resource: int, name: str, version: str, keys: list[str], vals: list[str], url: str
-    ) -> int:
-        self.scope_res.append(resource)
-        self.scope_name.append(name)
-        self.scope_version.append(version)
-        self.scope_keys.append(keys)
-        self.scope_vals.append(vals)
-        self.scope_url.append(url)
-        self.scope_model.append(resolve_model(self.res_found[resource]))
-        return len(self.scope_res) - 1
-
-    def truncate(self, resources: int, scopes: int) -> None:
-        for name in ("res_keys", "res_vals", "res_found", "res_url"):
-            del getattr(self, name)[resources:]
-        for name in [
-            "scope_res",
-            "scope_name",
-            "scope_version",
-            "scope_keys",
-            "scope_vals",
-            "scope_url",
-            "scope_model",
-        ]:
-            del getattr(self, name)[scopes:]
-
-    def resource_column(self, attr: str) -> list[str]:
-        return [found.get(attr, "") for found in self.res_found]
-
-    def per_scope(self, scope_idx: pa.Array) -> dict[str, pa.Array]:
-        """Scope- and resource-level columns, as dictionary arrays indexed by scope."""
-        res = self.scope_res
-        maps_res = _maps([self.res_keys[r] for r in res], [self.res_vals[r] for r in res])
-        maps_scope = _maps(self.scope_keys, self.scope_vals)
-
-        def strings(values: list[str]) -> pa.Array:
-            return pa.array(values, pa.string())
-
-        cols = {
-            "ResourceAttributes": maps_res,
-            "ScopeAttributes": maps_scope,
-            "ServiceName": strings([self.res_found[r].get("service.name", "") for r in res]),
-            "ServiceInstanceId": strings(
-                [self.res_found[r].get("service.instance.id", "") for r in res]
-            ),
-            "Layout": strings([self.res_found[r].get("faultlens.layout", "") for r in res]),
-            "ScopeName": strings(self.scope_name),
-            "ScopeVersion": strings(self.scope_version),
-            "ResourceSchemaUrl": strings([self.res_url[r] for r in res]),
-            "ScopeSchemaUrl": strings(self.scope_url),
-        }
-        return {k: pa.DictionaryArray.from_arrays(scope_idx, v) for k, v in cols.items()}
-
-
-def _maps(keys: list[list[str]], vals: list[list[str]]) -> pa.Array:
-    offsets = [0]
-    flat_k: list[str] = []
-    flat_v: list[str] = []
-    for k, v in zip(keys, vals, strict=True):
-        flat_k += k
-        flat_v += v
-        offsets.append(len(flat_k))
-    return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(flat_k, pa.string()), pa.array(flat_v, pa.string())
-    )
-
-
-def _flat_maps(offsets: list[int], keys: list[str], vals: list[str]) -> pa.Array:
-    return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(vals, pa.string())
-    )
-
-
 def _strings(raw: list[Any], what: str, bads: list[tuple[pa.Array, str]]) -> pa.Array:
     """A string column; values of another type become '' and their rows are rejected."""
     try:
@@ -313,7 +127,7 @@ class _Rows:
     """Row bookkeeping shared by spans and log records: positions and rejects."""
 
     def __init__(self) -> None:
-        self.scopes = _Scopes()
+        self.scopes = Scopes()
         self.rejects: list[Reject] = []
         self.read = 0
         self.scope_idx: list[int] = []
@@ -438,7 +252,7 @@ class TraceColumns(_Rows):
             "TraceState": _strings(self.trace_state, "traceState", reasons),
             "SpanName": _strings(self.name, "name", reasons),
             "SpanKind": pa.array(self.kind, pa.string()),
-            "SpanAttributes": _flat_maps(self.attr_off, self.attr_keys, self.attr_vals),
+            "SpanAttributes": flat_maps(self.attr_off, self.attr_keys, self.attr_vals),
             "Duration": pc.if_else(
                 pc.greater(end, start),
                 pc.subtract_checked(pc.max_element_wise(end, start), start),
@@ -467,7 +281,7 @@ def _events(cols: TraceColumns) -> dict[str, pa.Array]:
         "Events.Timestamp": pa.ListArray.from_arrays(off, ts),
         "Events.Name": pa.ListArray.from_arrays(off, pa.array(cols.ev_name, pa.string())),
         "Events.Attributes": pa.ListArray.from_arrays(
-            off, _flat_maps(cols.ev_attr_off, cols.ev_keys, cols.ev_vals)
+            off, flat_maps(cols.ev_attr_off, cols.ev_keys, cols.ev_vals)
         ),
     }
 
@@ -493,7 +307,7 @@ def _links(cols: TraceColumns) -> tuple[dict[str, pa.Array], pa.Array]:
         "Links.SpanId": pa.ListArray.from_arrays(off, sid),
         "Links.TraceState": pa.ListArray.from_arrays(off, pa.array(cols.ln_state, pa.string())),
         "Links.Attributes": pa.ListArray.from_arrays(
-            off, _flat_maps(cols.ln_attr_off, cols.ln_keys, cols.ln_vals)
+            off, flat_maps(cols.ln_attr_off, cols.ln_keys, cols.ln_vals)
         ),
     }, bad
 
@@ -565,7 +379,7 @@ class LogColumns(_Rows):
             "SeverityText": _strings(self.severity_text, "severityText", reasons),
             "SeverityNumber": pa.array(self.severity_number, pa.uint8()),
             "Body": pa.array(self.body, pa.string()),
-            "LogAttributes": _flat_maps(self.attr_off, self.attr_keys, self.attr_vals),
+            "LogAttributes": flat_maps(self.attr_off, self.attr_keys, self.attr_vals),
             "EventName": _strings(self.event_name, "eventName", reasons),
             "ModelName": pa.array(self.model_name, pa.string()),
             "ModelVersion": pa.array(self.model_version, pa.string()),

@@ -14,141 +14,20 @@ so the rows are identical by construction.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
-from ._columns import (
-    _I63,
-    KIND_NAMES,
-    MODEL_KEYS,
-    STATUS_NAMES,
-    TRACE_COLUMNS,
-    _Scopes,
-    resolve_model,
-    route_of,
-)
-from ._otlp_json import BadValue, _attributes, value_text
+from ._columns import _I63, TRACE_COLUMNS
+from ._fast_parse import FIELD_TYPES, SCALAR, has_null, object_lines, parse_chunk
+from ._identity import KIND_NAMES, MODEL_KEYS, STATUS_NAMES, resolve_model, route_of
+from ._json_values import BadValue, attributes, value_text
+from ._scopes import Scopes
 
 __all__ = ["decode_traces_fast"]
 
-_SCALAR = [
-    ("stringValue", pa.string()),
-    ("boolValue", pa.bool_()),
-    ("intValue", pa.string()),
-    ("doubleValue", pa.float64()),
-]
-_VALUE = pa.struct(
-    [*_SCALAR, ("arrayValue", pa.struct([("values", pa.list_(pa.struct(_SCALAR)))]))]
-)
-_KVS = pa.list_(pa.struct([("key", pa.string()), ("value", _VALUE)]))
-_SCOPE = pa.struct(
-    [
-        ("name", pa.string()),
-        ("version", pa.string()),
-        ("attributes", _KVS),
-        ("droppedAttributesCount", pa.int64()),
-    ]
-)
-_SPAN = pa.struct(
-    [
-        ("traceId", pa.string()),
-        ("spanId", pa.string()),
-        ("parentSpanId", pa.string()),
-        ("traceState", pa.string()),
-        ("flags", pa.int64()),
-        ("name", pa.string()),
-        ("kind", pa.int64()),
-        ("startTimeUnixNano", pa.string()),
-        ("endTimeUnixNano", pa.string()),
-        ("attributes", _KVS),
-        ("droppedAttributesCount", pa.int64()),
-        (
-            "events",
-            pa.list_(
-                pa.struct(
-                    [
-                        ("timeUnixNano", pa.string()),
-                        ("name", pa.string()),
-                        ("attributes", _KVS),
-                        ("droppedAttributesCount", pa.int64()),
-                    ]
-                )
-            ),
-        ),
-        ("droppedEventsCount", pa.int64()),
-        (
-            "links",
-            pa.list_(
-                pa.struct(
-                    [
-                        ("traceId", pa.string()),
-                        ("spanId", pa.string()),
-                        ("traceState", pa.string()),
-                        ("flags", pa.int64()),
-                        ("attributes", _KVS),
-                        ("droppedAttributesCount", pa.int64()),
-                    ]
-                )
-            ),
-        ),
-        ("droppedLinksCount", pa.int64()),
-        ("status", pa.struct([("code", pa.int64()), ("message", pa.string())])),
-    ]
-)
-_SCHEMA = pa.schema(
-    [
-        (
-            "resourceSpans",
-            pa.list_(
-                pa.struct(
-                    [
-                        (
-                            "resource",
-                            pa.struct(
-                                [("attributes", _KVS), ("droppedAttributesCount", pa.int64())]
-                            ),
-                        ),
-                        ("schemaUrl", pa.string()),
-                        (
-                            "scopeSpans",
-                            pa.list_(
-                                pa.struct(
-                                    [
-                                        ("scope", _SCOPE),
-                                        ("schemaUrl", pa.string()),
-                                        ("spans", pa.list_(_SPAN)),
-                                    ]
-                                )
-                            ),
-                        ),
-                    ]
-                )
-            ),
-        )
-    ]
-)
-
-
-def _field_types(kind: pa.DataType, out: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
-    """Each field name of the schema with its type (a name has one type wherever it is)."""
-    if pa.types.is_list(kind):
-        return _field_types(kind.value_type, out)
-    if pa.types.is_struct(kind):
-        for f in kind:
-            if out.setdefault(f.name, f.type) != f.type:
-                raise TypeError(f"{f.name}: two types in the OTLP schema")
-            _field_types(f.type, out)
-    return out
-
-
-_TYPES = _field_types(_SCHEMA.field(0).type, {"resourceSpans": _SCHEMA.field(0).type})
-_PARSE = pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="error")
-_READ = pj.ReadOptions(block_size=4 << 20)
 _KINDS = pa.array([KIND_NAMES[i] for i in range(6)], pa.string())
 _STATUSES = pa.array([STATUS_NAMES[i] for i in range(3)], pa.string())
 
@@ -170,7 +49,7 @@ def _flatten(lists: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
 def _field(struct: pa.Array, name: str) -> pa.Array:
     """A struct's field; one the parse schema left out (no line has it) as all nulls."""
     if struct.type.get_field_index(name) < 0:
-        return pa.nulls(len(struct), _TYPES[name])
+        return pa.nulls(len(struct), FIELD_TYPES[name])
     return pc.struct_field(struct, name)
 
 
@@ -336,7 +215,7 @@ def _list_codes(lists: pa.Array) -> np.ndarray | None:
     if pc.any(pc.is_valid(_field(value, "arrayValue"))).as_py():
         return None
     parts = [_codes(_field(kvs, "key")), pc.is_valid(value).to_numpy(zero_copy_only=False)]
-    parts += [_codes(_field(value, name)) for name, _ in _SCALAR]
+    parts += [_codes(_field(value, name)) for name, _ in SCALAR]
     entries = np.ascontiguousarray(np.stack(parts, axis=1).astype(np.int32))
     width = entries.shape[1] * 4
     rows = pa.Array.from_buffers(
@@ -349,7 +228,7 @@ def _list_codes(lists: pa.Array) -> np.ndarray | None:
 
 def _distinct_scopes(
     resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray
-) -> tuple[_Scopes, np.ndarray]:
+) -> tuple[Scopes, np.ndarray]:
     """Resources and scopes, each distinct one once (a file repeats its resource and scope
     on every line), and the distinct scope of each scope."""
     resource = _field(resources, "resource")
@@ -382,9 +261,9 @@ def _distinct_scopes(
     return scopes, distinct_of.reshape(-1)
 
 
-def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray) -> _Scopes:
+def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray) -> Scopes:
     """Resources and scopes through the Python decoder's own attribute code."""
-    scopes = _Scopes()
+    scopes = Scopes()
     res_rows = _clean(
         pa.StructArray.from_arrays(
             [_field(resources, "resource"), _field(resources, "schemaUrl")], ["r", "u"]
@@ -397,11 +276,11 @@ def _scopes(resources: pa.Array, scope_structs: pa.Array, scope_res: np.ndarray)
     )
     try:
         for row in res_rows:
-            attrs = _attributes((row.get("r") or {}).get("attributes"))
+            attrs = attributes((row.get("r") or {}).get("attributes"))
             scopes.add_resource(list(attrs), list(attrs.values()), row.get("u", ""))
         for res, row in zip(scope_res.tolist(), scope_rows, strict=True):
             scope = row.get("s") or {}
-            attrs = _attributes(scope.get("attributes"))
+            attrs = attributes(scope.get("attributes"))
             scopes.add_scope(
                 res,
                 scope.get("name", ""),
@@ -459,73 +338,9 @@ def _links(links: pa.Array) -> dict[str, pa.Array]:
     }
 
 
-def _object_lines(data: bytes) -> int:
-    """Lines that are exactly '{...}' (an optional CR aside); -1 when another line is not empty."""
-    buf = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if not len(buf) or buf[-1] != 10:
-        ends = np.append(ends, len(buf))
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    last = ends - 1
-    last[(last >= starts) & (buf[np.maximum(last, 0)] == 13)] -= 1  # CRLF
-    filled = last >= starts
-    first_ok = buf[np.minimum(starts[filled], len(buf) - 1)] == ord("{")
-    last_ok = buf[last[filled]] == ord("}")
-    return int(filled.sum()) if (first_ok & last_ok).all() else -1
-
-
-_KEY = re.compile(rb'"([A-Za-z]+)"\s*:')
-
-
-def _pruned(kind: pa.DataType, names: set[bytes]) -> pa.DataType:
-    """The type with only the struct fields whose names are in `names`."""
-    if pa.types.is_struct(kind):
-        return pa.struct(
-            [(f.name, _pruned(f.type, names)) for f in kind if f.name.encode() in names]
-        )
-    if pa.types.is_list(kind):
-        return pa.list_(_pruned(kind.value_type, names))
-    return kind
-
-
-def _parse(data: bytes) -> pa.Array:
-    """The chunk's resourceSpans, parsed against the OTLP schema cut down to the field
-    names its first and last lines use (a regular expression over the two lines: a key
-    it misses, e.g. one spelled with escapes, only fails the cut parse). The reader
-    appends a null per absent field per object, so the cut schema parses ~40% faster;
-    a field outside it fails the parse, and the whole schema is used then. Fields left
-    out are read as absent (``_field``), as the full parse gives them."""
-    first = data.find(b"\n")
-    last = data.rfind(b"\n", 0, len(data) - 1)
-    names = set(_KEY.findall(data, 0, first if first >= 0 else len(data)))
-    names.update(_KEY.findall(data, last + 1))
-    if b"resourceSpans" in names:
-        schema = pa.schema([("resourceSpans", _pruned(_SCHEMA.field(0).type, names))])
-        options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-        try:
-            table = pj.read_json(pa.BufferReader(data), parse_options=options, read_options=_READ)
-            return table["resourceSpans"].combine_chunks()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass  # a field outside the pruned schema: parse against the whole one below
-    table = pj.read_json(pa.BufferReader(data), parse_options=_PARSE, read_options=_READ)
-    return table["resourceSpans"].combine_chunks()
-
-
-_NULL = int.from_bytes(b"null", "little")
-
-
-def _has_null(data: bytes) -> bool:
-    """Whether b"null" occurs in the data: four aligned word compares (2.5x `in`)."""
-    for shift in range(min(4, len(data) - 3)):
-        words = np.frombuffer(data, np.uint32, count=(len(data) - shift) // 4, offset=shift)
-        if (words == _NULL).any():
-            return True
-    return False
-
-
 def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
     """(spans table, spans read) for a chunk of OTLP JSON Lines, or None: use the Python path."""
-    if _has_null(data) or b"resourceSpans" not in data:
+    if has_null(data) or b"resourceSpans" not in data:
         return None  # null and absent differ in the Python decoder; logs are not taken here
     try:
         return _decode(data)
@@ -534,10 +349,10 @@ def decode_traces_fast(data: bytes) -> tuple[pa.Table | None, int] | None:
 
 
 def _decode(data: bytes) -> tuple[pa.Table | None, int]:
-    lines = _parse(data)
+    lines = parse_chunk(data)
     # One object per line, as the Python decoder reads them: a line that starts with '{'
     # and ends with '}' cannot be part of a longer object, so equal counts mean one each.
-    if len(lines) != _object_lines(data):
+    if len(lines) != object_lines(data):
         raise _Unsure("not one JSON object per line")  # the Python decoder rejects such lines
     if lines.null_count or _any(pc.equal(pc.list_value_length(lines), 0)):
         raise _Unsure("a line without resourceSpans")  # the Python decoder may reject it

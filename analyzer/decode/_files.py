@@ -6,7 +6,7 @@
 - a first byte of 0 with a plausible big-endian length: the Collector file
   exporter's length-prefixed records (each may itself be zstd-compressed, as the
   exporter writes them with ``compression: zstd``), JSON or protobuf;
-- anything else: one bare protobuf message (TracesData, LogsData, or an
+- anything else: one bare protobuf message (TracesData, LogsData, MetricsData, or an
   Export*ServiceRequest).
 
 Chunks are plain data so that worker processes can decode them.
@@ -29,6 +29,7 @@ import orjson
 import pyarrow as pa
 import zstandard
 
+from .._settings import TUNING
 from ._columns import Reject
 from ._fast import decode_traces_fast
 from ._otlp_json import Decoded, decode_document, decode_json_lines
@@ -38,7 +39,6 @@ __all__ = ["Chunk", "DecodedChunk", "chunks", "decode_chunk", "decode_chunk_fast
 
 # Bytes per decoded chunk (8 MB: less memory and fewer page faults than 24 MB, and
 # less per-chunk overhead than 4 MB); the environment override exists for the kill -9 test.
-CHUNK_BYTES = int(os.environ.get("FAULTLENS_CHUNK_BYTES", 8 << 20))
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".proto", ".protobuf", ".otlp", ".bin"}
@@ -78,6 +78,7 @@ class DecodedChunk:
     rejects: list[tuple[str, Reject]] = field(default_factory=list)
     read: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None  # why the whole source was skipped (it is not OTLP)
+    metrics: dict[str, pa.Table] = field(default_factory=dict)  # metrics table -> rows
 
 
 def expand_paths(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -133,9 +134,10 @@ def _open(path: Path) -> tuple[IO[bytes], _Counting]:
     return buffered, counting
 
 
-def chunks(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+def chunks(path: Path, *, chunk_bytes: int | None = None) -> Iterator[Chunk]:
     """The decodable chunks of one file, read as a stream (memory stays bounded)."""
     source = str(path)
+    chunk_bytes = chunk_bytes or TUNING.chunk_bytes
     stream, counting = _open(path)
     with stream, counting.raw:
         try:
@@ -315,12 +317,19 @@ def _decode_chunk(chunk: Chunk) -> DecodedChunk:
         out.reject(chunk.source, chunk.data, b"")
     traces = out.traces.to_arrow()
     logs = out.logs.to_arrow()
+    metrics = out.metrics.to_arrow()
     rejects = [("unknown", r) for r in out.rejects]
     rejects += [("traces", r) for r in out.traces.rejects]
     rejects += [("logs", r) for r in out.logs.rejects]
+    rejects += [("metrics", r) for r in out.metrics.rejects]
     rejects.sort(key=lambda item: _in_file_order(item[1].position))
-    read = {"traces": out.traces.read, "logs": out.logs.read, "unknown": out.read}
-    return DecodedChunk(chunk.source, traces, logs, rejects, read)
+    read = {
+        "traces": out.traces.read,
+        "logs": out.logs.read,
+        "metrics": out.metrics.read,
+        "unknown": out.read,
+    }
+    return DecodedChunk(chunk.source, traces, logs, rejects, read, metrics=metrics)
 
 
 def _in_file_order(position: str) -> list:

@@ -10,26 +10,29 @@ hottest code of an ingest.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
 
-from ._columns import (
+from ._columns import LogColumns, Reject, TraceColumns
+from ._identity import (
     KIND_NAMES,
     MODEL_KEYS,
     STATUS_NAMES,
-    LogColumns,
-    Reject,
-    TraceColumns,
-    double_text,
-    json_text,
     resolve_model,
     route_of,
 )
+from ._json_values import (
+    BadValue,
+    attributes,
+    int_value,
+    str_value,
+    value_text,
+)
+from ._metrics import MetricColumns
+from ._metrics_json import decode_metrics_json
 
-__all__ = ["Decoded", "decode_document", "decode_json_lines", "value_text"]
+__all__ = ["Decoded", "decode_document", "decode_json_lines"]
 
 _SEVERITY: dict[Any, int] = {"SEVERITY_NUMBER_UNSPECIFIED": 0}
 for _base, _name in ((1, "TRACE"), (5, "DEBUG"), (9, "INFO"), (13, "WARN"), (17, "ERROR")):
@@ -42,16 +45,13 @@ for _k in range(4):
 _OTLP_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "resourceProfiles")
 
 
-class BadValue(ValueError):
-    """A value the OTLP/JSON encoding does not allow."""
-
-
 class Decoded:
     """What one unit of input (a chunk of lines, a document, a protobuf message) held."""
 
     def __init__(self) -> None:
         self.traces = TraceColumns()
         self.logs = LogColumns()
+        self.metrics = MetricColumns()
         self.rejects: list[Reject] = []  # units that are neither traces nor logs
         self.read = 0
 
@@ -66,151 +66,24 @@ def _text(record: Any) -> str:
     return str(record)[:65536]
 
 
-def _int(value: Any) -> int:
-    if value is None:
-        return 0
-    if type(value) is bool or not isinstance(value, int | str):
-        raise BadValue(f"{value!r} is not an integer")
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadValue(f"{value!r} is not an integer") from None
-    if number < 0 or number >= 1 << 64:
-        raise BadValue(f"{value!r} is out of range")
-    return number
-
-
-def _bytes_text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise BadValue("bytesValue is not a base64 string")
-    try:
-        padded = value + "=" * (-len(value) % 4)
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadValue("bytesValue is not valid base64") from None
-    return base64.b64encode(raw).decode()
-
-
-def _raw(value: Any) -> Any:
-    """An AnyValue as Go's AsRaw(), for JSON text of arrays and maps."""
-    if not value:
-        return None
-    if not isinstance(value, dict):
-        raise BadValue("an AnyValue is not an object")
-    if "stringValue" in value:
-        text = value["stringValue"]
-        if not isinstance(text, str):
-            raise BadValue("stringValue is not a string")
-        return text
-    if "boolValue" in value:
-        flag = value["boolValue"]
-        if not isinstance(flag, bool):
-            raise BadValue("boolValue is not a boolean")
-        return flag
-    if "intValue" in value:
-        number = value["intValue"]
-        if type(number) is bool or not isinstance(number, int | str):
-            raise BadValue("intValue is not an integer")
-        try:
-            number = int(number)
-        except ValueError:
-            raise BadValue(f"intValue {number!r} is not an integer") from None
-        if not -(1 << 63) <= number < 1 << 63:
-            raise BadValue("intValue is out of range")
-        return number
-    if "doubleValue" in value:
-        number = value["doubleValue"]
-        if type(number) is bool or not isinstance(number, int | float | str):
-            raise BadValue("doubleValue is not a number")
-        try:
-            return float(number)
-        except ValueError:
-            raise BadValue(f"doubleValue {number!r} is not a number") from None
-    if "bytesValue" in value:
-        return _bytes_text(value["bytesValue"])
-    if "arrayValue" in value:
-        values = (value["arrayValue"] or {}).get("values") or []
-        if not isinstance(values, list):
-            raise BadValue("arrayValue.values is not a list")
-        return [_raw(v) for v in values]
-    if "kvlistValue" in value:
-        values = (value["kvlistValue"] or {}).get("values") or []
-        if not isinstance(values, list):
-            raise BadValue("kvlistValue.values is not a list")
-        out = {}
-        for kv in values:
-            key = kv.get("key", "")
-            if not isinstance(key, str):
-                raise BadValue("a key is not a string")
-            out[key] = _raw(kv.get("value"))
-        return out
-    return None
-
-
-def value_text(value: Any) -> str:
-    """An OTLP/JSON AnyValue as the ClickHouse exporter stores it (pcommon AsString)."""
-    if not value:
-        return ""
-    if not isinstance(value, dict):
-        raise BadValue("an AnyValue is not an object")
-    raw = _raw(value)
-    if raw is None:
-        return ""
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, int):
-        return str(raw)
-    if isinstance(raw, float):
-        return double_text(raw)
-    return json_text(raw)
-
-
-def _attributes(kvs: Any) -> dict[str, str]:
-    """Attributes as a dict (a repeated key keeps its last value, as the exporter's map)."""
-    out: dict[str, str] = {}
-    if not kvs:
-        return out
-    for kv in kvs:
-        key = kv.get("key", "")
-        if type(key) is not str:
-            raise BadValue("an attribute key is not a string")
-        value = kv.get("value")
-        if value:
-            text = value.get("stringValue")
-            out[key] = text if type(text) is str else value_text(value)
-        else:
-            out[key] = ""
-    return out
-
-
-def _str(value: Any, what: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadValue(f"{what} is not a string")
-    return value
-
-
 def _add_resource(cols: TraceColumns | LogColumns, container: dict) -> int:
     resource = container.get("resource") or {}
-    attrs = _attributes(resource.get("attributes"))
+    attrs = attributes(resource.get("attributes"))
     return cols.scopes.add_resource(
-        list(attrs), list(attrs.values()), _str(container.get("schemaUrl"), "schemaUrl")
+        list(attrs), list(attrs.values()), str_value(container.get("schemaUrl"), "schemaUrl")
     )
 
 
 def _add_scope(cols: TraceColumns | LogColumns, resource: int, container: dict) -> int:
     scope = container.get("scope") or container.get("instrumentationLibrary") or {}
-    attrs = _attributes(scope.get("attributes"))
+    attrs = attributes(scope.get("attributes"))
     return cols.scopes.add_scope(
         resource,
-        _str(scope.get("name"), "scope.name"),
-        _str(scope.get("version"), "scope.version"),
+        str_value(scope.get("name"), "scope.name"),
+        str_value(scope.get("version"), "scope.version"),
         list(attrs),
         list(attrs.values()),
-        _str(container.get("schemaUrl"), "schemaUrl"),
+        str_value(container.get("schemaUrl"), "schemaUrl"),
     )
 
 
@@ -232,9 +105,9 @@ def _spans(cols: TraceColumns, spans: list, scope: int, label: str) -> None:
     for span in spans:
         cols.read += 1
         try:
-            attrs = _attributes(span.get("attributes"))
-            start = _int(span.get("startTimeUnixNano"))
-            end = _int(span.get("endTimeUnixNano"))
+            attrs = attributes(span.get("attributes"))
+            start = int_value(span.get("startTimeUnixNano"))
+            end = int_value(span.get("endTimeUnixNano"))
             kind = kinds.get(span.get("kind", 0), "")
             status = span.get("status")
             if status:
@@ -286,16 +159,22 @@ def _events_links(cols: TraceColumns, events: Any, links: Any) -> None:
     # Decode fully before appending, so a bad event leaves no partial row behind.
     ev = []
     for event in events or ():
-        attrs = _attributes(event.get("attributes"))
-        ev.append((_int(event.get("timeUnixNano")), _str(event.get("name"), "event name"), attrs))
+        attrs = attributes(event.get("attributes"))
+        ev.append(
+            (
+                int_value(event.get("timeUnixNano")),
+                str_value(event.get("name"), "event name"),
+                attrs,
+            )
+        )
     ln = []
     for link in links or ():
-        attrs = _attributes(link.get("attributes"))
+        attrs = attributes(link.get("attributes"))
         ln.append(
             (
                 link.get("traceId", ""),
                 link.get("spanId", ""),
-                _str(link.get("traceState"), "link traceState"),
+                str_value(link.get("traceState"), "link traceState"),
                 attrs,
             )
         )
@@ -330,17 +209,17 @@ def _logs(cols: LogColumns, records: list, scope: int, label: str) -> None:
     for record in records:
         cols.read += 1
         try:
-            attrs = _attributes(record.get("attributes"))
-            time = _int(record.get("timeUnixNano"))
-            observed = _int(record.get("observedTimeUnixNano"))
-            flags = _int(record.get("flags")) & 0xFF
+            attrs = attributes(record.get("attributes"))
+            time = int_value(record.get("timeUnixNano"))
+            observed = int_value(record.get("observedTimeUnixNano"))
+            flags = int_value(record.get("flags")) & 0xFF
             severity = record.get("severityNumber", 0)
             if isinstance(severity, str):
                 if severity not in _SEVERITY:
                     raise BadValue(f"unknown severityNumber {severity!r}")
                 severity = _SEVERITY[severity]
             else:
-                severity = _int(severity)
+                severity = int_value(severity)
             if severity > 255:
                 raise BadValue(f"severityNumber {severity} is out of range")
             body = value_text(record.get("body"))
@@ -405,7 +284,7 @@ def _signal(
 
 
 def decode_document(doc: Any, label: str, out: Decoded) -> None:
-    """One TracesData/LogsData (or Export*ServiceRequest) object, already parsed."""
+    """One TracesData/LogsData/MetricsData (or Export*ServiceRequest) object, already parsed."""
     if not isinstance(doc, dict):
         out.reject(label, "not an OTLP JSON object", orjson.dumps(doc, default=str))
         return
@@ -434,9 +313,10 @@ def decode_document(doc: Any, label: str, out: Decoded) -> None:
             out.logs,
             _logs,
         )
-    for other in ("resourceMetrics", "resourceProfiles"):
-        if doc.get(other):
-            out.reject(label, f"{other}: only traces and logs are stored", b"")
+    if "resourceMetrics" in doc:
+        decode_metrics_json(doc["resourceMetrics"] or [], label, out.metrics)
+    if doc.get("resourceProfiles"):
+        out.reject(label, "resourceProfiles: profiles are not stored", b"")
 
 
 def decode_json_lines(data: bytes, source: str, first_line: int, out: Decoded) -> None:

@@ -3,69 +3,22 @@ wire layout) into store columns, through opentelemetry-proto's generated classes
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from ._columns import (
-    KIND_NAMES,
-    MODEL_KEYS,
-    STATUS_NAMES,
-    LogColumns,
-    TraceColumns,
-    double_text,
-    json_text,
-    resolve_model,
-    route_of,
-)
+from ._columns import LogColumns, TraceColumns
+from ._identity import KIND_NAMES, MODEL_KEYS, STATUS_NAMES, resolve_model, route_of
+from ._metrics import decode_metrics_message, is_metrics_protobuf
 from ._otlp_json import Decoded
+from ._proto_values import proto_attributes as _attributes
+from ._proto_values import proto_value_text as _value_text
 
 __all__ = ["decode_message", "decode_protobuf", "detect_protobuf_signal"]
-
-
-def _raw(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    if which == "array_value":
-        return [_raw(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, which)
-
-
-def _value_text(value: Any) -> str:
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which is None:
-        return ""
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "double_value":
-        return double_text(value.double_value)
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return json_text(_raw(value))
-
-
-def _attributes(kvs: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for kv in kvs:  # strings, by far the most common, without a call
-        value = kv.value
-        if value.WhichOneof("value") == "string_value":
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = _value_text(value)
-    return out
 
 
 def _scopes(cols: TraceColumns | LogColumns, container: Any, scope_container: Any, res: int) -> int:
@@ -215,7 +168,7 @@ def _logs(msg: LogsData, label: str, cols: LogColumns) -> None:
 
 
 def detect_protobuf_signal(data: bytes) -> str | None:
-    """'traces' or 'logs' from the bytes of a bare message; None when neither parses."""
+    """'traces', 'logs' or 'metrics' from the bytes of a bare message; None when none parses."""
     try:
         traces = TracesData.FromString(data)
     except DecodeError:
@@ -225,6 +178,8 @@ def detect_protobuf_signal(data: bytes) -> str | None:
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     return "traces" if len(span.trace_id) == 16 else "logs"
+    if is_metrics_protobuf(data):
+        return "metrics"
     try:
         logs = LogsData.FromString(data)
     except DecodeError:
@@ -236,11 +191,13 @@ def detect_protobuf_signal(data: bytes) -> str | None:
     return "traces" if traces is not None else "logs"
 
 
-def decode_message(message: TracesData | LogsData, label: str, out: Decoded) -> None:
+def decode_message(message: TracesData | LogsData | MetricsData, label: str, out: Decoded) -> None:
     """One parsed message into ``out`` (the receiver parses a body once, to answer 400
     when it does not parse)."""
     if isinstance(message, TracesData):
         _traces(message, label, out.traces)
+    elif isinstance(message, MetricsData):
+        decode_metrics_message(message, label, out.metrics)
     else:
         _logs(message, label, out.logs)
 
@@ -253,6 +210,8 @@ def decode_protobuf(data: bytes, label: str, out: Decoded, *, signal: str | None
             _traces(TracesData.FromString(data), label, out.traces)
         elif signal == "logs":
             _logs(LogsData.FromString(data), label, out.logs)
+        elif signal == "metrics":
+            decode_metrics_message(MetricsData.FromString(data), label, out.metrics)
         else:
             out.reject(label, "not an OTLP protobuf message", data[:4096])
     except DecodeError as exc:

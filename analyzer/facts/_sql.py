@@ -1,4 +1,4 @@
-"""Span facts, entry requests, per-scope time series and incident detection.
+"""The fact tables' SQL: span facts, entry requests, exposure and per-scope time series.
 
 The store is read once into three temporary tables that every later step
 shares (``fl_spans``, ``fl_requests``, ``fl_exposure``), their per-instance summary
@@ -10,70 +10,34 @@ tables, except evidence counts and logs.
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..store._dialect import Dialect
 
 __all__ = [
-    "DetectionSettings",
-    "Window",
-    "abnormal_windows",
-    "build_facts",
+    "derive_fact_tables",
     "candidate_sql",
-    "merge_windows",
     "log_buckets_sql",
     "scope_series_sql",
     "span_buckets_sql",
     "scope_timeseries",
 ]
 
-S = 1_000_000_000
+
 # Per process instance and the (model, version) it ran: when it ran, how much. Layouts,
 # versions, restarts and update coupling read this small table, not every span.
-INSTANCES_SQL = """
+def instances_sql(*, spans: str = "fl_spans") -> str:
+    """Per process instance and (model, version) of the spans in ``spans``."""
+    return f"""
     SELECT run, service, instance, model, version, max(layout) AS layout,
            min(ts) AS first_ts, max(ts) AS last_ts, max(end_ts) AS last_end_ts,
            count(*) AS n_spans
-    FROM fl_spans GROUP BY run, service, instance, model, version"""
+    FROM {spans} GROUP BY run, service, instance, model, version"""
 
 
-@dataclass(frozen=True)
-class DetectionSettings:
-    """Thresholds of incident detection; the defaults suit 5 s buckets."""
-
-    bucket_s: float = 5.0
-    min_baseline_buckets: int = 3
-    min_errors: int = 3
-    error_margin: float = 0.05  # absolute rise of the error ratio over the baseline
-    latency_factor: float = 2.0  # p95 over the baseline's p95
-    latency_margin_ms: float = 50.0
-    traffic_drop: float = 0.25  # requests below this share of the baseline rate
-    min_requests: int = 3
-    merge_gap_buckets: int = 1
-
-    @property
-    def bucket_ns(self) -> int:
-        return int(self.bucket_s * S)
-
-
-@dataclass(frozen=True)
-class Window:
-    """One scope's abnormal stretch of buckets."""
-
-    run: str
-    scope: str
-    key: str
-    start_ns: int
-    end_ns: int
-    signal: str  # errors | latency | traffic
-
-
-def build_facts(
+def derive_fact_tables(
     con: Any, d: Dialect, *, run_filter: str, params: dict[str, Any], by_run: bool = False
 ) -> None:
     """Materialize the span facts and request tables the analysis shares.
@@ -98,31 +62,35 @@ def build_facts(
     con.execute(d.temp_table("fl_spans", spans))
     con.execute("DROP TABLE fl_base")
     con.execute("DROP TABLE fl_child")
-    con.execute(d.temp_table("fl_exposure", EXPOSURE_SQL))
+    con.execute(d.temp_table("fl_exposure", exposure_sql()))
     con.execute(d.temp_table("fl_requests", requests_sql(d, exposure="fl_exposure")))
-    con.execute(d.temp_table("fl_instances", INSTANCES_SQL))
+    con.execute(d.temp_table("fl_instances", instances_sql()))
 
 
-EXPOSURE_SQL = """
+def exposure_sql(*, spans: str = "fl_spans") -> str:
+    """Each trace's exposure: the (service, model, version) its spans speak for."""
+    return f"""
     SELECT DISTINCT run, trace_id, cand_service AS service, cand_model AS model,
            CASE WHEN cand_model = model THEN version END AS version
-    FROM fl_spans"""
+    FROM {spans}"""
+
+
 # What a request's trace touched, as one text: its exposure items (service, model,
 # version; US between fields, '' for NULL) sorted and joined by RS. A run holds few
 # distinct ones, so analyses group requests by it instead of joining them to exposure.
 TOUCH_ITEM, TOUCH_FIELD = "\x1e", "\x1f"
 
 
-def requests_sql(d: Dialect, *, exposure: str) -> str:
+def requests_sql(d: Dialect, *, exposure: str, spans: str = "fl_spans") -> str:
     """One row per entry span (DESIGN.md: the endpoint of a request is the http.route of
     its entry span) with ``touch``, what its trace touched (:data:`TOUCH_ITEM`); reads
-    ``fl_spans`` and ``exposure``, those spans' :data:`EXPOSURE_SQL` rows."""
+    ``spans`` and ``exposure``, those spans' :func:`exposure_sql` rows."""
     us = d.char(ord(TOUCH_FIELD))
     item = f"coalesce(service, '') || {us} || coalesce(model, '') || {us} || coalesce(version, '')"
     return f"""
     SELECT r.run, r.trace_id, r.ts, r.end_ts, r.dur, r.service,
            coalesce(r.route, r.name) AS endpoint, r.is_err, r.layout, t.touch
-    FROM fl_spans r
+    FROM {spans} r
     LEFT JOIN (SELECT run, trace_id, {d.sorted_join(item, d.char(ord(TOUCH_ITEM)))} AS touch
                FROM {exposure} e GROUP BY run, trace_id) t
       ON t.run = r.run AND t.trace_id = r.trace_id
@@ -196,11 +164,16 @@ def callee_counts_sql(*, by_run: bool, base: str = "fl_base", child: str = "fl_c
 
 
 def callee_sql(d: Dialect, *, by_run: bool, counts: str = "fl_callee_all") -> str:
-    """The callee each (caller, peer) reaches most often."""
+    """The callee each (caller, peer) reaches most often; and, under caller '', the callee
+    each peer reaches most often from any caller: a caller that dialled an address only
+    while its server was down learns it from the callers that saw the server answer."""
     r = "run, " if by_run else ""
+    pick = d.arg_max("callee", "n")
     return (
-        f"SELECT {r}caller, peer, {d.arg_max('callee', 'n')} AS callee "
-        f"FROM {counts} GROUP BY {r}caller, peer"
+        f"SELECT {r}caller, peer, {pick} AS callee FROM {counts} GROUP BY {r}caller, peer "
+        f"UNION ALL SELECT {r}'' AS caller, peer, {pick} AS callee FROM ("
+        f"SELECT {r}peer, callee, sum(n) AS n FROM {counts} GROUP BY {r}peer, callee) "
+        f"GROUP BY {r}peer"
     )
 
 
@@ -262,15 +235,20 @@ def spans_sql(*, table: str, by_run: bool) -> str:
         FROM {candidate_from("s", table=table, by_run=by_run)}"""
 
 
+# The callee a client span reached: as its caller learned it, else as any caller did.
+_CALLEE = "coalesce(nullif(cm.callee, ''), nullif(ca.callee, ''))"
+
+
 def candidate_from(alias: str = "s", *, table: str = "fl_spans", by_run: bool = False) -> str:
     """FROM clause joining span facts to the callee and service-model maps."""
     a = alias
     run = (lambda t: f"{t}.run = {a}.run AND ") if by_run else (lambda t: "")
     return f"""{table} {a}
         LEFT JOIN fl_callee cm ON {run("cm")}cm.caller = {a}.service AND cm.peer = {a}.peer
+        LEFT JOIN fl_callee ca ON {run("ca")}ca.caller = '' AND ca.peer = {a}.peer
         LEFT JOIN fl_service_models sm_own ON {run("sm_own")}sm_own.service = {a}.service
         LEFT JOIN fl_service_models sm_callee
-            ON {run("sm_callee")}sm_callee.service = nullif(cm.callee, '')
+            ON {run("sm_callee")}sm_callee.service = {_CALLEE}
         LEFT JOIN fl_service_models sm_out
             ON {run("sm_out")}sm_out.service = {a}.outlived_service"""
 
@@ -289,12 +267,12 @@ def candidate_sql(part: str, alias: str = "s") -> str:
     # its callee: every span of it speaks for the callee, answered or not.
     orphan = f"({s}.kind = 'client' AND ({s}.child_n = 0 OR coalesce(sm_own.only_client, 0) = 1))"
     if part == "service":
-        return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL THEN cm.callee
+        return f"""CASE WHEN {orphan} AND {_CALLEE} IS NOT NULL THEN {_CALLEE}
             WHEN {orphan} AND {s}.peer IS NOT NULL THEN {s}.peer
             WHEN {s}.outlived_service IS NOT NULL THEN {s}.outlived_service
             ELSE {s}.service END"""
     single = "CASE WHEN {t}.n_models = 1 THEN {t}.only_model END"
-    return f"""CASE WHEN {orphan} AND nullif(cm.callee, '') IS NOT NULL
+    return f"""CASE WHEN {orphan} AND {_CALLEE} IS NOT NULL
                 THEN {single.format(t="sm_callee")}
             WHEN {orphan} AND {s}.peer IS NOT NULL THEN NULL
             WHEN {s}.outlived_service IS NOT NULL
@@ -392,132 +370,6 @@ def log_buckets_sql(d: Dialect, *, bucket_ns: int, run_filter: str) -> str:
               LEFT JOIN (SELECT run, min(ts) AS lo FROM fl_requests GROUP BY run) f
                 ON f.run = l.run) b
         GROUP BY run, bucket_start, early, service, raw_model, model"""
-
-
-def abnormal_windows(
-    series: pd.DataFrame, settings: DetectionSettings, *, bounds: dict[str, tuple[int, int]]
-) -> list[Window]:
-    """Stretches where a scope departs from its own preceding normal baseline.
-
-    DESIGN.md: "Incident: a window in which some scope's error ratio or
-    latency departs from its own baseline (the preceding normal window)."
-    Missing buckets count as zero requests, so a scope that falls silent
-    (a crashed process) departs too. ``bounds`` (first and last request per run)
-    says how much of the first and last bucket the run covers: a bucket covered
-    less than half is not judged, and rates are scaled by coverage.
-    """
-    windows: list[Window] = []
-    bns = settings.bucket_ns
-    run_ends = series.groupby("run").bucket_start.max()
-    # Each scope's rows by position (numpy slices: no frame per scope), in (run, scope,
-    # key) order.
-    groups = series.groupby(["run", "scope", "key"], sort=True).indices
-    starts_all = series.bucket_start.to_numpy(dtype=np.int64)
-    n_all = series.requests.to_numpy(dtype=float, na_value=0.0)
-    e_all = series.errors.to_numpy(dtype=float, na_value=0.0)
-    p95_all = series.p95_ms.to_numpy(dtype=float, na_value=np.nan)
-    for (run, scope, key), rows in sorted(groups.items()):
-        starts = starts_all[rows]
-        first, last = int(starts.min()), int(starts.max())
-        run_end = int(run_ends[run])
-        idx = np.arange(first, max(last, run_end) + bns, bns)
-        # The scope's buckets on the run's grid; a missing bucket holds no request.
-        at = (starts - first) // bns
-        n, e, p95 = np.zeros(len(idx)), np.zeros(len(idx)), np.full(len(idx), np.nan)
-        n[at] = n_all[rows]
-        e[at] = e_all[rows]
-        p95[at] = p95_all[rows]
-        lo, hi = bounds.get(run, (first, run_end + bns))
-        cover = (np.minimum(idx + bns, hi + 1) - np.maximum(idx, lo)) / bns
-        flags = _flag_buckets(n, e, p95, np.clip(cover, 0, 1), settings)
-        for start, stop, signal in _runs_of(flags):
-            windows.append(
-                Window(
-                    str(run), str(scope), str(key), int(idx[start]), int(idx[stop]) + bns, signal
-                )
-            )
-    return windows
-
-
-def _flag_buckets(
-    n: np.ndarray, e: np.ndarray, p95: np.ndarray, cover: np.ndarray, st: DetectionSettings
-) -> list:
-    """A sequential scan: the baseline only ever holds buckets judged normal."""
-    flags: list[str | None] = [None] * len(n)
-    base_n = base_e = 0.0
-    base_p95: list[float] = []  # kept sorted: the median is read, not recomputed
-    normal = active = 0
-    for i in range(len(n)):
-        signal = None
-        if cover[i] < 0.5:
-            continue
-        if normal >= st.min_baseline_buckets:
-            rate = base_n / normal
-            ratio = base_e / base_n if base_n else 0.0
-            noise = 3 * np.sqrt(max(ratio * (1 - ratio), 1e-4) / max(n[i], 1))
-            lat = _median(base_p95) if base_p95 else np.nan
-            if e[i] >= st.min_errors and e[i] / max(n[i], 1) > ratio + max(st.error_margin, noise):
-                signal = "errors"
-            elif (
-                n[i] >= st.min_requests
-                and not np.isnan(p95[i])
-                and not np.isnan(lat)
-                and p95[i] > lat * st.latency_factor
-                and p95[i] > lat + st.latency_margin_ms
-            ):
-                signal = "latency"
-            elif (
-                active >= st.min_baseline_buckets
-                and rate >= 2 * st.min_requests
-                and n[i] / cover[i] < st.traffic_drop * rate
-            ):
-                # Only a scope with an established rate can fall silent: one burst then
-                # nothing (spans orphaned by a crash, seen as entries) is no baseline.
-                signal = "traffic"
-        if signal is None:
-            normal += 1
-            base_n += n[i] / cover[i]
-            base_e += e[i]
-            active += int(n[i] > 0)
-            if not np.isnan(p95[i]):
-                bisect.insort(base_p95, float(p95[i]))
-        flags[i] = signal
-    return flags
-
-
-def _median(ordered: list[float]) -> float:
-    """np.median of an already sorted list."""
-    m = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[m]
-    return float(np.mean([ordered[m - 1], ordered[m]]))
-
-
-def _runs_of(flags: list) -> list[tuple[int, int, str]]:
-    out, start = [], None
-    for i, f in enumerate([*flags, None]):
-        if f is not None and start is None:
-            start = i
-        elif f is None and start is not None:
-            signals = [x for x in flags[start:i] if x]
-            # The most frequent signal; on a tie the first seen (a set's order would
-            # change from one process to the next with string hashing).
-            out.append((start, i - 1, max(dict.fromkeys(signals), key=signals.count)))
-            start = None
-    return out
-
-
-def merge_windows(windows: list[Window], *, gap_ns: int) -> list[list[Window]]:
-    """Group windows of one run that overlap in time (or nearly touch) into incidents."""
-    groups: list[list[Window]] = []
-    for w in sorted(windows, key=lambda w: (w.run, w.start_ns)):
-        if groups and groups[-1][0].run == w.run:
-            end = max(x.end_ns for x in groups[-1])
-            if w.start_ns <= end + gap_ns:
-                groups[-1].append(w)
-                continue
-        groups.append([w])
-    return groups
 
 
 def bad_requests_cte(d: Dialect, *, slo_ms: float | None) -> str:

@@ -10,111 +10,35 @@ Example::
 
 from __future__ import annotations
 
-import builtins
-import datetime as dt
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+import json
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 
-from ..analysis import _coupling as _coupling
-from ..analysis import _evidence as _evidence
-from ..analysis import _impact as _impact
-from ..analysis import _isolation as _isolation
-from ..analysis import _localize as _localize
-from ..facts import _sql as _detect
-from ..facts import _stored as _stored_facts
+from .._settings import DetectionSettings, TimeWindow
+from ..analysis import _cost, _coupling
+from ..analysis._contract import Candidate, Incident
+from ..analysis._pipeline import IncidentPipeline, service_layouts
+from ..facts._stored import StoredFacts, open_stored_facts
+from ..facts._tables import FactTables, run_filter
 from ..store._dialect import DUCKDB, BoundConnection, Dialect
 from ..store._engines import analysis_connection, parse_db
 from ..store._write import connect
+from ._browse import find_logs, find_spans, trace_waterfall
+from ._words import culprit_text
 
-__all__ = ["Analysis", "Candidate", "Incident", "incident_report", "incidents_json", "open"]
-
-BASELINE_MAX_NS = 10 * 60 * 1_000_000_000
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One (service, model) suspect with its score and readable evidence."""
-
-    rank: int
-    service: str
-    model: str | None
-    version: str | None
-    score: float
-    evidence: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "service": self.service,
-            "model": self.model,
-            "version": self.version,
-            "score": self.score,
-            "evidence": list(self.evidence),
-        }
-
-
-@dataclass(frozen=True)
-class Incident:
-    """One incident: when, who, how long to see it, how far it spread."""
-
-    id: str
-    run: str
-    layout: str
-    onset_ns: int
-    end_ns: int
-    baseline_start_ns: int
-    scopes: tuple[str, ...]
-    culprit: Candidate
-    candidates: tuple[Candidate, ...]
-    isolation: tuple[_isolation.IsolationView, ...]
-    blast: _impact.BlastRadius = field(repr=False)
-    counterfactual: dict[str, Any] | None
-    update_coupling: tuple[dict[str, Any], ...]
-    suspect_models: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The shape of ``faultlens incidents --format json`` (incidents.schema.json)."""
-        by = self.blast.breakdown
-
-        def counts(dim: str) -> dict[str, int]:
-            rows = by[by.dimension == dim]
-            return {str(k): int(v) for k, v in zip(rows.key, rows.requests, strict=True)}
-
-        return {
-            "id": self.id,
-            "run": self.run,
-            "layout": self.layout,
-            "onset_ns": self.onset_ns,
-            "end_ns": self.end_ns,
-            "scopes": list(self.scopes),
-            "culprit": {
-                "service": self.culprit.service,
-                "model": self.culprit.model,
-                "version": self.culprit.version,
-            },
-            "suspect_models": list(self.suspect_models),
-            "candidates": [c.to_dict() for c in self.candidates],
-            "fault_isolation": {v.view: v.to_dict() for v in self.isolation},
-            "blast_radius": {
-                "requests": self.blast.requests,
-                "share": self.blast.share,
-                "total_requests": self.blast.total,
-                "collateral": self.blast.collateral,
-                "endpoints": counts("endpoint"),
-                "models": counts("model"),
-                "services": counts("service"),
-            },
-            "counterfactual_per_model": self.counterfactual,
-            "update_coupling": list(self.update_coupling),
-        }
+__all__ = [
+    "Analysis",
+    "Candidate",
+    "Incident",
+    "incidents_json",
+    "incidents_schema",
+    "open",
+]
 
 
 def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
@@ -123,25 +47,58 @@ def open(  # noqa: A001 - the documented name: faultlens.analyzer.open(db)
     read_only: bool = True,
     run: str | None = None,
     bucket_s: float = 5.0,
+    window: TimeWindow | None = None,
 ) -> Analysis:
-    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``.
+    """Open a store for analysis; ``run`` limits it to one ``faultlens.run``, ``window`` in time.
 
     ``db`` is a DuckDB file, or the OpenTelemetry Collector's ClickHouse tables:
     ``chdb:PATH`` / ``clickhouse://user:pass@host:port/database`` (docs/scale-out.md).
     """
-    settings = _detect.DetectionSettings(bucket_s=bucket_s)
-    if not isinstance(db, duckdb.DuckDBPyConnection) and parse_db(db).kind != "duckdb":
+    settings = DetectionSettings(bucket_s=bucket_s)
+    if not isinstance(db, duckdb.DuckDBPyConnection) and not parse_db(db).is_duckdb:
         con, dialect = analysis_connection(db, read_only=read_only)
-        return Analysis(con, run=run, dialect=dialect, settings=settings)
+        return Analysis(con, run=run, dialect=dialect, settings=settings, window=window)
     con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db, read_only=read_only)
-    return Analysis(con, run=run, settings=settings)
+    return Analysis(con, run=run, settings=settings, window=window)
 
 
 def incidents_json(
-    db: str | Path, *, slo_ms: float | None = None, run: str | None = None
+    db: str | Path | Analysis,
+    *,
+    slo_ms: float | None = None,
+    run: str | None = None,
+    prices: _cost.Prices | None = None,
+    window: TimeWindow | None = None,
 ) -> dict[str, Any]:
-    """``{"incidents": [...]}`` as incidents.schema.json describes it."""
-    return {"incidents": [i.to_dict() for i in open(db, run=run).incidents(slo_ms=slo_ms)]}
+    """``{"incidents": [...]}`` as :func:`incidents_schema` describes it.
+
+    Each incident also carries ``resource_cost``: its run's measured cost and the layout
+    verdict of its scenario (null where the store holds no process metrics, or only one
+    layout of the scenario)."""
+    a = db if isinstance(db, Analysis) else open(db, run=run, window=window)
+    incidents = a.incidents(slo_ms=slo_ms)
+    costs = a.costs(prices=prices)
+    verdicts = a.layout_verdicts(prices=prices, slo_ms=slo_ms)
+    out = []
+    for i in incidents:
+        cost = costs.get(i.run)
+        found = verdicts.get(cost.scenario) if cost is not None else None
+        out.append(
+            {
+                **i.to_dict(),
+                "resource_cost": {
+                    "run": cost.to_dict() if cost is not None else None,
+                    "layout_verdict": found.to_dict() if found is not None else None,
+                },
+            }
+        )
+    return {"incidents": out}
+
+
+def incidents_schema() -> dict[str, Any]:
+    """The JSON Schema of ``faultlens incidents --format json`` (shipped in the package)."""
+    text = resources.files(__package__).joinpath("incidents.schema.json").read_text()
+    return json.loads(text)
 
 
 class Analysis:
@@ -153,80 +110,35 @@ class Analysis:
         *,
         run: str | None = None,
         dialect: Dialect = DUCKDB,
-        settings: _detect.DetectionSettings | None = None,
+        settings: DetectionSettings | None = None,
+        window: TimeWindow | None = None,
     ) -> None:
         self.con = BoundConnection(con, dialect)
         self.d = dialect
         self.run = run
-        self.settings = settings or _detect.DetectionSettings()
+        self.settings = settings or DetectionSettings()
+        self.window = window or TimeWindow()  # only data whose Timestamp is inside
         self._incidents: dict[float | None, list[Incident]] = {}
-        self._run_bounds: dict[str, tuple[int, int]] = {}  # first and last request per run
-        self._series: dict[int, pd.DataFrame] = {}
 
-    # -- shared state -------------------------------------------------------------
-    @property
-    def _run_filter(self) -> tuple[str, dict[str, Any]]:
-        if self.run is None:
-            return "1 = 1", {}
-        expr = f"coalesce({self.d.attr('ResourceAttributes', 'faultlens.run')}, '')"
-        return f"{expr} = {self.d.param('run')}", {"run": self.run}
+    # -- the fact tables every step reads --------------------------------------------
+    @cached_property
+    def _stored(self) -> StoredFacts | None:
+        """The facts ingest stored, while they cover the store (a window derives its own)."""
+        return None if self.window else open_stored_facts(self.con, self.d, run=self.run)
 
     @cached_property
-    def _stored(self) -> _stored_facts.StoredFacts | None:
-        """The facts ingest stored, while they still cover the store (analyzer/_facts.py)."""
-        return _stored_facts.use_stored_facts(self.con, self.d, run=self.run)
+    def _tables(self) -> FactTables:
+        """The fact tables, stored or derived here (facts/_tables.py)."""
+        return FactTables(self.con, self.d, run=self.run, stored=self._stored, window=self.window)
 
     @cached_property
-    def _facts(self) -> bool:
-        if self._stored is None:
-            where, params = self._run_filter
-            _detect.build_facts(self.con, self.d, run_filter=where, params=params)
-        return True
-
-    def _scope_series(self, bucket_ns: int) -> pd.DataFrame:
-        """Every scope's time series (read-only: shared by callers), computed once per bucket."""
-        assert self._facts
-        if bucket_ns not in self._series:
-            stored = self._stored is not None and self._stored.series_bucket_ns == bucket_ns
-            self._series[bucket_ns] = _detect.scope_timeseries(
-                self.con, self.d, bucket_ns=bucket_ns, stored="fl_scope_series" if stored else None
-            )
-        return self._series[bucket_ns]
-
-    @cached_property
-    def _span_buckets_stored(self) -> bool:
-        """Make ``fl_span_buckets`` hold the span sums at the analysis's bucket: the stored
-        ones (every cursor reads them) when they are at that bucket (True), else derived
-        here into a temporary table of this connection (False)."""
-        assert self._facts
-        bucket_ns = self.settings.bucket_ns
-        if self._stored is not None and self._stored.series_bucket_ns == bucket_ns:
-            return True
-        if self._stored is not None:
-            self.con.execute("DROP VIEW IF EXISTS fl_span_buckets")
-        sql = _detect.span_buckets_sql(self.d, bucket_ns=bucket_ns)
-        self.con.execute(self.d.temp_table("fl_span_buckets", sql))
-        return False
-
-    @cached_property
-    def _log_sums(self) -> _evidence.LogSums:
-        """The store's log records per run, bucket, service and model, read once."""
-        assert self._facts
-        where, params = self._run_filter
-        sql = _detect.log_buckets_sql(self.d, bucket_ns=self.settings.bucket_ns, run_filter=where)
-        return _evidence.log_sums(self._q(sql, params))
-
-    @cached_property
-    def _run_facts(self) -> tuple[dict[str, _evidence.RunFacts], dict[str, int]]:
-        """Each run's versions, restarts and candidates, and each service's model count."""
-        assert self._facts
-        self._span_buckets_stored  # noqa: B018 - the candidates are read from fl_span_buckets
-        return _evidence.run_facts(self.con)
+    def _pipeline(self) -> IncidentPipeline:
+        return IncidentPipeline(self._tables, self.settings)
 
     def _q(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
 
-    # -- listing ------------------------------------------------------------------
+    # -- listing ----------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
         """[run, layout, start_ns, end_ns, spans]: one row per ``faultlens.run`` ('' if none)."""
         if self._stored is not None:  # the same, from the stored facts (no map lookups)
@@ -236,7 +148,7 @@ class Analysis:
                    FROM fl_instances GROUP BY 1 ORDER BY start_ns"""
             )
         a = self.d.attr
-        where, params = self._run_filter
+        where, params = run_filter(self.d, self.run, self.window)
         return self._q(
             f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
                        max(Layout) AS layout, min({self.d.epoch_ns("Timestamp")}) AS start_ns,
@@ -247,35 +159,27 @@ class Analysis:
 
     def layouts(self) -> pd.DataFrame:
         """[service, layout, models, instances]; a service running several models is a monolith."""
-        assert self._facts
-        f = self._q(
-            """SELECT service, max(layout) AS declared, count(DISTINCT instance) AS instances
-               FROM fl_instances GROUP BY service"""
-        )
-        m = self._q("SELECT DISTINCT service, model FROM fl_instances WHERE model IS NOT NULL")
-        models = m.groupby("service").model.agg(lambda s: sorted(s)).reindex(f.service)
-        f["models"] = [x if isinstance(x, list) else [] for x in models]
-        inferred = np.where(f.models.map(len) > 1, "monolith", "per-model")
-        f["layout"] = np.where(f.declared.fillna("") != "", f.declared, inferred)
-        return f[["service", "layout", "models", "instances"]].sort_values(
-            "service", ignore_index=True
-        )
+        return service_layouts(self._tables)
 
     def timeseries(self, *, scope: str = "model", bucket_s: float | None = None) -> pd.DataFrame:
         """[run, bucket_start, scope, key, requests, errors, error_ratio, p95_ms]."""
-        assert self._facts
         bns = int((bucket_s or self.settings.bucket_s) * 1e9)
-        ts = self._scope_series(bns)
+        ts = self._tables.scope_series(bns)
         return ts[ts.scope == scope].reset_index(drop=True)
 
-    # -- incidents ----------------------------------------------------------------
+    # -- incidents --------------------------------------------------------------------
     def incidents(self, *, slo_ms: float | None = None) -> list[Incident]:
         """Every incident, oldest first, each fully analysed."""
         if slo_ms not in self._incidents:
-            self._incidents[slo_ms] = self._detect_and_analyse(slo_ms)
+            self._incidents[slo_ms] = self._pipeline.incidents(slo_ms)
         return self._incidents[slo_ms]
 
     def incidents_frame(self, *, slo_ms: float | None = None) -> pd.DataFrame:
+        """One row per incident: [id, run, layout, onset, duration_s, culprit_service,
+        culprit_model, fit_model_aware_s, fit_service_only_s, model_aware_isolates_model,
+        service_only_isolates_model, blast_radius, share, collateral]. A view that does not
+        isolate the model (the service-only view of a shared process) has its FIT as the
+        time it named the process: not comparable with the other view's."""
         rows = []
         for i in self.incidents(slo_ms=slo_ms):
             iso = {v.view: v for v in i.isolation}
@@ -290,6 +194,8 @@ class Analysis:
                     "culprit_model": i.culprit.model,
                     "fit_model_aware_s": iso["model_aware"].seconds,
                     "fit_service_only_s": iso["service_only"].seconds,
+                    "model_aware_isolates_model": iso["model_aware"].isolates_model,
+                    "service_only_isolates_model": iso["service_only"].isolates_model,
                     "blast_radius": i.blast.requests,
                     "share": i.blast.share,
                     "collateral": i.blast.collateral,
@@ -298,6 +204,7 @@ class Analysis:
         return pd.DataFrame(rows)
 
     def incident(self, incident_id: str, *, slo_ms: float | None = None) -> Incident:
+        """The incident with this id; ``KeyError`` naming the known ids when none has it."""
         for i in self.incidents(slo_ms=slo_ms):
             if i.id == incident_id:
                 return i
@@ -319,234 +226,17 @@ class Analysis:
             [{"view": v.view, **v.to_dict()} for v in self.incident(incident_id).isolation]
         )
 
-    def _detect_and_analyse(self, slo_ms: float | None) -> list[Incident]:
-        assert self._facts
-        st = self.settings
-        series = self._scope_series(st.bucket_ns)
-        ext = self._q("SELECT run, min(ts) AS lo, max(ts) AS hi FROM fl_requests GROUP BY run")
-        bounds = {r: (int(lo), int(hi)) for r, lo, hi in ext.itertuples(index=False)}
-        self._run_bounds = bounds
-        windows = _detect.abnormal_windows(series, st, bounds=bounds)
-        groups = _detect.merge_windows(windows, gap_ns=st.merge_gap_buckets * st.bucket_ns)
-        run_start = ext.set_index("run").lo
-        jobs = []
-        prev_end: dict[str, int] = {}
-        for g in groups:
-            run = g[0].run
-            onset = min(w.start_ns for w in g)
-            end = max(w.end_ns for w in g)
-            base_start = max(int(run_start[run]), prev_end.get(run, 0), onset - BASELINE_MAX_NS)
-            prev_end[run] = end
-            if onset - base_start < (st.min_baseline_buckets - 1) * st.bucket_ns:
-                continue
-            jobs.append((run, g, base_start, onset, end, slo_ms))
-        self._span_buckets_stored, self._log_sums, self._run_facts  # noqa: B018 - before workers
-        cursors = self._cursors(len(jobs))
-        if len(cursors) < 2:
-            return [self._analyse(self.con, *job) for job in jobs]
-        # Incidents are independent: each worker analyses every n-th one on its own cursor,
-        # so one's SQL runs while another's Python scores (DuckDB frees the GIL).
-        self._svc_models, self._versions_of, self._update_coupling, self._run_layouts  # noqa: B018
-        n = len(cursors)
-
-        def work(k: int) -> list[Incident]:
-            return [self._analyse(cursors[k], *job) for job in jobs[k::n]]
-
-        try:
-            with ThreadPoolExecutor(n) as pool:
-                parts = list(pool.map(work, range(n)))
-        finally:
-            for cur in cursors:
-                cur.raw.close()
-        return [parts[i % n][i // n] for i in range(len(jobs))]
-
-    def _cursors(self, jobs: int) -> builtins.list[BoundConnection]:
-        """Extra DuckDB connections over the stored facts for parallel incident analysis;
-        none when the facts or the span sums were derived here (temporary tables are per
-        connection)."""
-        workers = min(jobs, os.cpu_count() or 1, 4)
-        if (
-            workers < 2
-            or self._stored is None
-            or not self._span_buckets_stored
-            or not hasattr(self.con.raw, "cursor")
-        ):
-            return []
-        cursors = [BoundConnection(self.con.raw.cursor(), self.d) for _ in range(workers)]
-        for cur in cursors:
-            _stored_facts.use_stored_facts(cur, self.d, run=self.run)
-        return cursors
-
-    def _analyse(
-        self,
-        con: BoundConnection,
-        run: str,
-        g: list[_detect.Window],
-        base_start: int,
-        onset: int,
-        end: int,
-        slo_ms: float | None,
-    ) -> Incident:
-        bns = self.settings.bucket_ns
-        kw = dict(run=run, base_start=base_start, onset=onset, end=end, bucket_ns=bns)
-        ranked, sigs = {}, {}
-        runs, n_models = self._run_facts
-        evs = _evidence.collect_views(
-            con,
-            self.d,
-            slo_ms=slo_ms,
-            log_buckets=self._log_sums,
-            runs=runs,
-            n_models=n_models,
-            **kw,
-        )
-        for view, ev in evs.items():
-            sigs[view] = _localize.score_matrix(ev)
-            ranked[view] = _localize.ranking(ev, sigs[view], len(ev.buckets) - 1)
-        top = ranked["model_aware"].iloc[0]
-        service = str(top.service)
-        model = top.model if isinstance(top.model, str) else None
-        svc_models = self._svc_models.get(service, [])
-        summary = _localize.summarize(evs["model_aware"])
-        candidates = tuple(
-            self._candidate(evs["model_aware"], r, summary)
-            for r in ranked["model_aware"].itertuples()
-        )
-        iso = []
-        volumes: dict[tuple, tuple[int, int]] = {}
-        for view in _evidence.VIEWS:
-            # Without the model, absence may still leave only some of the process's models.
-            left = _localize.left_by_absence(evs[view], service) if model is None else ()
-            seconds, n_suspects = _isolation.isolation_replay(
-                evs[view], sigs[view], service=service, model=model, left=left
-            )
-            narrow = model if view == "model_aware" and len(svc_models) > 1 else None
-            # The same failure domain in both views (a per-model service) is counted once.
-            if (narrow, left) not in volumes:
-                volumes[narrow, left] = _isolation.evidence_volume(
-                    con,
-                    self.d,
-                    run=run,
-                    onset=onset,
-                    end=end,
-                    service=service,
-                    model=narrow,
-                    logs=self._log_sums,
-                    left=left,
-                )
-            spans, logs = volumes[narrow, left]
-            iso.append(_isolation.IsolationView(view, seconds, n_suspects, spans, logs))
-        # One bucket either side: the onset bucket is the first judged abnormal, so the
-        # fault began inside the bucket before it; excess over baseline keeps this honest.
-        blast = _impact.blast_radius(
-            con,
-            self.d,
-            run=run,
-            base_start=base_start,
-            onset=max(onset - bns, base_start + bns),
-            end=end + bns,
-            culprit_model=model,
-            slo_ms=slo_ms,
-            extent=self._run_bounds.get(run),
-        )
-        layout = self._run_layouts.get(run, "per-model")
-        coupling = self._update_coupling
-        near = coupling[
-            (coupling.run == run)
-            & (coupling.changed_ns >= onset - _localize.LOOKBACK_NS)
-            & (coupling.changed_ns < end)
-        ]
-        stamp = dt.datetime.fromtimestamp(onset / 1e9, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return Incident(
-            id=f"{(run or 'store').replace('/', '-')}-{stamp}",
-            run=run,
-            layout=layout,
-            onset_ns=int(onset),
-            end_ns=int(end),
-            baseline_start_ns=int(base_start),
-            scopes=tuple(sorted({f"{w.scope}:{w.key} ({w.signal})" for w in g})),
-            culprit=candidates[0],
-            candidates=candidates,
-            isolation=tuple(iso),
-            blast=blast,
-            counterfactual=_impact.counterfactual_per_model(
-                blast, monolith=layout == "monolith", shared_process=len(svc_models) > 1
-            ),
-            update_coupling=tuple(
-                {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-                for row in near.to_dict("records")
-            ),
-            suspect_models=tuple(svc_models) if model is None and len(svc_models) > 1 else (),
-        )
-
-    @cached_property
-    def _versions(self) -> pd.DataFrame:
-        assert self._facts
-        return self._q(
-            """SELECT service, model, version, min(first_ts) AS first_ns, max(last_ts) AS last_ns
-               FROM fl_instances WHERE model IS NOT NULL AND version IS NOT NULL
-               GROUP BY service, model, version"""
-        )
-
-    @cached_property
-    def _run_layouts(self) -> dict[str, str]:
-        """Per run: monolith when it holds a process serving several models (or says so)."""
-        f = self._q(
-            """SELECT run, max(layout) AS declared, max(n) AS most FROM (
-                   SELECT run, service, max(layout) AS layout, count(DISTINCT model) AS n
-                   FROM fl_instances GROUP BY run, service)
-               GROUP BY run"""
-        )
-        out = {}
-        for run, declared, most in zip(f.run, f.declared, f.most, strict=True):
-            inferred = "monolith" if int(most or 0) > 1 else "per-model"
-            out[str(run)] = declared if isinstance(declared, str) and declared else inferred
-        return out
-
-    @cached_property
-    def _svc_models(self) -> dict[str, builtins.list[str]]:
-        lay = self.layouts()
-        return dict(zip(lay.service, lay.models, strict=True))
-
-    @cached_property
-    def _versions_of(self) -> dict[tuple[str, str], builtins.list[tuple[int, int, str]]]:
-        """(service, model) -> its versions as (first_ns, last_ns, version), oldest first."""
-        out: dict[tuple[str, str], builtins.list[tuple[int, int, str]]] = {}
-        v = self._versions.sort_values(["first_ns", "version"], kind="stable")
-        for s, m, ver, first, last in zip(
-            v.service, v.model, v.version, v.first_ns, v.last_ns, strict=True
-        ):
-            out.setdefault((s, m), []).append((int(first), int(last), str(ver)))
-        return out
-
-    def _candidate(self, ev: _evidence.Evidence, r: Any, summary: _localize.Summary) -> Candidate:
-        model = r.model if isinstance(r.model, str) else None
-        v = self._versions_of.get((r.service, model), []) if model is not None else []
-        # The newest version that was live during the incident.
-        live = [x for x in v if x[0] < ev.buckets[-1] + ev.bucket_ns and x[1] >= ev.onset_ns]
-        v = live or v
-        version = v[-1][2] if v else None
-        evidence = _localize.describe(
-            ev, r, svc_models=self._svc_models.get(r.service, []), summary=summary
-        )
-        return Candidate(int(r.rank), str(r.service), model, version, float(r.score), evidence)
-
-    # -- coupling -----------------------------------------------------------------
+    # -- coupling ---------------------------------------------------------------------
     def update_coupling(self) -> pd.DataFrame:
         """Per model-version change: models restarted with it and downtime (s)."""
-        return self._update_coupling.copy()
-
-    @cached_property
-    def _update_coupling(self) -> pd.DataFrame:
-        assert self._facts
-        return _coupling.update_coupling(self.con, self.d)
+        return self._pipeline.update_coupling.copy()
 
     def library_coupling(self) -> pd.DataFrame:
         """Per process: runtime, framework set and the models that share them."""
-        where, params = self._run_filter
+        where, params = run_filter(self.d, self.run, self.window)
         return _coupling.library_coupling(self.con, self.d, run_filter=where, params=params)
 
-    # -- browsing -----------------------------------------------------------------
+    # -- browsing (present/_browse.py) ------------------------------------------------
     def spans(
         self,
         *,
@@ -560,59 +250,20 @@ class Analysis:
     ) -> pd.DataFrame:
         """Spans, newest first: [ts_ns, trace_id, span_id, parent_id, service, model, version,
         kind, name, endpoint, duration_ms, error, instance]."""
-        assert self._facts
-        p = self.d.param
-        conds = ["1 = 1"]
-        params: dict[str, Any] = {"limit": int(limit)}
-        for key, value, cond in (
-            ("model", model, f"model = {p('model')}"),
-            ("endpoint", endpoint, f"route = {p('endpoint')}"),
-            ("start_ns", start_ns, f"ts >= {p('start_ns', 'Int64')}"),
-            ("end_ns", end_ns, f"ts < {p('end_ns', 'Int64')}"),
-            (
-                "min_ns",
-                None if min_duration_ms is None else int(min_duration_ms * 1e6),
-                f"dur >= {p('min_ns', 'Int64')}",
-            ),
-        ):
-            if value is not None:
-                conds.append(cond)
-                params[key] = value
-        if status is not None:
-            conds.append(
-                "is_err = 1" if status.lower() in ("error", "status_code_error") else "is_err = 0"
-            )
-        return self._q(
-            f"""SELECT ts AS ts_ns, trace_id, span_id, parent_id, service, model, version, kind,
-                       name, route AS endpoint, dur / 1e6 AS duration_ms, is_err = 1 AS error,
-                       instance
-                FROM fl_spans WHERE {" AND ".join(conds)}
-                ORDER BY ts DESC LIMIT {p("limit", "UInt64")}""",
-            params,
+        return find_spans(
+            self._tables,
+            model=model,
+            endpoint=endpoint,
+            status=status,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            min_duration_ms=min_duration_ms,
+            limit=limit,
         )
 
     def trace(self, trace_id: str) -> pd.DataFrame:
         """All spans of one trace in start order, with depth and start offset (ms)."""
-        assert self._facts
-        f = self._q(
-            f"""SELECT ts AS ts_ns, span_id, parent_id, service, model, version, kind, name,
-                       dur / 1e6 AS duration_ms, is_err = 1 AS error
-                FROM fl_spans WHERE trace_id = {self.d.param("trace_id")} ORDER BY ts""",
-            {"trace_id": trace_id.lower()},
-        )
-        if f.empty:
-            return f.assign(depth=[], offset_ms=[])
-        parent = dict(zip(f.span_id, f.parent_id, strict=True))
-
-        def depth(s: str) -> int:
-            n = 0
-            while parent.get(s) in parent and n < 64:
-                s, n = parent[s], n + 1
-            return n
-
-        f["depth"] = f.span_id.map(depth)
-        f["offset_ms"] = (f.ts_ns - f.ts_ns.min()) / 1e6
-        return f
+        return trace_waterfall(self._tables, trace_id)
 
     def logs(
         self,
@@ -627,31 +278,17 @@ class Analysis:
     ) -> pd.DataFrame:
         """Log records, newest first: [ts_ns, service, model, version, severity, severity_number,
         body, trace_id, span_id]."""
-        p, a = self.d.param, self.d.attr
-        where, params = self._run_filter
-        conds = [where]
-        params = {**params, "limit": int(limit)}
-        ts = self.d.epoch_ns("Timestamp")
-        for key, value, cond in (
-            ("trace_id", trace_id, f"TraceId = {p('trace_id')}"),
-            ("model", model, f"ModelName = {p('model')}"),
-            ("service", service, f"ServiceName = {p('service')}"),
-            ("min_severity", min_severity, f"SeverityNumber >= {p('min_severity', 'Int64')}"),
-            ("start_ns", start_ns, f"{ts} >= {p('start_ns', 'Int64')}"),
-            ("end_ns", end_ns, f"{ts} < {p('end_ns', 'Int64')}"),
-        ):
-            if value is not None:
-                conds.append(cond)
-                params[key] = value
-        del a
-        return self._q(
-            f"""SELECT {ts} AS ts_ns, ServiceName AS service, nullif(ModelName, '') AS model,
-                       nullif(ModelVersion, '') AS version, SeverityText AS severity,
-                       SeverityNumber AS severity_number, Body AS body, TraceId AS trace_id,
-                       SpanId AS span_id
-                FROM otel_logs WHERE {" AND ".join(conds)}
-                ORDER BY Timestamp DESC LIMIT {p("limit", "UInt64")}""",
-            params,
+        return find_logs(
+            self.con,
+            self.d,
+            run=self.run,
+            trace_id=trace_id,
+            model=model,
+            min_severity=min_severity,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            service=service,
+            limit=limit,
         )
 
     def error_logs(self, incident_id: str, *, limit: int = 200) -> pd.DataFrame:
@@ -683,10 +320,44 @@ class Analysis:
         frame.index.name = "metric"
         return frame
 
+    # -- resource cost (analysis/_cost.py) --------------------------------------------
+    def costs(self, *, prices: _cost.Prices | None = None) -> dict[str, _cost.RunCost]:
+        """Run -> what its processes used, from their OTLP metrics (DuckDB stores)."""
+        if self.d is not DUCKDB:
+            return {}  # the Collector's metrics tables are not read on ClickHouse yet
+        costs = _cost.run_costs(self._q, self.d, prices=prices)
+        return (
+            costs if self.run is None else {self.run: costs[self.run]} if self.run in costs else {}
+        )
+
+    def layout_verdicts(
+        self, *, prices: _cost.Prices | None = None, slo_ms: float | None = None
+    ) -> dict[str, _cost.Verdict]:
+        """Scenario -> both sides of the layout trade-off (cost and incident), for each
+        scenario whose monolith and per-model runs are both in the store."""
+        whole = self if self.run is None else Analysis(self.con.raw, settings=self.settings)
+        costs = whole.costs(prices=prices)
+        if self.run is not None:
+            mine = costs.get(self.run)
+            costs = {r: c for r, c in costs.items() if mine and c.scenario == mine.scenario}
+        if self.run is None:
+            incidents = self.incidents(slo_ms=slo_ms)
+        else:  # the sibling run's incidents too: each run analysed on its own, as here
+            incidents = [
+                i
+                for run in costs
+                for i in Analysis(self.con.raw, run=run, settings=self.settings).incidents(
+                    slo_ms=slo_ms
+                )
+            ]
+        return _cost.layout_verdicts(costs, incidents)
+
     # -- figures ------------------------------------------------------------------
     def fig_timeseries(
         self, *, scope: str = "model", metric: str = "error_ratio", bucket_s: float | None = None
     ) -> Any:
+        """A plotly figure: ``metric`` (error_ratio, p95_ms, requests) of every ``scope``
+        key (model, endpoint, service) over time, the incidents shaded."""
         from . import _figures as _figures
 
         return _figures.timeseries(
@@ -696,18 +367,23 @@ class Analysis:
         )
 
     def fig_incident_timeline(self, incident_id: str) -> Any:
+        """A plotly figure of one incident: its scopes' signals around it, onset, both
+        views' isolation and end marked."""
         from . import _figures as _figures
 
         i = self.incident(incident_id)
-        ts = self.timeseries(scope="endpoint")
+        ts = self._tables.scope_series(self.settings.bucket_ns)  # every scope: the departed
         return _figures.incident_timeline(i, ts[ts.run == i.run])
 
     def fig_blast_radius(self, incident_id: str) -> Any:
+        """A plotly bar chart of one incident's affected requests by endpoint, model and
+        service, the collateral apart."""
         from . import _figures as _figures
 
         return _figures.blast_radius(self.incident(incident_id))
 
     def fig_waterfall(self, trace_id: str) -> Any:
+        """A plotly waterfall of one trace's spans, coloured by model."""
         from . import _figures as _figures
 
         return _figures.waterfall(self.trace(trace_id), trace_id=trace_id)
@@ -716,9 +392,12 @@ class Analysis:
 def _contrast_column(i: Incident) -> dict[str, Any]:
     iso = {v.view: v for v in i.isolation}
     return {
-        "culprit": f"{i.culprit.service} / {i.culprit.model or '(model unknown)'}",
+        "culprit": culprit_text(i.to_dict()),
         "FIT, model-aware (s)": iso["model_aware"].seconds,
         "FIT, service-only (s)": iso["service_only"].seconds,
+        # False: that view's FIT is when it named a shared process, not the model.
+        "model isolated, model-aware": iso["model_aware"].isolates_model,
+        "model isolated, service-only": iso["service_only"].isolates_model,
         "suspects, model-aware": iso["model_aware"].suspects,
         "suspects, service-only": iso["service_only"].suspects,
         "evidence to read, model-aware (spans+logs)": iso["model_aware"].evidence_spans
@@ -732,74 +411,3 @@ def _contrast_column(i: Incident) -> dict[str, Any]:
             (c.get("restarted", 0) for c in i.update_coupling), default=None
         ),
     }
-
-
-def incident_report(
-    db: str | Path, incident_id: str, *, fmt: str = "md", slo_ms: float | None = None
-) -> str:
-    """A post-mortem of one incident: Markdown, or self-contained HTML with plotly charts."""
-    a = open(db)
-    # The id starts with its run: analyse only that run.
-    runs = [
-        r for r in a.runs().run if incident_id.startswith(f"{(r or 'store').replace('/', '-')}-")
-    ]
-    if len(runs) == 1:
-        a = Analysis(a.con.raw, run=runs[0] or None, settings=a.settings)
-    i = a.incident(incident_id, slo_ms=slo_ms)
-    d = i.to_dict()
-    when = lambda ns: dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat()  # noqa: E731
-    lines = [
-        f"# Incident {i.id}",
-        "",
-        f"- Run: `{i.run or '(whole store)'}`, layout: {i.layout}",
-        f"- Window: {when(i.onset_ns)} to {when(i.end_ns)} ({(i.end_ns - i.onset_ns) / 1e9:.0f} s)",
-        f"- Culprit: **{i.culprit.service} / {i.culprit.model or 'model unknown'}**"
-        + (f" (suspects: {', '.join(i.suspect_models)})" if i.suspect_models else ""),
-        f"- Blast radius: {i.blast.requests} requests ({i.blast.share:.1%} of traffic), "
-        f"collateral: {i.blast.collateral if i.blast.collateral is not None else 'n/a'}",
-        f"- Per-model counterfactual: {d['counterfactual_per_model'] or 'n/a'}",
-        "",
-        "## Fault isolation",
-        "",
-        "| view | FIT (s) | suspects | spans to read | logs to read |",
-        "| --- | --- | --- | --- | --- |",
-        *(
-            f"| {v.view} | {v.seconds} | {v.suspects} | {v.evidence_spans} | {v.evidence_logs} |"
-            for v in i.isolation
-        ),
-        "",
-        "## Candidates",
-        "",
-        *(
-            f"{c.rank}. {c.service} / {c.model or '-'} (score {c.score:.2f}): "
-            + "; ".join(c.evidence)
-            for c in i.candidates[:8]
-        ),
-        "",
-        "## Scopes that departed from baseline",
-        "",
-        *(f"- {s}" for s in i.scopes),
-    ]
-    if i.update_coupling:
-        lines += ["", "## Update coupling", ""]
-        lines += [
-            f"- {u['service']}/{u['model']} {u['old_version']} -> {u['new_version']}: "
-            f"{u['restarted']} models restarted, downtime {u['downtime_s']} s"
-            for u in i.update_coupling
-        ]
-    md = "\n".join(lines) + "\n"
-    if fmt == "md":
-        return md
-    if fmt != "html":
-        raise ValueError(f"--format {fmt}: expected md or html")
-    import html as _html
-
-    figs = [a.fig_incident_timeline(incident_id), a.fig_blast_radius(incident_id)]
-    body = "".join(
-        f.to_html(full_html=False, include_plotlyjs="inline" if n == 0 else False)
-        for n, f in enumerate(figs)
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{_html.escape(i.id)}</title>"
-        f"</head><body><pre>{_html.escape(md)}</pre>{body}</body></html>"
-    )

@@ -21,6 +21,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..decode._identity import (
+    INVOCATION_KEYS,
+    REQUESTED_KEYS,
+    SERVED_KEYS,
+    SERVED_ONLY_KEYS,
+    VERSION_KEY,
+)
+from ._dialect import CLICKHOUSE
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -119,31 +128,17 @@ ORDER BY (ServiceName, TimestampTime, Timestamp)
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
 """
 
-# DESIGN.md "Model identity": the name a call asked for first, then the
-# OpenInference invocation parameters (the only place the model appears on a
-# failed call), then the names a hosted API served. The same list, in the same
-# order, as the ingest decoder's ``resolve_model`` (a test holds them equal).
-_REQUESTED_KEYS = ("ml.model.name", "gen_ai.request.model")
-_INVOCATION_PARAMETER_KEYS = ("llm.invocation_parameters", "embedding.invocation_parameters")
-_SERVED_KEYS = (
-    "gen_ai.response.model",
-    "llm.model_name",
-    "embedding.model_name",
-    "llm.request.model_name",
-    "llm.response.model_name",
-)
-# The keys that report what a hosted API served: the version when they differ.
-_SERVED_ONLY_KEYS = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
-_VERSION_KEY = "ml.model.version"
+# The alias list is the decoder's own (decode/_columns.py), in the same order.
+_VERSION_KEY = VERSION_KEY
 
 
 def quote_identifier(name: str) -> str:
-    """``name`` as a ClickHouse identifier (back-quoted, back-quotes and backslashes escaped)."""
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+    """``name`` as a ClickHouse identifier (the project's one quoter)."""
+    return CLICKHOUSE.ident(name)
 
 
 def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return CLICKHOUSE.literal(text)
 
 
 def _get(attrs: str, key: str) -> str:
@@ -153,16 +148,16 @@ def _get(attrs: str, key: str) -> str:
 
 def _own_name(attrs: str) -> str:
     """The alias list over one map; NULL when no key names a model."""
-    candidates = [_get(attrs, key) for key in _REQUESTED_KEYS]
+    candidates = [_get(attrs, key) for key in REQUESTED_KEYS]
     # The first invocation-parameters text whose "model" is a JSON string decides,
     # even when that string is empty ({"model": 7} names no model), as at ingest.
     arms = [
         f"JSONType({_get(attrs, key)}, 'model') = 'String', "
         f"JSONExtractString({_get(attrs, key)}, 'model')"
-        for key in _INVOCATION_PARAMETER_KEYS
+        for key in INVOCATION_KEYS
     ]
     candidates.append(f"multiIf({', '.join(arms)}, '')")
-    candidates += [_get(attrs, key) for key in _SERVED_KEYS]
+    candidates += [_get(attrs, key) for key in SERVED_KEYS]
     arms = ", ".join(f"{e} != '', {e}" for e in candidates)
     return f"multiIf({arms}, NULL)"
 
@@ -171,7 +166,7 @@ def _own_version(attrs: str) -> str:
     """``ml.model.version``, else the first served name that differs from the resolved name."""
     name = _own_name(attrs)
     arms = [f"{_get(attrs, _VERSION_KEY)} != '', {_get(attrs, _VERSION_KEY)}"]
-    for key in _SERVED_ONLY_KEYS:
+    for key in SERVED_ONLY_KEYS:
         served = _get(attrs, key)
         arms.append(f"{served} != '' AND {served} != {name}, {served}")
     return f"multiIf({', '.join(arms)}, NULL)"
@@ -352,25 +347,8 @@ def load_from_duckdb(
     return copied
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the DDL (``faultlens clickhouse ddl [--tables] [--database NAME]``).
-
-    Without ``--tables`` it prints the optional model columns (docs/scale-out.md).
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m faultlens.analyzer.store._clickhouse_ddl")
-    parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument(
-        "--tables", action="store_true", help="the exporter's CREATE TABLE statements instead"
-    )
-    args = parser.parse_args(argv)
-    if args.tables:
-        statements = create_statements(args.database)
-    else:
-        statements = model_columns_statements(args.database)
-    print(";\n\n".join(statements) + ";")
-
-
-if __name__ == "__main__":
-    main()
+def ddl_text(database: str = DEFAULT_DATABASE, *, tables: bool = False) -> str:
+    """What ``faultlens clickhouse ddl`` prints: the optional model columns, or with
+    ``tables`` the exporter's own CREATE statements (docs/scale-out.md)."""
+    statements = create_statements(database) if tables else model_columns_statements(database)
+    return ";\n\n".join(statements) + ";"

@@ -23,7 +23,7 @@ __all__ = [
     "Dialect",
     "DialectError",
     "clickhouse_statements",
-    "quote_ident",
+    "quote",
 ]
 
 # Both enum spellings the exporter has used (DESIGN.md: Storage).
@@ -36,15 +36,15 @@ class DialectError(RuntimeError):
     """A SQL feature the chosen engine does not offer."""
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def quote_ident(name: str, *, quote: str = '"') -> str:
-    """Quote one identifier (table or column, e.g. ``Events.Name``) for SQL."""
-    if not name or "\x00" in name:
-        raise DialectError(f"not an identifier: {name!r}")
-    return quote + name.replace(quote, quote + quote) + quote
+def quote(text: str, *, mark: str, backslash_escapes: bool) -> str:
+    """``text`` between ``mark``s, as SQL reads it back unchanged: the mark doubled, and
+    backslashes doubled where the engine reads them as escapes (ClickHouse, not DuckDB).
+    The one quoter of the project: literals (``'``) and identifiers (``"``, `````)."""
+    if "\x00" in text:
+        raise DialectError(f"a NUL byte cannot be quoted: {text!r}")
+    if backslash_escapes:
+        text = text.replace("\\", "\\\\")
+    return mark + text.replace(mark, mark + mark) + mark
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,16 @@ class Dialect:
     regex_group_fmt: str  # first capture group of a regular expression
     char_fmt: str  # the character with code {n}
     sorted_join_fmt: str  # an aggregate: the group's {expr} values, sorted, joined by {sep}
+    backslash_escapes: bool  # a backslash in a quoted string is an escape (ClickHouse)
+    ns_literal_fmt: str  # a timestamp from integer ns {ns}, comparable to Timestamp
 
     def char(self, n: int) -> str:
         return self.char_fmt.format(n=int(n))
+
+    def ns_literal(self, ns: int) -> str:
+        """``ns`` (since the epoch) as a timestamp: a bound on ``Timestamp`` itself, which
+        zone maps and partition pruning can use (a bound on its epoch_ns could not)."""
+        return self.ns_literal_fmt.format(ns=int(ns))
 
     def sorted_join(self, expr: str, sep: str) -> str:
         """Aggregate: the group's values of ``expr`` (never NULL), sorted, joined by ``sep``."""
@@ -80,12 +87,18 @@ class Dialect:
         )
 
     def ident(self, name: str) -> str:
-        """An identifier, quoted for this engine."""
-        return quote_ident(name, quote=self.ident_quote)
+        """An identifier (table or column, e.g. ``Events.Name``), quoted for this engine."""
+        if not name:
+            raise DialectError("an empty identifier")
+        return quote(name, mark=self.ident_quote, backslash_escapes=self.backslash_escapes)
+
+    def literal(self, value: str) -> str:
+        """A string literal for this engine (bound parameters are preferred for values)."""
+        return quote(value, mark="'", backslash_escapes=self.backslash_escapes)
 
     def attr(self, column: str, key: str) -> str:
         """A map attribute's value, NULL when absent or empty (ClickHouse answers '')."""
-        return f"nullif({self.ident(column)}[{_literal(key)}], '')"
+        return f"nullif({self.ident(column)}[{self.literal(key)}], '')"
 
     def epoch_ns(self, column: str) -> str:
         return f"{self.epoch_ns_fn}({self.ident(column)})"
@@ -118,17 +131,14 @@ class Dialect:
     def temp_table(self, name: str, select_sql: str) -> str:
         return self.temp_table_fmt.format(name=self.ident(name), select=select_sql)
 
-    @staticmethod
-    def is_server(column: str = "SpanKind") -> str:
-        return f"{column} IN ({', '.join(map(_literal, _SERVER))})"
+    def is_server(self, column: str = "SpanKind") -> str:
+        return f"{column} IN ({', '.join(map(self.literal, _SERVER))})"
 
-    @staticmethod
-    def is_client(column: str = "SpanKind") -> str:
-        return f"{column} IN ({', '.join(map(_literal, _CLIENT))})"
+    def is_client(self, column: str = "SpanKind") -> str:
+        return f"{column} IN ({', '.join(map(self.literal, _CLIENT))})"
 
-    @staticmethod
-    def is_error(column: str = "StatusCode") -> str:
-        return f"{column} IN ({', '.join(map(_literal, _ERROR))})"
+    def is_error(self, column: str = "StatusCode") -> str:
+        return f"{column} IN ({', '.join(map(self.literal, _ERROR))})"
 
     @staticmethod
     def kind(column: str = "SpanKind") -> str:
@@ -139,6 +149,7 @@ class Dialect:
 DUCKDB = Dialect(
     name="duckdb",
     ident_quote='"',
+    backslash_escapes=False,
     epoch_ns_fn="epoch_ns",
     intdiv_fmt="({a}) // ({b})",
     quantile_fmt="quantile_cont({expr}, {q})",
@@ -149,11 +160,13 @@ DUCKDB = Dialect(
     regex_group_fmt="regexp_extract({expr}, {pattern}, 1)",
     char_fmt="chr({n})",
     sorted_join_fmt="array_to_string(list_sort(list({expr})), {sep})",
+    ns_literal_fmt="make_timestamp_ns(CAST({ns} AS BIGINT))",
 )
 
 CLICKHOUSE = Dialect(
     name="clickhouse",
     ident_quote="`",
+    backslash_escapes=True,
     epoch_ns_fn="toUnixTimestamp64Nano",
     intdiv_fmt="intDiv({a}, {b})",
     # Exact, with DuckDB quantile_cont's linear interpolation (plain quantile()
@@ -166,6 +179,7 @@ CLICKHOUSE = Dialect(
     regex_group_fmt="extract({expr}, {pattern})",
     char_fmt="char({n})",
     sorted_join_fmt="arrayStringConcat(arraySort(groupArray({expr})), {sep})",
+    ns_literal_fmt="fromUnixTimestamp64Nano(toInt64({ns}))",
 )
 
 

@@ -19,6 +19,12 @@ The ledger holds one row per committed batch (``RunId`` names the ingest run or
 the receiver), written in the same transaction as the rows it counts, so it
 reconciles at every commit: Read = Stored + Duplicates + Quarantined.
 
+The metrics tables (``otel_metrics_gauge``, ``_sum``, ``_histogram``,
+``_exponential_histogram``, ``_summary``) follow the exporter's metrics DDL the same way
+(one row per data point; ``Exemplars`` and ``ValueAtQuantiles`` flattened to parallel
+lists), then faultlens' ``ModelName``/``ModelVersion``/``ServiceInstanceId``/``Layout``
+and ``PointId``, the dedupe key (``decode/_metrics.py``).
+
 Timestamps are ``TIMESTAMP_NS``; ``epoch_ns(Timestamp)`` gives integer ns.
 """
 
@@ -111,5 +117,81 @@ CREATE TABLE IF NOT EXISTS faultlens_quarantine (
 )
 """
 
-TABLES = ("otel_traces", "otel_logs", "faultlens_ingest_ledger", "faultlens_quarantine")
-DDL = (OTEL_TRACES, OTEL_LOGS, INGEST_LEDGER, QUARANTINE)
+_METRIC_HEAD = f"""
+    ResourceAttributes {_ATTRS} NOT NULL,
+    ResourceSchemaUrl VARCHAR NOT NULL,
+    ScopeName VARCHAR NOT NULL,
+    ScopeVersion VARCHAR NOT NULL,
+    ScopeAttributes {_ATTRS} NOT NULL,
+    ScopeDroppedAttrCount UINTEGER NOT NULL,
+    ScopeSchemaUrl VARCHAR NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    MetricName VARCHAR NOT NULL,
+    MetricDescription VARCHAR NOT NULL,
+    MetricUnit VARCHAR NOT NULL,
+    Attributes {_ATTRS} NOT NULL,
+    StartTimeUnix TIMESTAMP_NS NOT NULL,
+    TimeUnix TIMESTAMP_NS NOT NULL,"""
+_EXEMPLARS = f"""
+    "Exemplars.FilteredAttributes" {_ATTRS}[] NOT NULL,
+    "Exemplars.TimeUnix" TIMESTAMP_NS[] NOT NULL,
+    "Exemplars.Value" DOUBLE[] NOT NULL,
+    "Exemplars.SpanId" VARCHAR[] NOT NULL,
+    "Exemplars.TraceId" VARCHAR[] NOT NULL,"""
+_METRIC_TAIL = """
+    ModelName VARCHAR,
+    ModelVersion VARCHAR,
+    ServiceInstanceId VARCHAR NOT NULL,
+    Layout VARCHAR NOT NULL,
+    PointId VARCHAR NOT NULL"""
+_HISTOGRAM_TAIL = """
+    Flags UINTEGER NOT NULL,
+    Min DOUBLE NOT NULL,
+    Max DOUBLE NOT NULL,
+    AggregationTemporality INTEGER NOT NULL,"""
+
+OTEL_METRICS = {
+    "otel_metrics_gauge": f"""{_METRIC_HEAD}
+    Value DOUBLE NOT NULL,
+    Flags UINTEGER NOT NULL,{_EXEMPLARS}{_METRIC_TAIL}""",
+    "otel_metrics_sum": f"""{_METRIC_HEAD}
+    Value DOUBLE NOT NULL,
+    Flags UINTEGER NOT NULL,{_EXEMPLARS}
+    AggregationTemporality INTEGER NOT NULL,
+    IsMonotonic BOOLEAN NOT NULL,{_METRIC_TAIL}""",
+    "otel_metrics_histogram": f"""{_METRIC_HEAD}
+    Count UBIGINT NOT NULL,
+    Sum DOUBLE NOT NULL,
+    BucketCounts UBIGINT[] NOT NULL,
+    ExplicitBounds DOUBLE[] NOT NULL,{_EXEMPLARS}{_HISTOGRAM_TAIL}{_METRIC_TAIL}""",
+    "otel_metrics_exponential_histogram": f"""{_METRIC_HEAD}
+    Count UBIGINT NOT NULL,
+    Sum DOUBLE NOT NULL,
+    Scale INTEGER NOT NULL,
+    ZeroCount UBIGINT NOT NULL,
+    PositiveOffset INTEGER NOT NULL,
+    PositiveBucketCounts UBIGINT[] NOT NULL,
+    NegativeOffset INTEGER NOT NULL,
+    NegativeBucketCounts UBIGINT[] NOT NULL,{_EXEMPLARS}{_HISTOGRAM_TAIL}{_METRIC_TAIL}""",
+    "otel_metrics_summary": f"""{_METRIC_HEAD}
+    Count UBIGINT NOT NULL,
+    Sum DOUBLE NOT NULL,
+    "ValueAtQuantiles.Quantile" DOUBLE[] NOT NULL,
+    "ValueAtQuantiles.Value" DOUBLE[] NOT NULL,
+    Flags UINTEGER NOT NULL,{_METRIC_TAIL}""",
+}
+
+TABLES = (
+    "otel_traces",
+    "otel_logs",
+    "faultlens_ingest_ledger",
+    "faultlens_quarantine",
+    *OTEL_METRICS,
+)
+DDL = (
+    OTEL_TRACES,
+    OTEL_LOGS,
+    INGEST_LEDGER,
+    QUARANTINE,
+    *(f"CREATE TABLE IF NOT EXISTS {name} ({body}\n)\n" for name, body in OTEL_METRICS.items()),
+)

@@ -5,10 +5,11 @@ Every batch (a chunk of a file, or a group commit of the receiver) is written by
 its ledger rows. A process killed mid-ingest therefore leaves whole batches or
 nothing, and the ledger always reconciles with the tables.
 
-Dedupe: spans on (TraceId, SpanId), log records on RecordId. The anti-join only
-scans stored rows inside the batch's own time range (row-group zone maps skip
-the rest), which is exact for re-ingested data: a span seen again has the same
-start time. An empty range skips the join entirely, so a fresh load pays nothing.
+Dedupe: spans on (TraceId, SpanId), log records on RecordId, metric data points on
+PointId. The anti-join only scans stored rows inside the batch's own time range
+(row-group zone maps skip the rest), which is exact for re-ingested data: a span
+seen again has the same start time. An empty range skips the join entirely, so a
+fresh load pays nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..decode._columns import Reject
+from ..decode._metrics import METRIC_TABLES
 from ._schema import DDL
 
 __all__ = ["DEFAULT_DB", "BatchCounts", "StoreError", "connect", "write_batch"]
 
 DEFAULT_DB = Path(".faultlens/faultlens.duckdb")
-_KEYS = {"otel_traces": ("TraceId", "SpanId"), "otel_logs": ("RecordId",)}
+_KEYS = {
+    "otel_traces": ("TraceId", "SpanId"),
+    "otel_logs": ("RecordId",),
+    **{table: ("PointId",) for table in METRIC_TABLES.values()},
+}
+# The column whose range bounds the dedupe scan (the metrics tables have no Timestamp).
+_TIME = {table: "TimeUnix" for table in METRIC_TABLES.values()}
 
 
 class StoreError(ValueError):
@@ -124,6 +132,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -
     rows = _for_duckdb(rows)
     keys = _KEYS[table]
     key_list = ", ".join(keys)
+    time = _TIME.get(table, "Timestamp")
     # DuckDB reads the Arrow batch through its replacement scan, which finds this local
     # variable by the name in the SQL (so `con` must be a DuckDB connection, not a proxy):
     # registering and unregistering a view instead costs about a millisecond per batch,
@@ -143,11 +152,11 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table | None) -
     if distinct != rows.num_rows:
         source = (
             f"(SELECT * FROM _faultlens_batch QUALIFY row_number() OVER "
-            f"(PARTITION BY {key_list} ORDER BY Timestamp) = 1)"
+            f"(PARTITION BY {key_list} ORDER BY {time}) = 1)"
         )
-    bounds = pc.min_max(rows["Timestamp"].cast(pa.int64()))
+    bounds = pc.min_max(rows[time].cast(pa.int64()))
     lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-    window = "Timestamp BETWEEN make_timestamp_ns(?) AND make_timestamp_ns(?)"
+    window = f"{time} BETWEEN make_timestamp_ns(?) AND make_timestamp_ns(?)"
     overlap = con.execute(f"SELECT count(*) FROM {table} WHERE {window}", [lo, hi]).fetchone()[0]
     if overlap == 0:
         stored = con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {source}")
@@ -198,8 +207,12 @@ def write_batch(
     logs: pa.Table | None,
     rejects: list[tuple[str, Reject]],
     read: dict[str, int],
+    metrics: dict[str, pa.Table] | None = None,
 ) -> BatchCounts:
-    """Write one batch in one transaction: rows (deduplicated), quarantine, ledger."""
+    """Write one batch in one transaction: rows (deduplicated), quarantine, ledger.
+
+    ``metrics`` maps a metrics table to its rows; the ledger counts them as one signal,
+    ``metrics``, in data points."""
     now = datetime.now(UTC).replace(tzinfo=None)
     quarantined = {signal: 0 for signal in read}
     for signal, _ in rejects:
@@ -208,8 +221,13 @@ def write_batch(
     try:
         spans = _insert(con, "otel_traces", traces)
         records = _insert(con, "otel_logs", logs)
-        stored = {"traces": spans[0], "logs": records[0]}
-        duplicates = {"traces": spans[1], "logs": records[1]}
+        points = [_insert(con, table, rows) for table, rows in (metrics or {}).items()]
+        stored = {"traces": spans[0], "logs": records[0], "metrics": sum(p[0] for p in points)}
+        duplicates = {
+            "traces": spans[1],
+            "logs": records[1],
+            "metrics": sum(p[1] for p in points),
+        }
         _quarantine(con, source, rejects, now)
         for signal, count in read.items():
             if count:

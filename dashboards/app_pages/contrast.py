@@ -3,7 +3,9 @@
 With both runs of a scenario in the store, the two actual runs side by side
 (and the monolith's per-model projection beside them, to check it); with only
 one, the analyzer's counterfactual projection beside the actual. Every column
-is labelled by layout and by kind (actual, counterfactual).
+is labelled by layout and by kind (actual, counterfactual). Where plain OTel only names
+a shared process, its isolation time reads "not isolated", with the suspects and the
+spans and logs still left to read: no seconds to set beside the model-aware view's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from .._data import (
+from faultlens.analyzer.present._words import isolation_words
+from faultlens.dashboards._data import (
     Connection,
     Filters,
     as_text,
@@ -22,10 +25,11 @@ from .._data import (
     query,
     sibling_run,
 )
-from .._views import plain, seconds, share
+from faultlens.dashboards._views import plain, seconds, share
 
 NOT_PROJECTED = "not projected"
-# (row of the analyzer's contrast, card label): the cards atop every column.
+NOT_ISOLATED = "model not isolated"
+# (row of the analyzer's contrast, card label): the cards atop every column, in order.
 HEADLINE = (
     ("FIT, service-only (s)", "Isolation time (plain OTel)"),
     ("suspects, service-only", "Suspects (plain OTel)"),
@@ -34,6 +38,13 @@ HEADLINE = (
     ("collateral (requests)", "Collateral (requests)"),
     ("models restarted per update", "Models restarted per update"),
 )
+# How many cards share a row: each label is whole at 1400 px with three columns.
+CARD_ROWS = (1, 2, 2, 1)
+# The contrast's flags: whether each view's FIT reached one model (not shown as rows).
+_FLAGS = {
+    "FIT, model-aware (s)": "model isolated, model-aware",
+    "FIT, service-only (s)": "model isolated, service-only",
+}
 
 
 def cell(metric: str, value: Any) -> str:
@@ -50,15 +61,32 @@ def cell(metric: str, value: Any) -> str:
 
 
 def contrast_text(table: pd.DataFrame) -> pd.DataFrame:
-    """The analyzer's contrast as text; what the projection does not cover says so."""
+    """The analyzer's contrast as text; what the projection does not cover says so, and a
+    view that only names a shared process reads "model not isolated" with what is left."""
     out = pd.DataFrame(
         {side: [cell(m, v) for m, v in table[side].items()] for side in table.columns},
         index=table.index,
     )
     for side in out.columns:
+        for fit, flag in _FLAGS.items():
+            if flag in table.index and table.at[flag, side] is False:
+                view = fit.removeprefix("FIT, ").removesuffix(" (s)")
+                out.at[fit, side] = isolation_words(
+                    fit_s=None,
+                    suspects=int(table.at[f"suspects, {view}", side]),
+                    to_read=int(table.at[f"evidence to read, {view} (spans+logs)", side]),
+                    isolates_model=False,
+                )
         if "counterfactual" in side:
             out.loc[table[side].isna(), side] = NOT_PROJECTED
-    return out
+    return out.drop(index=[f for f in _FLAGS.values() if f in out.index])
+
+
+def card_value(value: str) -> str:
+    """A card shows the short form: "not isolated" (its caption says the rest)."""
+    if value == NOT_PROJECTED:
+        return "—"
+    return "not isolated" if value.startswith(NOT_ISOLATED) else value
 
 
 def render(con: Connection, filters: Filters) -> None:
@@ -75,17 +103,20 @@ def render(con: Connection, filters: Filters) -> None:
     for column, side in zip(st.columns(len(table.columns)), table.columns, strict=True):
         with column:
             st.subheader(plain(side))
-            for row in (HEADLINE[:2], HEADLINE[2:4], HEADLINE[4:]):
-                for card, (metric, label) in zip(st.columns(2), row, strict=True):
+            start = 0
+            for n in CARD_ROWS:
+                row = HEADLINE[start : start + n]
+                start += n
+                for card, (metric, label) in zip(st.columns(n), row, strict=True):
                     value = table.at[metric, side] if metric in table.index else "—"
-                    card.metric(label, "—" if value == NOT_PROJECTED else value)
+                    card.metric(label, card_value(value))
+                    if value.startswith(NOT_ISOLATED):
+                        card.caption(plain(value))
     st.subheader("Side by side")
-    st.dataframe(
-        as_text(table.reset_index()),
-        hide_index=True,
-        width="stretch",
-        height=36 * (len(table) + 1) + 2,
-    )
+    # A static table: "model not isolated: ..." wraps in its cell instead of being cut.
+    st.table(as_text(table.reset_index()), hide_index=True, border="horizontal")
+
+    _cost_side(con, filters, scenario)
 
     st.subheader("Update coupling: version changes and the models restarted with them")
     frames = []
@@ -100,7 +131,25 @@ def render(con: Connection, filters: Filters) -> None:
         st.dataframe(as_text(changes), hide_index=True, width="stretch")
 
 
+def _cost_side(con: Connection, filters: Filters, scenario: str) -> None:
+    """The other side of the trade-off: what each layout's processes used (measured from
+    their OTLP metrics), beside what per-model cut in the incident."""
+    from faultlens.analyzer.present._figures import layout_tradeoff
+
+    st.subheader("Resource cost against isolation: the layout verdict")
+    found = query(con, filters, "layout_verdicts").get(scenario)
+    if found is None:
+        st.text(
+            "No verdict: the store needs process metrics (configure(metrics=True)) from "
+            "both layouts of this scenario."
+        )
+        return
+    st.markdown(f"**Verdict (measured):** {plain(found.sentence)}.")
+    st.plotly_chart(layout_tradeoff(found), width="stretch")
+    st.dataframe(as_text(pd.DataFrame(found.table)), hide_index=True, width="stretch")
+
+
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

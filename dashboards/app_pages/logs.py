@@ -6,7 +6,8 @@ import re
 
 import streamlit as st
 
-from .._data import Connection, Filters, as_text, query
+from faultlens.dashboards._data import Connection, Filters, as_text, query
+from faultlens.dashboards._views import readable
 
 ANY = "(any)"
 # OpenTelemetry severity names and the lowest SeverityNumber of each range.
@@ -39,10 +40,10 @@ def render(con: Connection, filters: Filters) -> None:
         limit=500,
     )
     st.caption(f"{len(logs)} log records (at most 500)")
-    st.dataframe(as_text(logs), hide_index=True, width="stretch")
+    st.dataframe(as_text(readable(logs)), hide_index=True, width="stretch")
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

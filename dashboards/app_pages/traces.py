@@ -1,13 +1,16 @@
 """Traces: search spans by model, endpoint, status, time and duration; one trace's waterfall.
 
-The waterfall colours each span by the model that produced it.
+The span table leads as a trace viewer does (time in UTC, service, model, span name,
+duration, status), ids shortened; the chosen trace's full id is shown to copy. The
+waterfall colours each span by the model that produced it.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from .._data import Connection, Filters, as_text, query
+from faultlens.dashboards._data import Connection, Filters, as_text, query
+from faultlens.dashboards._views import readable, short_id, utc
 
 ANY = "(any)"
 STATUSES = (ANY, "Error", "Ok")  # Ok: no error (Ok or Unset)
@@ -40,21 +43,32 @@ def render(con: Connection, filters: Filters) -> None:
         min_duration_ms=min_ms or None,
         limit=500,
     )
-    st.caption(f"{len(spans)} spans (at most 500, newest first)")
-    st.dataframe(as_text(spans), hide_index=True, width="stretch")
+    st.caption(f"{len(spans)} spans (at most 500, newest first); ids shortened")
+    st.dataframe(as_text(readable(spans)), hide_index=True, width="stretch")
     if spans.empty:
         return
 
     st.subheader("Waterfall")
-    trace_ids = list(dict.fromkeys(spans["trace_id"]))
-    trace_id = st.selectbox("Trace", trace_ids, key="traces-trace")
+    # One entry per trace, labelled by its newest span as listed above.
+    first = spans.drop_duplicates("trace_id")
+    labels = {
+        t: f"{utc(ts)} · {svc} · {name} · {short_id(t)}"
+        for t, ts, svc, name in zip(
+            first.trace_id, first.ts_ns, first.service, first.name, strict=True
+        )
+    }
+    trace_id = st.selectbox("Trace", list(labels), format_func=labels.get, key="traces-trace")
+    st.caption("Trace ID (the copy button copies it whole)")
+    st.code(trace_id, language=None)
     st.plotly_chart(
         query(con, filters, "fig_waterfall", trace_id), width="stretch", key="traces-waterfall"
     )
-    st.dataframe(as_text(query(con, filters, "trace", trace_id)), hide_index=True, width="stretch")
+    st.dataframe(
+        as_text(readable(query(con, filters, "trace", trace_id))), hide_index=True, width="stretch"
+    )
 
 
 if __name__ == "__main__":
-    from .._app import page_context
+    from faultlens.dashboards._app import page_context
 
     render(*page_context())

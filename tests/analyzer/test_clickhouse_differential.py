@@ -11,7 +11,6 @@ alias list at query time, and its older ``SPAN_KIND_SERVER`` /
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from faultlens.analyzer import ingest
+from faultlens.analyzer import incidents_schema, ingest
 from faultlens.analyzer.store._clickhouse_ddl import load_from_duckdb
 from faultlens.analyzer.store._engines import open_engine
 from faultlens.cli._app import app
 
 DATA = Path(__file__).parents[2] / "sample_traces" / "data"
-SCHEMA = Path(os.environ["FAULTLENS_SHARED"]) / "contracts" / "incidents.schema.json"
+
 VARIANTS = {
     "Server-Error+alias-list": {"legacy_enums": False, "model_columns": False},
     "SPAN_KIND_SERVER+model-columns": {"legacy_enums": True, "model_columns": True},
@@ -87,7 +86,7 @@ def _headline(answer: dict[str, Any]) -> list[tuple]:
 
 
 def _assert_same(answer: dict[str, Any], expected: dict[str, Any]) -> None:
-    jsonschema.validate(answer, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(answer, incidents_schema())
     assert _headline(answer) == _headline(expected)  # a readable failure first
     assert _rounded(answer) == _rounded(expected)  # then the whole answer
 

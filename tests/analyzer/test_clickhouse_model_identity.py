@@ -7,20 +7,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultlens.analyzer.decode._columns import resolve_model
+from faultlens.analyzer.decode._identity import (
+    INVOCATION_KEYS,
+    REQUESTED_KEYS,
+    SERVED_KEYS,
+    VERSION_KEY,
+    resolve_model,
+)
 from faultlens.analyzer.store._clickhouse_ddl import model_name_sql, model_version_sql
 from faultlens.analyzer.store._engines import open_engine
 
-KEYS = [
-    "ml.model.name",
-    "ml.model.version",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "llm.model_name",
-    "embedding.model_name",
-    "llm.request.model_name",
-    "llm.response.model_name",
-]
+# Every key of the decoder's one alias list (the DDL is generated from the same tuples).
+KEYS = [*REQUESTED_KEYS, VERSION_KEY, *SERVED_KEYS]
 NAMES = st.sampled_from(["", "fraud", "gpt-4o", "gpt-4o-2024-08-06", "rank", "1.2"])
 INVOCATION = st.one_of(
     NAMES.map(lambda n: orjson.dumps({"model": n, "temperature": 0}).decode()),
@@ -32,8 +30,7 @@ ATTRS = st.fixed_dictionaries(
     {},
     optional={
         **dict.fromkeys(KEYS, NAMES),
-        "llm.invocation_parameters": INVOCATION,
-        "embedding.invocation_parameters": INVOCATION,
+        **dict.fromkeys(INVOCATION_KEYS, INVOCATION),
     },
 )
 

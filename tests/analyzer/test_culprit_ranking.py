@@ -272,7 +272,8 @@ def test_only_a_scope_with_an_established_rate_falls_silent() -> None:
     At 22x the sample's traffic such a burst passed the volume bar alone and made a
     second, empty incident; a scope busy bucket after bucket that stops still departs.
     """
-    from faultlens.analyzer.facts._sql import DetectionSettings, Window, abnormal_windows
+    from faultlens.analyzer._settings import DetectionSettings
+    from faultlens.analyzer.analysis._detect import Window, abnormal_windows
 
     st = DetectionSettings()
     b = st.bucket_ns
@@ -320,7 +321,7 @@ def test_a_window_with_as_many_error_as_latency_buckets_takes_the_first_signal()
     string hashing changes from one process to the next (the 10M benchmark's memory-leak
     monolith listed ``endpoint:/search`` as errors in one run and latency in the next).
     """
-    from faultlens.analyzer.facts._sql import _runs_of
+    from faultlens.analyzer.analysis._detect import _runs_of
 
     assert _runs_of(["latency", "errors", None]) == [(0, 1, "latency")]
     assert _runs_of(["errors", "latency", None]) == [(0, 1, "errors")]

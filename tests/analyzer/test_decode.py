@@ -4,7 +4,6 @@ each encoding trap, the model alias list, and a fuzz that every input is account
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import orjson
@@ -21,10 +20,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
 )
 
 from faultlens.analyzer import connect, ingest
-from faultlens.analyzer.decode._columns import resolve_model
+from faultlens.analyzer.decode._identity import resolve_model
 from faultlens.analyzer.decode._otlp_json import Decoded, decode_json_lines
 
-FIXTURES = Path(os.environ["FAULTLENS_SHARED"]) / "fixtures" / "otlp-examples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp-examples"
 T0 = dt.datetime(2018, 12, 13, 14, 51)
 
 

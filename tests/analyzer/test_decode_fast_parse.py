@@ -7,7 +7,8 @@ import orjson
 import pytest
 from test_decode_fast import GOOD, _one, _python_path, _same_rows, _sdk_lines
 
-from faultlens.analyzer.decode._fast import _has_null, decode_traces_fast
+from faultlens.analyzer.decode._fast import decode_traces_fast
+from faultlens.analyzer.decode._fast_parse import has_null
 
 
 def _lines(*spans: dict) -> bytes:
@@ -17,9 +18,9 @@ def _lines(*spans: dict) -> bytes:
 @pytest.mark.parametrize("pad", range(8))
 def test_null_is_found_at_every_alignment(pad: int) -> None:
     data = _lines({}, {"name": "x" * pad}) + b'{"resourceSpans": null}\n'
-    assert _has_null(data) and decode_traces_fast(data) is None
-    assert not _has_null(data.replace(b"null", b"nul "))
-    assert _has_null(b"null") and not _has_null(b"nul") and not _has_null(b"")
+    assert has_null(data) and decode_traces_fast(data) is None
+    assert not has_null(data.replace(b"null", b"nul "))
+    assert has_null(b"null") and not has_null(b"nul") and not has_null(b"")
 
 
 def test_a_key_spelled_with_escapes_in_the_first_line_reads_as_the_python_path() -> None:

@@ -157,12 +157,17 @@ def test_unreachable_server_is_one_line() -> None:
     assert "\n" not in message and "secret" not in message
 
 
-def test_printed_ddl_runs_on_clickhouse(tmp_path, capsys) -> None:
-    from faultlens.analyzer.store._clickhouse_ddl import main
+def test_printed_ddl_runs_on_clickhouse(tmp_path) -> None:
+    from typer.testing import CliRunner
 
-    main(["--tables", "--database", "otel_p"])
-    main(["--database", "otel_p"])
-    statements = [s.strip() for s in capsys.readouterr().out.split(";\n") if s.strip(" ;\n")]
+    from faultlens.cli._app import app
+
+    out = ""
+    for args in (["--tables", "--database", "otel_p"], ["--database", "otel_p"]):
+        result = CliRunner().invoke(app, ["clickhouse", "ddl", *args])
+        assert result.exit_code == 0, result.output
+        out += result.stdout
+    statements = [s.strip() for s in out.split(";\n") if s.strip(" ;\n")]
     with open_engine(f"chdb:{tmp_path / 'ch'}?database=otel_p", read_only=False) as engine:
         for statement in statements:
             engine.execute(statement.rstrip(";"))

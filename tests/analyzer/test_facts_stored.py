@@ -18,8 +18,12 @@ import pandas as pd
 import pytest
 
 from faultlens.analyzer import ingest
+from faultlens.analyzer._settings import TUNING
 from faultlens.analyzer.facts import _stored as _facts
-from faultlens.analyzer.facts._sql import build_facts, scope_series_sql, span_buckets_sql
+from faultlens.analyzer.facts._cut import cut_run
+from faultlens.analyzer.facts._derive import partitions
+from faultlens.analyzer.facts._schema import SERIES_BUCKET_NS
+from faultlens.analyzer.facts._sql import derive_fact_tables, scope_series_sql, span_buckets_sql
 from faultlens.analyzer.store._dialect import DUCKDB
 
 DATA = Path(__file__).resolve().parents[2] / "sample_traces" / "data"
@@ -60,12 +64,12 @@ def _assert_stored_equal_derived(db: Path) -> None:
         assert (
             sum(n for _, n in runs) == con.execute("SELECT count(*) FROM otel_traces").fetchone()[0]
         )
-        build_facts(con, DUCKDB, run_filter="1 = 1", params={}, by_run=True)
+        derive_fact_tables(con, DUCKDB, run_filter="1 = 1", params={}, by_run=True)
         for temp, sql in (
             ("fl_scope_series", scope_series_sql),
             ("fl_span_buckets", span_buckets_sql),
         ):
-            con.execute(DUCKDB.temp_table(temp, sql(DUCKDB, bucket_ns=_facts.SERIES_BUCKET_NS)))
+            con.execute(DUCKDB.temp_table(temp, sql(DUCKDB, bucket_ns=SERIES_BUCKET_NS)))
         for stored, temp in (
             ("faultlens_spans", "fl_spans"),
             ("faultlens_scope_series", "fl_scope_series"),
@@ -103,7 +107,7 @@ def _crossing_traces(db: Path, part_spans: int) -> int:
     con = duckdb.connect(str(db))
     try:
         ((run, spans),) = con.execute("SELECT run, spans FROM faultlens_facts_runs").fetchall()
-        cut = _facts._cut(con, run, -(-spans // part_spans))
+        cut = cut_run(con, run, -(-spans // part_spans))
         assert len(cut.bounds) > 1
         return con.execute("SELECT count(*) FROM fl_straddle").fetchone()[0]
     finally:
@@ -131,7 +135,7 @@ def test_stored_facts_after_two_ingests_and_a_run_in_two_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part_spans: int
 ) -> None:
     # 700 spans a partition cuts each run into several parts by time.
-    monkeypatch.setattr(_facts, "PART_SPANS", part_spans)
+    monkeypatch.setattr(TUNING, "facts_part_spans", part_spans)
     db = tmp_path / "store.duckdb"
     ingest(CRASH, db=db)
     _assert_stored_equal_derived(db)
@@ -171,7 +175,7 @@ def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
     # 3000 spans a partition: crash/monolith (1850) and latency/monolith (2599) are read
     # whole, each into its own partition, crash/per-model (4165) is cut in two by time;
     # all three in one ingest, so whole partitions are written before and after cut parts.
-    monkeypatch.setattr(_facts, "PART_SPANS", 3000)
+    monkeypatch.setattr(TUNING, "facts_part_spans", 3000)
     db = tmp_path / "store.duckdb"
     steps: list[tuple[int, int]] = []
     files = [DATA / "crash" / "monolith" / "traces.jsonl.gz", CRASH, LATENCY]
@@ -181,7 +185,7 @@ def test_stored_facts_of_whole_and_cut_runs_in_one_ingest(
     steps.clear()
     ingest(files, db=db, facts_progress=lambda done, total: steps.append((done, total)))
     assert steps == []  # nothing new: no run derived again
-    assert _facts._partitions(
+    assert partitions(
         {"crash/monolith": 1850, "crash/per-model": 4165, "latency/monolith": 2599}
     ) == [("crash/monolith", 0, 1), ("crash/per-model", 1, 2), ("latency/monolith", 3, 1)]
     _assert_stored_equal_derived(db)
@@ -193,10 +197,10 @@ def test_stored_facts_are_read_only_while_they_cover_every_span(tmp_path: Path) 
     con = duckdb.connect(str(db))
     try:
         run = con.execute("SELECT any_value(run) FROM faultlens_facts_runs").fetchone()[0]
-        assert _facts.use_stored_facts(con, DUCKDB, run=run) is not None
+        assert _facts.open_stored_facts(con, DUCKDB, run=run) is not None
         con.execute("INSERT INTO otel_traces SELECT * FROM otel_traces LIMIT 1")
-        assert _facts.use_stored_facts(con, DUCKDB, run=run) is None
-        assert _facts.use_stored_facts(con, DUCKDB, run=None) is None
+        assert _facts.open_stored_facts(con, DUCKDB, run=run) is None
+        assert _facts.open_stored_facts(con, DUCKDB, run=None) is None
     finally:
         con.close()
 
@@ -259,7 +263,7 @@ def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
     con = duckdb.connect(str(db))
     try:
         run = con.execute("SELECT any_value(run) FROM faultlens_facts_runs").fetchone()[0]
-        assert _facts.use_stored_facts(con, DUCKDB, run=run) is not None
+        assert _facts.open_stored_facts(con, DUCKDB, run=run) is not None
     finally:
         con.close()
 
@@ -285,7 +289,7 @@ def test_a_failed_facts_step_keeps_every_record_and_says_so(tmp_path: Path) -> N
     ingest([CRASH], db=normal)
     with duckdb.connect(str(starved), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM otel_traces").fetchone()[0] == 4165
-        assert _facts.use_stored_facts(con, DUCKDB, run=None) is None  # nothing half-made
+        assert _facts.open_stored_facts(con, DUCKDB, run=None) is None  # nothing half-made
     answers = []
     for db in (starved, normal):
         out = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
@@ -15,9 +14,7 @@ from faultlens.cli._app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "sample_traces" / "data"
-SCHEMA = json.loads(
-    (Path(os.environ["FAULTLENS_SHARED"]) / "contracts" / "incidents.schema.json").read_text()
-)
+SCHEMA = fa.incidents_schema()
 RUNS = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in DATA.glob("*/*/truth.json"))
 
 
@@ -68,7 +65,11 @@ def test_run_filter_and_report(store: Path, tmp_path: Path) -> None:
         "collateral",
     ]
     assert list(a.isolation(inc.id).view) == ["model_aware", "service_only"]
-    assert set(a.layouts().layout) == {"monolith"}
+    assert dict(zip(a.layouts().service, a.layouts().layout, strict=True)) == {
+        "feature-store": "no model",
+        "loadgen": "no model",
+        "monolith": "monolith",
+    }
     md = CliRunner().invoke(app, ["report", inc.id, "--db", str(store), "--format", "md"])
     assert md.exit_code == 0 and "monolith / fraud" in md.output, md.output
     html = CliRunner().invoke(app, ["report", inc.id, "--db", str(store), "--format", "html"])

@@ -23,6 +23,7 @@ from opentelemetry.trace import Status, StatusCode
 from otel_spans import shared_span_id_spans
 
 from faultlens.analyzer import connect, ingest
+from faultlens.analyzer._settings import TUNING
 
 
 def _sdk_spans(n: int = 6) -> list:
@@ -269,7 +270,7 @@ def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monk
     import threading
 
     from faultlens.analyzer.decode._files import chunks
-    from faultlens.analyzer.store import _ingest as _ingest
+    from faultlens.analyzer.serve import _ingest as _ingest
 
     line = _json_line(encode_spans(_sdk_spans())) + b"\n"
     path = tmp_path / "many.jsonl"
@@ -277,7 +278,7 @@ def test_an_error_mid_ingest_is_raised_and_stops_the_reader(tmp_path: Path, monk
     monkeypatch.setattr(
         _ingest, "_all_chunks", lambda files: chunks(files[0], chunk_bytes=len(line))
     )
-    monkeypatch.setattr(_ingest, "_BATCH_ROWS", 1)
+    monkeypatch.setattr(TUNING, "batch_rows", 1)
     calls = []
     write_batch = _ingest.write_batch
 

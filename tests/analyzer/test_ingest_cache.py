@@ -9,8 +9,9 @@ import duckdb
 import orjson
 
 from faultlens.analyzer import connect, ingest
+from faultlens.analyzer._settings import TUNING
 from faultlens.analyzer.decode._files import chunks
-from faultlens.analyzer.store import _ingest
+from faultlens.analyzer.serve import _ingest
 
 
 def _lines(path: Path, lines: int, per_line: int = 100) -> int:
@@ -42,7 +43,7 @@ def test_written_blocks_are_evicted_and_the_rows_are_exact(tmp_path: Path, monke
     path = tmp_path / "spans.jsonl"
     total = _lines(path, 400)
     monkeypatch.setattr(_ingest, "_all_chunks", lambda files: chunks(files[0], chunk_bytes=1 << 16))
-    monkeypatch.setattr(_ingest, "_BATCH_ROWS", 5_000)
+    monkeypatch.setattr(TUNING, "batch_rows", 5_000)
     monkeypatch.setattr(_ingest, "_CACHE_ROWS", 10_000)
     after = []  # (cached bytes, memory limit) right after each eviction
     evict = _ingest._evict_written_blocks
@@ -72,7 +73,7 @@ def test_a_callers_connection_keeps_its_settings_and_its_cache(tmp_path: Path, m
     path = tmp_path / "spans.jsonl"
     total = _lines(path, 50)
     monkeypatch.setattr(_ingest, "_all_chunks", lambda files: chunks(files[0], chunk_bytes=1 << 16))
-    monkeypatch.setattr(_ingest, "_BATCH_ROWS", 1_000)
+    monkeypatch.setattr(TUNING, "batch_rows", 1_000)
     monkeypatch.setattr(_ingest, "_CACHE_ROWS", 1_000)
     calls = []
     monkeypatch.setattr(_ingest, "_evict_written_blocks", lambda con: calls.append(1))

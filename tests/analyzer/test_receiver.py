@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from otel_spans import T0, System, shared_span_id_spans
 
 from faultlens.analyzer import connect
-from faultlens.analyzer.serve._receiver import Receiver, _Busy, _Job
+from faultlens.analyzer.serve._receiver import Busy, Receiver, _Job
 
 TOKEN = "s3cret"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -320,7 +320,7 @@ def test_full_write_queue_answers_busy() -> None:
     while not committed and time.time() < deadline:
         time.sleep(0.01)
     receiver.submit(job(False))  # fills the queue
-    with pytest.raises(_Busy):
+    with pytest.raises(Busy):
         receiver.submit(job(False))
     release.set()
     receiver.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import faultlens.analyzer as fa
+from faultlens.sample_traces._models import MODELS
 
 DATA = Path(__file__).resolve().parents[2] / "sample_traces" / "data"
 SLO_MS = 300.0  # one latency objective for analyser and truth alike
@@ -49,7 +50,13 @@ def analyse(scenario: str, layout: str, root: str) -> Row:
         for r in truth["requests"]
         if r["start_ns"] >= onset and (r["outcome"] != "ok" or r["latency_ms"] > SLO_MS)
     ]
-    collateral = sum(1 for r in bad if model not in r["models"])
+    # Collateral: bad requests that never touched the culprit, its model when it has one,
+    # else its service (the feature store, reached through the models that call it).
+    if model is not None:
+        collateral = sum(1 for r in bad if model not in r["models"])
+    else:
+        callers = {m for m, spec in MODELS.items() if spec.uses_feature_store}
+        collateral = sum(1 for r in bad if not callers & set(r["models"]))
     return Row(scenario, layout, truth, incs[0], len(bad), collateral)
 
 

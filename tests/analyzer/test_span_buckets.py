@@ -44,7 +44,7 @@ def _requests(sysm: System) -> None:
 
 def _views(a: fa.Analysis, *, base_start: int, onset: int, end: int) -> dict:
     """Both views' evidence of an incident of run unit/run over [base_start, end)."""
-    runs, n_models = a._run_facts
+    runs, n_models = a._pipeline.run_facts
     return _evidence.collect_views(
         a.con,
         a.d,
@@ -54,7 +54,7 @@ def _views(a: fa.Analysis, *, base_start: int, onset: int, end: int) -> dict:
         end=end,
         bucket_ns=a.settings.bucket_ns,
         slo_ms=None,
-        log_buckets=a._log_sums,
+        log_buckets=a._pipeline.log_sums,
         runs=runs,
         n_models=n_models,
     )
@@ -67,7 +67,7 @@ def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: flo
     db = tmp_path / "unit.duckdb"
     sysm.ingest(tmp_path, db)
     a = fa.open(db, bucket_s=bucket_s)
-    assert a._facts and a._span_buckets_stored is (bucket_s == 5.0)
+    assert a._tables.span_buckets(a.settings.bucket_ns) is (bucket_s == 5.0)
     bns = a.settings.bucket_ns
     lo = int(a.con.execute("SELECT min(ts) FROM fl_requests").fetchone()[0])
     assert lo == T0 + 5 * S // 2 and lo % bns  # the baseline starts inside a bucket
@@ -104,7 +104,7 @@ def test_incident_span_sums_are_those_of_its_spans(tmp_path: Path, bucket_s: flo
             only.groupby("service")[column].sum().to_dict()
         )
     # Every candidate a span spoke for, whatever the window.
-    assert sorted(a._run_facts[0]["unit/run"].candidates, key=repr) == sorted(
+    assert sorted(a._pipeline.run_facts[0]["unit/run"].candidates, key=repr) == sorted(
         a.con.execute("SELECT DISTINCT cand_service, cand_model FROM fl_spans").fetchall(),
         key=repr,
     )
@@ -133,7 +133,7 @@ def test_incident_log_sums_are_those_of_its_log_records(tmp_path: Path) -> None:
     db = tmp_path / "unit.duckdb"
     sysm.ingest(tmp_path, db)
     a = fa.open(db)
-    assert a._facts and a._span_buckets_stored
+    assert a._tables.span_buckets(a.settings.bucket_ns)
     bns = a.settings.bucket_ns
     lo = int(a.con.execute("SELECT min(ts) FROM fl_requests").fetchone()[0])
     onset, end = T0 + 2 * bns, T0 + 3 * bns
@@ -144,7 +144,7 @@ def test_incident_log_sums_are_those_of_its_log_records(tmp_path: Path) -> None:
         ("model-a", "a", T0 + bns, 0, 1, 1),
         ("model-a", "a", T0 + 2 * bns, 1, 0, 0),
     ]
-    logs = a._log_sums
+    logs = a._pipeline.log_sums
     kw = dict(run="unit/run", onset=onset, end=end, service="model-a")
     assert _evidence.logs_in(logs, **kw, model=None) == 2
     assert _evidence.logs_in(logs, **kw, model="a") == 0  # neither names its model

@@ -3,14 +3,13 @@ no traceback, and exit status 1 when something was quarantined."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from faultlens.cli._app import app
 
-FIXTURES = Path(os.environ["FAULTLENS_SHARED"]) / "fixtures" / "otlp-examples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp-examples"
 
 
 def test_ingest_reports_each_problem_on_one_line(tmp_path: Path) -> None:
@@ -27,8 +26,8 @@ def test_ingest_reports_each_problem_on_one_line(tmp_path: Path) -> None:
         f"error: {bad}:2: not valid JSON at column 1 (invalid literal, expected 'null')",
     ]
     assert (
-        "4 files: read 5, stored 3 (1 spans, 2 log records), duplicates 0, quarantined 2"
-        in result.output
+        "4 files: read 5, stored 3 (1 spans, 2 log records, 0 metric data points), "
+        "duplicates 0, quarantined 2" in result.output
     )
 
 
@@ -50,4 +49,6 @@ def test_ingest_skips_a_file_that_is_not_otlp_with_one_line(tmp_path: Path) -> N
     assert [line for line in result.output.splitlines() if line.startswith("skipped")] == [
         f"skipped {truth}: not OTLP (no resourceSpans/resourceLogs)"
     ]
-    assert "1 files: read 1, stored 1 (1 spans, 0 log records)" in result.output
+    assert (
+        "1 files: read 1, stored 1 (1 spans, 0 log records, 0 metric data points)" in result.output
+    )

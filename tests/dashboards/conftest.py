@@ -27,6 +27,21 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(db)
 
 
+LATENCY = "cpu-hog"  # a latency fault: the culprit's own signal is latency, not errors
+
+
+@pytest.fixture(scope="session")
+def latency_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Both runs of a latency scenario: its monolith's service-only view names the process
+    in 5 s while the model-aware view takes 10 s to name the model."""
+    db = tmp_path_factory.mktemp("dashboard") / "latency.duckdb"
+    analyzer.ingest(
+        [str(SAMPLE_DATA / LATENCY / "monolith"), str(SAMPLE_DATA / LATENCY / "per-model")],
+        db=str(db),
+    )
+    return str(db)
+
+
 @pytest.fixture(scope="session")
 def monolith_only_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store holding only the monolith run: the contrast falls back to the projection."""

@@ -6,6 +6,9 @@ Nothing is skipped: without Chromium the test fails and says how to install it
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +21,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from faultlens import analyzer as fa
+from faultlens.analyzer.present._words import isolation_text
 from faultlens.dashboards._views import share
 
 CHROMIUM_ARGS = [
@@ -72,14 +77,13 @@ def wait_healthy(proc: subprocess.Popen, url: str, log: Path, *, timeout_s: floa
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def server(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`faultlens dashboard` on a free loopback port, as a user starts it."""
+@contextlib.contextmanager
+def _serve(db: str, log: Path) -> Iterator[str]:
+    """`faultlens dashboard` over ``db`` on a free loopback port, as a user starts it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "dashboard.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(FAULTLENS), "dashboard", "--db", sample_db, "--port", str(port)],
+            [str(FAULTLENS), "dashboard", "--db", db, "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -90,6 +94,20 @@ def server(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(sample_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard over the sample store."""
+    with _serve(sample_db, tmp_path_factory.mktemp("server") / "dashboard.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def latency_server(latency_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard over both runs of the latency scenario."""
+    with _serve(latency_db, tmp_path_factory.mktemp("server") / "latency.log") as url:
+        yield url
 
 
 def _open(page: Page, url: str, heading: str) -> None:
@@ -126,3 +144,81 @@ def test_every_page_in_chromium(server: str, analysis, tmp_path: Path) -> None:
             browser.close()
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
     assert shots == sorted(f"{p}.png" for p, _ in PAGES)
+
+
+# Every element that shows a label, caption or value as text (and what is inside it): CSS
+# truncation (an ellipsis) leaves the DOM text whole, so only the widths can tell.
+LABELS = ", ".join(
+    f"{sel}, {sel} *"
+    for sel in (
+        '[data-testid="stMetricLabel"]',
+        '[data-testid="stMetricValue"]',
+        '[data-testid="stCaptionContainer"]',
+        '[data-testid="stWidgetLabel"]',
+        '[data-testid="stHeading"]',
+        '[data-testid="stMarkdownContainer"]',
+        '[data-testid="stTableStyledTable"]',
+        'button[role="tab"]',
+    )
+)
+CUT = f"""() => Array.from(document.querySelectorAll({json.dumps(LABELS)}))
+    .filter(e => e.scrollWidth > e.clientWidth + 1)
+    .map(e => `${{e.textContent.trim().slice(0, 60)}}: ${{e.scrollWidth}}/${{e.clientWidth}} px`)"""
+# (url path, heading, screenshot): the pages the README shows, on the latency scenario.
+SHOTS = (
+    ("", "Overview", "overview.png"),
+    ("incident", "Incident", "incident.png"),
+    ("contrast", "Layout contrast", "layout-contrast.png"),
+)
+
+
+def _whole_page(page: Page, path: Path) -> None:
+    """A screenshot of the whole page: Streamlit scrolls its main block, not the window,
+    so the viewport grows to the block's height first."""
+    charts = page.locator('[data-testid="stPlotlyChart"] .main-svg')
+    for n in range(page.get_by_test_id("stPlotlyChart").count()):
+        expect(charts.nth(2 * n)).to_be_attached(timeout=30_000)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(800)  # charts and grids redraw at the new size
+    page.screenshot(path=path)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_labels_whole_at_1400px(latency_server: str, latency_db: str, tmp_path: Path) -> None:
+    """Overview, Incident and Layout contrast of a latency fault in a monolith, 1400 px wide:
+    no label, caption or value is cut; the pages say what plain OTel did not isolate.
+    FAULTLENS_SCREENSHOTS=DIR also keeps the screenshots there (docs/ is refreshed so)."""
+    run = "cpu-hog/monolith"
+    incident = fa.open(latency_db, run=run).incidents()[0].to_dict()
+    service_only = incident["fault_isolation"]["service_only"]
+    assert not service_only["isolates_model"]
+    keep = os.environ.get("FAULTLENS_SCREENSHOTS")
+    cut: dict[str, list[str]] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for path, heading, shot in SHOTS:
+                _open(page, f"{latency_server}/{path}?run={run}", heading)
+                if path == "incident":
+                    expect(
+                        page.get_by_test_id("stMetric").filter(
+                            has_text="Isolation time (service-only)"
+                        )
+                    ).to_contain_text("model not isolated")
+                    expect(page.get_by_text(isolation_text(service_only))).to_have_count(2)
+                if path == "contrast":
+                    expect(
+                        page.get_by_test_id("stMetric")
+                        .filter(has_text="Isolation time (plain OTel)")
+                        .first
+                    ).to_contain_text("not isolated")
+                _whole_page(page, tmp_path / shot)
+                cut[heading] = page.evaluate(CUT)
+                if keep:
+                    shutil.copy(tmp_path / shot, Path(keep) / shot)
+        finally:
+            browser.close()
+    assert cut == {heading: [] for _, heading, _ in SHOTS}
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(s for *_, s in SHOTS)

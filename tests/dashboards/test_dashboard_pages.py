@@ -1,17 +1,32 @@
-"""Every page under AppTest: no exception, its key elements, the analyzer's own numbers."""
+"""Every page under AppTest: no exception, its key elements, the analyzer's own numbers,
+and the words on-call reads (what each view isolated, the departed signals, the culprit's
+series emphasized)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
+import numpy as np
 import pandas as pd
 from pandas.testing import assert_frame_equal
 from streamlit.testing.v1 import AppTest
 
+from faultlens import analyzer
+from faultlens.analyzer.present._figures import CULPRIT_COLOUR, MUTED_COLOUR, departed
+from faultlens.analyzer.present._words import isolation_text, isolation_time
 from faultlens.dashboards import ENTRYPOINT
 from faultlens.dashboards._data import as_text
-from faultlens.dashboards._views import seconds, share
-from faultlens.dashboards.app_pages.contrast import HEADLINE, NOT_PROJECTED, contrast_text
+from faultlens.dashboards._views import readable, share
+from faultlens.dashboards.app_pages.contrast import (
+    HEADLINE,
+    card_value,
+    contrast_text,
+)
+from faultlens.dashboards.app_pages.overview import incident_rows
+
+PER_MODEL = "error-burst/per-model"  # the other run in the sample store (conftest)
 
 
 def _open(at: AppTest, page: str) -> AppTest:
@@ -25,7 +40,24 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 
 def _frames(at: AppTest) -> list[pd.DataFrame]:
-    return [d.value.reset_index(drop=True) for d in at.dataframe]
+    """Every data grid and static table on the page."""
+    return [d.value.reset_index(drop=True) for d in [*at.dataframe, *at.table]]
+
+
+def _shown(text: str) -> str:
+    """Markdown as the page shows it (the data's punctuation is escaped in the source)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _values(data: object) -> list[float]:
+    """A trace's numbers: a list, or plotly's typed array ({dtype, bdata})."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+    return [float(v) for v in data if v is not None]
+
+
+def _figure(at: AppTest, n: int) -> dict:
+    return json.loads(at.get("plotly_chart")[n].proto.spec)
 
 
 def _has_frame(at: AppTest, expected: pd.DataFrame) -> None:
@@ -44,8 +76,37 @@ def test_overview(app: AppTest, analysis) -> None:
     assert metrics["Incidents"] == str(len(incidents))
     assert metrics["First culprit"] == incidents[0]["culprit"]["model"]
     _has_frame(app, analysis.layouts())
-    _has_frame(app, analysis.incidents_frame())
+    _has_frame(app, incident_rows(incidents))
     assert len(app.get("plotly_chart")) == 3
+    # An error fault: the error-ratio tab comes first.
+    assert [t.label for t in app.tabs][0] == "Error ratio"
+    # The culprit model's line is the bold red one, drawn last; every other line faded.
+    culprit = incidents[0]["culprit"]["model"]
+    for n in range(3):
+        lines = _figure(app, n)["data"]
+        assert lines[-1]["name"] == f"{culprit} (culprit)"
+        assert lines[-1]["line"] == {"color": CULPRIT_COLOUR, "width": 3.5}
+        assert all(x["line"]["width"] < 2 and "0.35)" in x["line"]["color"] for x in lines[:-1])
+
+
+def test_overview_names_what_runs_no_model(app: AppTest) -> None:
+    """Services running no model are not labelled with a model layout."""
+    layouts = next(f for f in _frames(app) if "layout" in f.columns and "models" in f.columns)
+    kinds = dict(zip(layouts.service, layouts.layout, strict=True))
+    assert kinds["feature-store"] == "no model" and kinds["loadgen"] == "no model"
+    assert kinds["monolith"] == "monolith"
+
+
+def test_overview_of_a_gateway(sample_db: str, monkeypatch) -> None:
+    monkeypatch.setenv("FAULTLENS_DB", sample_db)
+    at = AppTest.from_file(str(ENTRYPOINT), default_timeout=60).run()
+    at.selectbox(key="run").select(PER_MODEL).run()
+    assert not at.exception, at.exception
+    layouts = next(f for f in _frames(at) if "layout" in f.columns and "models" in f.columns)
+    kinds = dict(zip(layouts.service, layouts.layout, strict=True))
+    assert kinds["gateway"] == "gateway"
+    assert kinds["loadgen"] == "no model"
+    assert {kinds[s] for s in kinds if s.startswith("model-")} == {"per-model"}
 
 
 def test_incident(app: AppTest, analysis) -> None:
@@ -59,16 +120,62 @@ def test_incident(app: AppTest, analysis) -> None:
     assert metrics["Blast radius (requests)"] == str(blast["requests"])
     assert metrics["Blast radius (share)"] == share(blast["share"])
     assert metrics["Collateral (requests)"] == str(blast["collateral"])
-    for view, short in (("model_aware", "model-aware"), ("service_only", "service-only")):
+    cards = [(m.label, m.value) for m in app.metric][5:]
+    for k, (view, short) in enumerate(
+        (("model_aware", "model-aware"), ("service_only", "service-only"))
+    ):
         answer = incident["fault_isolation"][view]
-        assert metrics[f"Isolation time ({short})"] == seconds(answer["seconds"])
-        assert metrics[f"Suspects ({short})"] == str(answer["suspects"])
-        assert metrics[f"Spans to read ({short})"] == str(answer["evidence_spans"])
-        assert metrics[f"Logs to read ({short})"] == str(answer["evidence_logs"])
+        assert cards[4 * k : 4 * k + 4] == [
+            (f"Isolation time ({short})", isolation_time(answer)),
+            ("Suspects", str(answer["suspects"])),
+            ("Spans to read", str(answer["evidence_spans"])),
+            ("Logs to read", str(answer["evidence_logs"])),
+        ]
     _has_frame(app, analysis.candidates(incident["id"]))
     _has_frame(app, analysis.blast_radius(incident["id"]))
-    _has_frame(app, analysis.error_logs(incident["id"], limit=200))
+    _has_frame(app, readable(analysis.error_logs(incident["id"], limit=200)))
     assert len(app.get("plotly_chart")) == 2
+
+
+def test_incident_of_a_monolith_reads_not_isolated(app: AppTest, analysis) -> None:
+    """The service-only view of a shared process shows no seconds: what is left to read."""
+    _open(app, "incident")
+    service_only = analysis.incidents()[0].to_dict()["fault_isolation"]["service_only"]
+    assert not service_only["isolates_model"]
+    assert _metrics(app)["Isolation time (service-only)"] == "model not isolated"
+    captions = [_shown(c.value) for c in app.caption]
+    assert isolation_text(service_only) in captions
+    assert isolation_text(service_only).startswith("model not isolated: ")
+
+
+def test_incident_timeline_plots_the_departed_latency(latency_db: str, monkeypatch) -> None:
+    """A latency fault (cpu-hog/monolith): the timeline plots the latency of every scope that
+    departed, the culprit model's series bold and red, the others muted."""
+    monkeypatch.setenv("FAULTLENS_DB", latency_db)
+    at = AppTest.from_file(str(ENTRYPOINT), default_timeout=60).run()
+    at.selectbox(key="run").select("cpu-hog/monolith").run()
+    _open(at, "incident")
+    incident = analyzer.open(latency_db, run="cpu-hog/monolith").incidents()[0]
+    assert incident.culprit.model == "sentiment"
+    signals = departed(incident)
+    assert list(signals) == ["latency"]
+    fig = _figure(at, 0)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "latency p95 (ms)"
+    lines = [t for t in fig["data"] if t.get("x") is not None and t["x"] != [None]]
+    expected = {f"{scope}:{key}" for scope, key in signals["latency"]}
+    shown = {t["name"].removesuffix(" (culprit)") for t in lines}
+    assert shown == expected
+    (culprit,) = [t for t in lines if t["name"].endswith("(culprit)")]
+    assert culprit["name"] == "model:sentiment (culprit)"
+    assert culprit["line"] == {"color": CULPRIT_COLOUR, "width": 3.5}
+    others = [t for t in lines if t is not culprit]
+    assert others and all(t["line"] == {"color": MUTED_COLOUR, "width": 1} for t in others)
+    # Latency in ms, not an error ratio: the culprit's series rises far above its baseline.
+    assert max(_values(culprit["y"])) > 100
+    # The service-only view names the process, not the model: no line marks its seconds.
+    marks = [a["text"] for a in fig["layout"]["annotations"] if "isolated" in a["text"]]
+    assert marks == ["model isolated (model-aware): +10 s"]
+    assert "service-only: model not isolated: 6 suspects" in fig["layout"]["title"]["text"]
 
 
 def _cards(at: AppTest) -> dict[str, dict[str, str]]:
@@ -82,9 +189,10 @@ def _cards(at: AppTest) -> dict[str, dict[str, str]]:
 
 
 def _expected_cards(table: pd.DataFrame) -> dict[str, dict[str, str]]:
-    text = contrast_text(table).replace(NOT_PROJECTED, "—")
+    text = contrast_text(table)
     return {
-        side: {label: text.at[metric, side] for metric, label in HEADLINE} for side in table.columns
+        side: {label: card_value(text.at[metric, side]) for metric, label in HEADLINE}
+        for side in table.columns
     }
 
 
@@ -97,6 +205,13 @@ def test_layout_contrast(app: AppTest, analysis, other_analysis) -> None:
     _has_frame(app, contrast_text(table).reset_index())
     blast = analysis.incidents()[0].to_dict()["blast_radius"]
     assert _cards(app)["monolith (actual)"]["Blast radius (requests)"] == str(blast["requests"])
+    # Plain OTel names the monolith, not the model: no seconds beside the per-model run's.
+    service_only = analysis.incidents()[0].to_dict()["fault_isolation"]["service_only"]
+    assert _cards(app)["monolith (actual)"]["Isolation time (plain OTel)"] == "not isolated"
+    assert isolation_text(service_only) in [_shown(c.value) for c in app.caption]
+    shown = contrast_text(table)
+    assert shown.at["FIT, service-only (s)", "monolith (actual)"] == isolation_text(service_only)
+    assert shown.at["FIT, service-only (s)", "per-model (actual)"].endswith(" s")
 
 
 def test_layout_contrast_counterfactual_on_a_single_layout_store(
@@ -111,6 +226,7 @@ def test_layout_contrast_counterfactual_on_a_single_layout_store(
     assert list(cards) == ["monolith (actual)", "per-model (counterfactual)"]
     assert cards == _expected_cards(analysis.contrast())
     _has_frame(at, contrast_text(analysis.contrast()).reset_index())
+    assert cards["monolith (actual)"]["Isolation time (plain OTel)"] == "not isolated"
     assert cards["per-model (counterfactual)"] == {
         "Isolation time (plain OTel)": "—",
         "Suspects (plain OTel)": "—",
@@ -136,8 +252,23 @@ def test_traces(app: AppTest, analysis) -> None:
         limit=500,
     )
     assert len(spans) > 0
-    _has_frame(app, spans)
-    _has_frame(app, analysis.trace(spans["trace_id"].iloc[0]))
+    _has_frame(app, readable(spans))
+    shown = _frames(app)[0]
+    # What a trace viewer leads with; readable time, ids shortened.
+    assert list(shown.columns[:6]) == [
+        "time (UTC)",
+        "service",
+        "model",
+        "span",
+        "duration (ms)",
+        "status",
+    ]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", shown["time (UTC)"][0])
+    assert set(shown["status"]) == {"error"}
+    assert shown["trace"][0] == spans["trace_id"][0][:8] + "…"
+    # The chosen trace's id, whole, in a code block (its copy button copies it).
+    assert [c.value for c in app.code] == [spans["trace_id"].iloc[0]]
+    _has_frame(app, readable(analysis.trace(spans["trace_id"].iloc[0])))
     assert len(app.get("plotly_chart")) == 1
 
 
@@ -148,6 +279,6 @@ def test_logs(app: AppTest, analysis) -> None:
     assert not app.exception, app.exception
     logs = analysis.logs(trace_id=None, model=None, min_severity=17, limit=500)
     assert len(logs) > 0
-    _has_frame(app, logs)
+    _has_frame(app, readable(logs))
     app.text_input(key="logs-trace").input("<b>not-a-trace</b>").run()
     assert [e.value for e in app.error] == ["A trace ID is 32 hexadecimal digits."]

@@ -81,7 +81,11 @@ def _failing_endpoints(truth: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_files_are_valid_otlp_json(runs, layout: str) -> None:
     truth, out = runs[layout]
-    assert truth["files"] == {"traces": "traces.jsonl.gz", "logs": "logs.jsonl.gz"}
+    assert truth["files"] == {
+        "traces": "traces.jsonl.gz",
+        "logs": "logs.jsonl.gz",
+        "metrics": "metrics.jsonl.gz",
+    }
     traces, logs = lines(out / "traces.jsonl.gz"), lines(out / "logs.jsonl.gz")
     assert traces and logs
     for request in traces:
@@ -279,3 +283,33 @@ def test_every_service_flushes_its_telemetry_on_sigterm(runs, layout: str) -> No
     # The last incarnation of every service was stopped with SIGTERM and wrote its last log.
     last = {i["service"]: i["instance_id"] for i in truth["instances"]}
     assert set(last.values()) <= said_goodbye
+
+
+def test_both_layouts_export_metrics_and_their_cost_is_measured(runs, tmp_path: Path) -> None:
+    # Every process of both layouts exported process and per-model metrics (real SDK,
+    # JSON file exporter); the cost analysis reads them back from the store.
+    from faultlens.analyzer import connect, ingest
+    from faultlens.analyzer.analysis._cost import layout_verdicts, run_costs
+    from faultlens.analyzer.store._dialect import DUCKDB
+
+    db = tmp_path / "cost.duckdb"
+    for _, out in runs.values():
+        assert ingest([out / "metrics.jsonl.gz", out / "traces.jsonl.gz"], db=db).errors == ()
+    con = connect(db, read_only=True)
+    costs = run_costs(lambda sql, p: con.execute(sql, p or {}).df(), DUCKDB)
+    mono, per = costs["crash/monolith"], costs["crash/per-model"]
+    # The monolith and the feature store; the six models, the gateway and the feature store.
+    assert (mono.processes, per.processes) == (2, 2 + len(MODELS))
+    assert mono.instances >= 3  # the crashed monolith came back as a new incarnation
+    for cost in (mono, per):
+        assert cost.requests > 0 and cost.cpu_seconds > 0 and cost.cpu_seconds_per_1k > 0
+        assert 0 < cost.idle_rss_bytes <= cost.peak_rss_bytes
+        assert cost.mean_rss_bytes <= cost.peak_rss_bytes
+        assert set(cost.model_cpu_seconds) == set(MODELS)  # measured in both layouts
+    assert per.mean_rss_bytes > mono.mean_rss_bytes  # four times the processes
+    verdict = layout_verdicts(costs, [])["crash"]
+    assert re.fullmatch(
+        r"per-model used [+-]\d+% memory and [+-]\d+% CPU per request "
+        rf"\({per.processes} processes against {mono.processes}\)",
+        verdict.sentence,
+    )

@@ -7,7 +7,7 @@ processes when the input is large); the calling thread merges decoded chunks of 
 into batches of ~200k rows and writes each, in order, in one transaction
 (``_store.write_batch``) with one DuckDB thread. About one batch of chunks is decoded ahead
 of the writer, so decoding and inserting overlap, and memory stays flat however large the
-input. Once every batch is in, the span facts are derived (``_facts.store_facts``).
+input. Once every batch is in, the span facts are derived (``facts._stored.store_facts``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .._settings import TUNING
 from ..decode._files import (
-    CHUNK_BYTES,
     Chunk,
     DecodedChunk,
     chunks,
@@ -39,15 +39,13 @@ from ..decode._files import (
     file_size,
 )
 from ..facts._stored import store_facts
-from ._write import DEFAULT_DB, connect, write_batch
+from ..store._write import DEFAULT_DB, connect, write_batch
 
 __all__ = ["IngestReport", "ingest"]
 
 Progress = Callable[[int, int], None]
 _PARALLEL_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
 _MAX_ERRORS = 1000
-_BATCH_ROWS = int(os.environ.get("FAULTLENS_BATCH_ROWS", 200_000))
-_INSERT_THREADS = int(os.environ.get("FAULTLENS_INSERT_THREADS", 1))
 # DuckDB keeps every block it writes cached until its memory limit presses (~51 MB per
 # 1M spans: 0.5 GB of a 10M-span ingest's peak RSS). They are on disk already, so the
 # writer evicts them every _CACHE_ROWS rows by lowering the limit for a moment (a limit
@@ -58,7 +56,6 @@ _ON_DISK = (
 )
 # Raw bytes decoded ahead of the writer: about one batch, so that decoding goes on while a
 # batch is inserted (the writer only pulls decoded chunks between inserts).
-_WINDOW_BYTES = int(os.environ.get("FAULTLENS_WINDOW_BYTES", 96 << 20))
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class IngestReport:
     first 1000; ``errors_omitted`` counts the rest. ``skipped`` names the files that
     are recognisably not OTLP (``FILE: not OTLP (...)``); ``files`` does not count them.
     ``seconds`` includes ``facts_seconds``, the time spent deriving the span facts
-    (``_facts.store_facts``) after the last batch.
+    (``facts._stored.store_facts``) after the last batch.
     """
 
     files: int
@@ -84,6 +81,7 @@ class IngestReport:
     seconds: float
     skipped: tuple[str, ...] = ()
     facts_seconds: float = 0.0
+    data_points: int = 0  # metric data points stored
 
 
 class _Decoder:
@@ -144,7 +142,7 @@ def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
 def _grouped(
     stream: Iterator[tuple[Chunk, DecodedChunk]],
 ) -> Iterator[tuple[str, int, DecodedChunk]]:
-    """Decoded chunks of one source merged up to _BATCH_ROWS: each commit costs a fixed
+    """Decoded chunks of one source merged up to ``TUNING.batch_rows``: each commit costs a fixed
     amount per column, so fewer, larger transactions load faster."""
     group: list[tuple[Chunk, DecodedChunk]] = []
 
@@ -160,6 +158,7 @@ def _grouped(
             [r for _, d in group for r in d.rejects],
             read,
             next((d.skipped for _, d in group if d.skipped), None),
+            _merge_metrics([d.metrics for _, d in group]),
         )
         return group[0][0].source, sum(c.consumed for c, _ in group), merged
 
@@ -170,11 +169,21 @@ def _grouped(
             group, rows = [], 0
         group.append((chunk, decoded))
         rows += sum(t.num_rows for t in (decoded.traces, decoded.logs) if t is not None)
-        if rows >= _BATCH_ROWS:
+        rows += sum(t.num_rows for t in decoded.metrics.values())
+        if rows >= TUNING.batch_rows:
             yield flush()
             group, rows = [], 0
     if group:
         yield flush()
+
+
+def _merge_metrics(parts: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:
+    """Per metrics table, the rows of every decoded chunk."""
+    tables: dict[str, list[pa.Table | None]] = {}
+    for part in parts:
+        for table, rows in part.items():
+            tables.setdefault(table, []).append(rows)
+    return {table: _concat(rows) for table, rows in tables.items()}
 
 
 def _all_chunks(files: list[Path]) -> Iterator[Chunk]:
@@ -241,7 +250,8 @@ def ingest(
     workers: int | None = None,
     facts_progress: Progress | None = None,
 ) -> IngestReport:
-    """Load OTLP files (JSON Lines, JSON, protobuf; gzip/zstd; directories) into the store.
+    """Load OTLP files (traces, logs, metrics; JSON Lines, JSON, protobuf; gzip/zstd;
+    directories) into the store.
 
     ``progress(done_bytes, total_bytes)`` is called after each committed batch, then
     ``facts_progress(done_steps, total_steps)`` while the span facts are derived (none
@@ -259,12 +269,16 @@ def ingest(
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     # One DuckDB thread for the inserts: decoding keeps the other cores busy, and a second
     # insert thread costs ~20% more CPU for the same rows (its row groups merge at commit).
-    con.execute(f"SET threads = {_INSERT_THREADS}")
+    con.execute(f"SET threads = {TUNING.insert_threads}")
     run_id = uuid.uuid4().hex
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if total >= _PARALLEL_BYTES else 0
-    decoder = _Decoder(workers, window=max(4, workers + 2, _WINDOW_BYTES // CHUNK_BYTES))
-    sums = dict.fromkeys(("read", "stored", "duplicates", "quarantined", "spans", "logs"), 0)
+    decoder = _Decoder(
+        workers, window=max(4, workers + 2, TUNING.window_bytes // TUNING.chunk_bytes)
+    )
+    sums = dict.fromkeys(
+        ("read", "stored", "duplicates", "quarantined", "spans", "logs", "points"), 0
+    )
     lines: list[str] = list(errors)
     omitted = 0
     done = 0
@@ -290,6 +304,7 @@ def ingest(
                 logs=decoded.logs,
                 rejects=decoded.rejects,
                 read=decoded.read,
+                metrics=decoded.metrics,
             )
             sums["read"] += sum(counts.read.values())
             sums["stored"] += sum(counts.stored.values())
@@ -297,6 +312,7 @@ def ingest(
             sums["quarantined"] += sum(counts.quarantined.values())
             sums["spans"] += counts.stored["traces"]
             sums["logs"] += counts.stored["logs"]
+            sums["points"] += counts.stored["metrics"]
             for _, reject in decoded.rejects:
                 if len(lines) < _MAX_ERRORS:
                     lines.append(f"{reject.position}: {reject.reason}")
@@ -344,4 +360,5 @@ def ingest(
         seconds=time.perf_counter() - started,
         skipped=tuple(skipped),
         facts_seconds=facts_seconds,
+        data_points=sums["points"],
     )

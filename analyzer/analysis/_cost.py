@@ -1,0 +1,377 @@
+"""Resource cost per run and per layout pair, from the OTLP metrics the services export.
+
+DESIGN's trade-off has two sides: isolation and blast radius (the incident analysis) and
+cost (this module). Every figure is measured; none is a default or an estimate:
+
+- **the window**: the run's requests, from the first span's start to the last span's end
+  in its traces, so start-up before the load and idling after it are left out (and the
+  two layouts of a scenario are measured over the same load);
+- **CPU-seconds**: the growth of each process's ``process.cpu.time`` (all modes) over the
+  window, read off its cumulative counter linearly between exports at the window's edges
+  (within the process's first and last export), summed over processes;
+- **per 1,000 requests**: over the requests the run's traces hold (distinct trace ids);
+- **resident memory**: ``process.memory.usage`` in the window, summed over the processes
+  alive at each export interval (a process's last value held until its next), then its
+  mean and peak;
+- **processes**: the most alive at once; **idle footprint**: the lowest summed resident
+  memory while all of them were alive;
+- **per-model CPU**: ``faultlens.model.cpu.time`` (instrumentation/_metrics.py), the
+  thread CPU time of each model scope: measured inside a monolith, not apportioned.
+
+Prices are optional (``price_vcpu_hour``, ``price_gb_hour``); without them only resource
+units are reported. The verdict compares the two layouts of one scenario, and puts the
+incident side beside it when the caller hands it (suspects, evidence, collateral).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..store._dialect import Dialect
+
+__all__ = [
+    "Prices",
+    "RunCost",
+    "cpu_seconds",
+    "memory",
+    "Verdict",
+    "incident_side",
+    "layout_verdicts",
+    "pairs",
+    "run_costs",
+    "verdict",
+]
+
+_CPU = "process.cpu.time"
+_RSS = "process.memory.usage"
+_MODEL_CPU = "faultlens.model.cpu.time"
+Query = Callable[[str, dict[str, Any] | None], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Optional unit prices; a figure in money is shown only for the prices given."""
+
+    vcpu_hour: float | None = None
+    gb_hour: float | None = None
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What one run's processes used, measured from their metrics."""
+
+    run: str
+    layout: str
+    scenario: str
+    requests: int
+    processes: int
+    instances: int
+    seconds: float
+    cpu_seconds: float
+    cpu_seconds_per_1k: float | None
+    mean_rss_bytes: float
+    peak_rss_bytes: float
+    idle_rss_bytes: float
+    model_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    money: dict[str, float] | None = None
+    # what was measured over: the run's requests, first span start to last span end (ns)
+    window_ns: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _samples(q: Query, d: Dialect) -> pd.DataFrame:
+    """The process and model-scope samples: [run, layout, scenario, instance, metric,
+    series, model, t, value, t_start]."""
+    a = d.attr
+    names = ", ".join(f"'{n}'" for n in (_CPU, _RSS, _MODEL_CPU))
+    try:
+        return q(
+            f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
+                       coalesce({a("ResourceAttributes", "faultlens.layout")}, '') AS layout,
+                       coalesce({a("ResourceAttributes", "faultlens.scenario")}, '') AS scenario,
+                       coalesce({a("ResourceAttributes", "service.instance.id")}, '')
+                           AS instance,
+                       MetricName AS metric,
+                       coalesce({a("Attributes", "cpu.mode")}, {a("Attributes", "type")}, '')
+                           AS series,
+                       {a("Attributes", "ml.model.name")} AS model,
+                       {d.epoch_ns("TimeUnix")} AS t, Value AS value,
+                       {d.epoch_ns("StartTimeUnix")} AS t_start
+                FROM otel_metrics_sum WHERE MetricName IN ({names})""",
+            None,
+        )
+    except Exception as exc:  # a store written before metrics existed has no such table
+        if "otel_metrics_sum" in str(exc):
+            return pd.DataFrame(
+                columns=["run", "layout", "scenario", "instance", "metric", "series", "model"]
+                + ["t", "value", "t_start"]
+            )
+        raise
+
+
+def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
+    """Run -> (requests, first span start, last span end) in epoch ns."""
+    frame = q(
+        f"""SELECT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') AS run,
+                   count(DISTINCT TraceId) AS n, min({d.epoch_ns("Timestamp")}) AS t0,
+                   max({d.epoch_ns("Timestamp")} + Duration) AS t1
+            FROM otel_traces GROUP BY 1""",
+        None,
+    )
+    return {
+        str(r): (int(n), int(t0), int(t1))
+        for r, n, t0, t1 in zip(frame.run, frame.n, frame.t0, frame.t1, strict=True)
+    }
+
+
+def cpu_seconds(
+    cpu: pd.DataFrame, window: tuple[int, int] | None, *, from_zero: bool = False
+) -> float:
+    """Summed growth of cumulative CPU counters ([instance, series, t, value, t_start])
+    over ``window`` (epoch ns; None: each series' whole span), interpolated at its edges.
+    ``from_zero``: the counter was 0 at its start time (an SDK counter; not the process's
+    CPU, which counts from the process's start)."""
+    total = 0.0
+    for _, one in cpu.groupby(["instance", "series"]):
+        t, v = one.t.to_numpy(np.float64), one.value.to_numpy(np.float64)
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+        if from_zero:
+            t, v = np.r_[min(float(one.t_start.min()), t[0]), t], np.r_[0.0, v]
+        lo, hi = (t[0], t[-1]) if window is None else (max(t[0], window[0]), min(t[-1], window[1]))
+        if hi > lo:
+            total += float(np.interp(hi, t, v) - np.interp(lo, t, v))
+    return total
+
+
+def memory(
+    rss: pd.DataFrame, window: tuple[int, int] | None
+) -> tuple[float, float, float, int, float]:
+    """(mean, peak, idle) summed resident bytes ([instance, t, value] in ``window``), most
+    processes alive, seconds observed."""
+    if window is not None:
+        rss = rss[(rss.t >= window[0]) & (rss.t <= window[1])]
+    if rss.empty:
+        return 0.0, 0.0, 0.0, 0, 0.0
+    per = rss.sort_values("t").groupby("instance").t.diff().dropna()
+    step = int(per.median()) if len(per) else 1_000_000_000
+    step = max(step, 1)
+    rss = rss.assign(bucket=(rss.t // step).astype(np.int64))
+    grid = rss.pivot_table(index="bucket", columns="instance", values="value", aggfunc="last")
+    grid = grid.reindex(range(int(grid.index.min()), int(grid.index.max()) + 1))
+    # A process counts from its first export to its last, its value held in between.
+    alive = grid.ffill().where(grid.bfill().notna())
+    total, count = alive.sum(axis=1), alive.notna().sum(axis=1)
+    full = total[count == count.max()]
+    seconds = (rss.t.max() - rss.t.min()) / 1e9
+    return float(total.mean()), float(total.max()), float(full.min()), int(count.max()), seconds
+
+
+def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str, RunCost]:
+    """Each run's measured cost (runs without process metrics are left out)."""
+    samples = _samples(q, d)
+    if samples.empty:
+        return {}
+    requests = _requests(q, d)
+    out: dict[str, RunCost] = {}
+    for run, rows in samples.groupby("run", sort=True):
+        cpu = rows[rows.metric == _CPU]
+        if cpu.empty:
+            continue
+        n, *edges = requests.get(str(run), (0, 0, 0))
+        window = (edges[0], edges[1]) if n else None
+        used = cpu_seconds(cpu, window)
+        models = rows[(rows.metric == _MODEL_CPU) & rows.model.notna()]
+        model_cpu = {
+            model: cpu_seconds(one, window, from_zero=True)
+            for model, one in models.assign(series=models.model).groupby("model")
+        }
+        mean, peak, idle, processes, seconds = memory(rows[rows.metric == _RSS], window)
+        money = _money(prices, used, mean, seconds, n)
+        out[str(run)] = RunCost(
+            run=str(run),
+            layout=str(rows.layout.iloc[0]),
+            scenario=str(rows.scenario.iloc[0]),
+            requests=n,
+            processes=processes,
+            instances=int(cpu.instance.nunique()),
+            seconds=round(seconds, 3),
+            cpu_seconds=round(used, 4),
+            cpu_seconds_per_1k=round(used / n * 1000, 4) if n else None,
+            mean_rss_bytes=round(mean),
+            peak_rss_bytes=round(peak),
+            idle_rss_bytes=round(idle),
+            model_cpu_seconds={str(k): round(v, 4) for k, v in model_cpu.items()},
+            money=money,
+            window_ns=window,
+        )
+    return out
+
+
+def _money(
+    prices: Prices | None, cpu_seconds: float, mean_rss: float, seconds: float, requests: int
+) -> dict[str, float] | None:
+    if prices is None or (prices.vcpu_hour is None and prices.gb_hour is None):
+        return None
+    money: dict[str, float] = {}
+    if prices.vcpu_hour is not None:
+        money["cpu"] = cpu_seconds / 3600 * prices.vcpu_hour
+    if prices.gb_hour is not None:
+        money["memory"] = mean_rss / 1e9 * seconds / 3600 * prices.gb_hour
+    money["total"] = sum(money.values())
+    if requests:
+        money["per_1k_requests"] = money["total"] / requests * 1000
+    return {k: round(v, 8) for k, v in money.items()}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Both sides of the layout trade-off for one scenario, from measurements only."""
+
+    scenario: str
+    monolith: RunCost
+    per_model: RunCost
+    sentence: str
+    table: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "sentence": self.sentence,
+            "table": self.table,
+            "monolith": self.monolith.to_dict(),
+            "per_model": self.per_model.to_dict(),
+        }
+
+
+def _change(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None or old == 0:
+        return None
+    return new / old - 1
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.0%}"
+
+
+def verdict(
+    monolith: RunCost, per_model: RunCost, *, incident: dict[str, tuple[Any, Any]] | None = None
+) -> Verdict:
+    """The sentence and table comparing the layouts; ``incident`` maps "suspects",
+    "evidence" (records to read) and "collateral" (requests) to (monolith, per-model)."""
+    memory = _change(per_model.mean_rss_bytes, monolith.mean_rss_bytes)
+    cpu = _change(per_model.cpu_seconds_per_1k, monolith.cpu_seconds_per_1k)
+    sentence = (
+        f"per-model used {_pct(memory)} memory and {_pct(cpu)} CPU per request "
+        f"({per_model.processes} processes against {monolith.processes})"
+    )
+    table = [
+        _row("processes", monolith.processes, per_model.processes),
+        _row(
+            "CPU-seconds per 1,000 requests",
+            monolith.cpu_seconds_per_1k,
+            per_model.cpu_seconds_per_1k,
+        ),  # fmt: skip
+        _row(
+            "mean resident memory (MB)",
+            monolith.mean_rss_bytes / 1e6,
+            per_model.mean_rss_bytes / 1e6,
+        ),  # fmt: skip
+        _row(
+            "peak resident memory (MB)",
+            monolith.peak_rss_bytes / 1e6,
+            per_model.peak_rss_bytes / 1e6,
+        ),  # fmt: skip
+        _row("idle footprint (MB)", monolith.idle_rss_bytes / 1e6, per_model.idle_rss_bytes / 1e6),
+    ]
+    if monolith.money and per_model.money and "per_1k_requests" in monolith.money:
+        table.append(
+            _row(
+                "cost per 1,000 requests",
+                monolith.money["per_1k_requests"],
+                per_model.money.get("per_1k_requests"),
+            )  # fmt: skip
+        )
+    if incident:
+        words = {
+            "suspects": "suspects from {} to {}",
+            "evidence": "evidence to read from {} to {} records",
+            "collateral": "collateral from {} requests to {}",
+        }
+        parts, fewer = [], True
+        for key, text in words.items():
+            if key in incident and None not in incident[key]:
+                mono, per = incident[key]
+                table.append(_row(key, mono, per, side="incident"))
+                parts.append(text.format(mono, per))
+                fewer = fewer and per <= mono
+        if parts:  # "cut" only when it did: a measurement may say otherwise
+            sentence += f"; in this incident {'it cut' if fewer else 'it took'} " + ", ".join(parts)
+    return Verdict(monolith.scenario, monolith, per_model, sentence, table)
+
+
+def _row(metric: str, monolith: Any, per_model: Any, *, side: str = "cost") -> dict[str, Any]:
+    def rounded(v: Any) -> Any:
+        return float(f"{v:.4g}") if isinstance(v, float | np.floating) else v
+
+    return {
+        "side": side,
+        "metric": metric,
+        "monolith": rounded(monolith),
+        "per-model": rounded(per_model),
+    }
+
+
+def pairs(costs: dict[str, RunCost]) -> list[tuple[RunCost, RunCost]]:
+    """(monolith, per-model) runs of the same scenario."""
+    by: dict[str, dict[str, RunCost]] = {}
+    for cost in costs.values():
+        if cost.scenario:
+            by.setdefault(cost.scenario, {})[cost.layout] = cost
+    return [
+        (layouts["monolith"], layouts["per-model"])
+        for _, layouts in sorted(by.items())
+        if "monolith" in layouts and "per-model" in layouts
+    ]
+
+
+def incident_side(monolith: Any, per_model: Any) -> dict[str, tuple[Any, Any]]:
+    """The incident half of the verdict, from one incident of each layout (``Incident``):
+    what an on-call reading service-level telemetry faces (suspects, records to read),
+    and the requests hurt that never touched the culprit model."""
+
+    def service_only(i: Any) -> Any:
+        return next(v for v in i.isolation if v.view == "service_only")
+
+    mono, per = service_only(monolith), service_only(per_model)
+    return {
+        "suspects": (mono.suspects, per.suspects),
+        "evidence": (
+            mono.evidence_spans + mono.evidence_logs,
+            per.evidence_spans + per.evidence_logs,
+        ),
+        "collateral": (monolith.blast.collateral, per_model.blast.collateral),
+    }
+
+
+def layout_verdicts(costs: dict[str, RunCost], incidents: list[Any]) -> dict[str, Verdict]:
+    """Scenario -> the verdict of its monolith/per-model pair; the incident side from each
+    run's largest incident (by blast radius), when both runs have one."""
+    largest: dict[str, Any] = {}
+    for i in incidents:
+        if i.run not in largest or i.blast.requests > largest[i.run].blast.requests:
+            largest[i.run] = i
+    out = {}
+    for mono, per in pairs(costs):
+        side = None
+        if mono.run in largest and per.run in largest:
+            side = incident_side(largest[mono.run], largest[per.run])
+        out[mono.scenario] = verdict(mono, per, incident=side)
+    return out

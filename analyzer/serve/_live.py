@@ -1,0 +1,269 @@
+"""Live detection: incidents that open, grow and resolve while the data arrives.
+
+A loop re-runs the analysis on a moving window of committed data (the last ``window_s``
+before the newest span, a bound on ``Timestamp``: its cost grows with the window's spans,
+not with the store) on a cursor of the server's store. Each incident it finds is matched
+to a tracked one of the same run whose time overlaps it:
+
+- an incident keeps the id of its first opening (its run and the onset bucket then,
+  the offline analysis's id for the same onset) for life;
+- its culprit, candidates, blast radius and isolation figures follow the evidence; a new
+  top culprit is a ``culprit_changed`` event;
+- it resolves once its scope has been healthy for ``hold_down_s`` of data time.
+
+The clock is the data's (the newest committed span), so a replay or a paused exporter
+neither opens nor resolves anything by itself. Events (``opened``, ``culprit_changed``,
+``resolved``) are stored in ``faultlens_incident_history`` and the latest state of each
+incident in ``faultlens_live_incidents``: both survive a restart, which reloads the open
+ones. Every event is also handed to ``notify`` (the webhooks).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import orjson
+
+from .._settings import TimeWindow
+from ..present._api import Analysis
+
+__all__ = ["HISTORY_DDL", "LiveIncidents"]
+
+HISTORY_DDL = (
+    """CREATE TABLE IF NOT EXISTS faultlens_live_incidents (
+        id VARCHAR PRIMARY KEY, run VARCHAR NOT NULL, state VARCHAR NOT NULL,
+        onset_ns BIGINT NOT NULL, end_ns BIGINT NOT NULL,
+        culprit_service VARCHAR, culprit_model VARCHAR,
+        opened_at TIMESTAMPTZ NOT NULL, resolved_at TIMESTAMPTZ, incident JSON NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS faultlens_incident_history (
+        id VARCHAR NOT NULL, event VARCHAR NOT NULL, event_at TIMESTAMPTZ NOT NULL,
+        data_ns BIGINT NOT NULL, culprit_service VARCHAR, culprit_model VARCHAR,
+        incident JSON NOT NULL)""",
+)
+
+
+@dataclass
+class _Tracked:
+    id: str
+    run: str
+    state: str
+    onset_ns: int
+    end_ns: int
+    doc: dict[str, Any]
+
+    @property
+    def culprit(self) -> tuple[str | None, str | None]:
+        c = self.doc["culprit"]
+        return c["service"], c["model"]
+
+
+def _reach(doc: dict[str, Any]) -> tuple[int, int]:
+    """How much of the fault a detection holds: its blast radius, then its length."""
+    return doc["blast_radius"]["requests"], doc["end_ns"] - doc["onset_ns"]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class LiveIncidents:
+    """The detection loop and the incidents it tracks (``snapshot()`` for the API)."""
+
+    def __init__(
+        self,
+        cursor: Callable[[], duckdb.DuckDBPyConnection],
+        *,
+        generation: Callable[[], int],
+        notify: Callable[[dict[str, Any]], None] = lambda body: None,
+        interval_s: float = 2.0,
+        window_s: float = 600.0,
+        hold_down_s: float = 30.0,
+        log: Callable[[str], None] = _stderr,
+    ) -> None:
+        self.cursor = cursor
+        self.generation = generation
+        self.notify = notify
+        self.interval_s = interval_s
+        self.window_ns = int(window_s * 1e9)
+        self.hold_down_ns = int(hold_down_s * 1e9)
+        self.log = log
+        self.lock = threading.Lock()
+        self.tracked: dict[str, _Tracked] = {}
+        self.as_of_ns: int | None = None  # the newest span the last cycle saw
+        self.cycles = 0
+        self.last_cycle_s = 0.0
+        self._seen_generation = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        con = cursor()
+        try:
+            for ddl in HISTORY_DDL:
+                con.execute(ddl)
+            rows = con.execute(
+                "SELECT id, run, state, onset_ns, end_ns, incident FROM faultlens_live_incidents"
+            ).fetchall()
+        finally:
+            con.close()
+        for id_, run, state, onset, end, doc in rows:
+            self.tracked[id_] = _Tracked(id_, run, state, onset, end, orjson.loads(doc))
+
+    # -- the loop -----------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="faultlens-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.cycle()
+            except Exception as exc:  # the next cycle tries again; ingest is untouched
+                self.log(f"faultlens serve: live detection cycle failed: {exc}")
+
+    def cycle(self) -> None:
+        """One detection pass over the window ending at the newest committed span."""
+        generation = self.generation()
+        if generation == self._seen_generation:
+            return
+        started = time.process_time()
+        con = self.cursor()
+        try:
+            low = self.as_of_ns or 0
+            row = con.execute(
+                "SELECT epoch_ns(max(Timestamp)) FROM otel_traces "
+                "WHERE Timestamp >= make_timestamp_ns(CAST($low AS BIGINT))",
+                {"low": low},
+            ).fetchone()
+            now = row[0] if row and row[0] is not None else self.as_of_ns
+            if now is None:
+                return
+            window = TimeWindow(now - self.window_ns, now + 1)
+            found = [i.to_dict() for i in Analysis(con, window=window).incidents()]
+            events = self._update(found, now)
+            self._store(con, events, now, [t for t in self.tracked.values() if t.state == "open"])
+        finally:
+            con.close()
+        self._seen_generation = generation
+        self.as_of_ns = now
+        self.cycles += 1
+        self.last_cycle_s = time.process_time() - started
+        for event, t in events:
+            self.notify({"event": event, "incident": {**t.doc, "id": t.id, "state": t.state}})
+
+    def _match(self, doc: dict[str, Any], bucket_ns: int) -> _Tracked | None:
+        for t in self.tracked.values():
+            if t.run != doc["run"]:
+                continue
+            # Overlapping in time, or picking up within the hold-down after its end.
+            if doc["onset_ns"] <= t.end_ns + self.hold_down_ns and doc["end_ns"] >= (
+                t.onset_ns - bucket_ns
+            ):
+                return t
+        return None
+
+    def _update(self, found: list[dict[str, Any]], now: int) -> list[tuple[str, _Tracked]]:
+        events: list[tuple[str, _Tracked]] = []
+        bucket_ns = 5_000_000_000
+        with self.lock:
+            # Each tracked incident takes, of the detections it matches this cycle, the one
+            # with the widest blast radius: one fault seen as several stretches keeps one
+            # culprit instead of flipping between them from cycle to cycle.
+            best: dict[str, dict[str, Any]] = {}
+            for doc in sorted(found, key=lambda d: d["onset_ns"]):
+                t = self._match(doc, bucket_ns)
+                if t is None:
+                    if doc["end_ns"] < now - self.hold_down_ns:
+                        continue  # over before we saw it (history the offline analysis shows)
+                    t = _Tracked(doc["id"], doc["run"], "open", doc["onset_ns"], doc["end_ns"], doc)
+                    self.tracked[t.id] = t
+                    events.append(("opened", t))
+                if t.state != "open":
+                    continue  # the same stretch seen again after it resolved
+                t.end_ns = max(t.end_ns, doc["end_ns"])
+                held = best.get(t.id)
+                if held is None or _reach(doc) > _reach(held):
+                    best[t.id] = doc
+            for id_, doc in best.items():
+                t = self.tracked[id_]
+                before, t.doc = t.culprit, doc
+                if t.culprit != before:
+                    events.append(("culprit_changed", t))
+            for t in self.tracked.values():
+                if t.state == "open" and now - t.end_ns >= self.hold_down_ns:
+                    t.state = "resolved"
+                    events.append(("resolved", t))
+        return events
+
+    def _store(
+        self, con: Any, events: list[tuple[str, _Tracked]], now: int, live: list[_Tracked]
+    ) -> None:
+        """The events, and the latest state of every incident they or the cycle touched,
+        in one transaction."""
+        if not events and not live:
+            return
+        con.execute("BEGIN")
+        for event, t in events:
+            doc = orjson.dumps({**t.doc, "id": t.id}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            service, model = t.culprit
+            con.execute(
+                """INSERT INTO faultlens_incident_history VALUES
+                   ($id, $event, now(), $data_ns, $service, $model, $doc)""",
+                dict(id=t.id, event=event, data_ns=now, service=service, model=model, doc=doc),
+            )
+        for t in {id(t): t for t in [*live, *(t for _, t in events)]}.values():
+            doc = orjson.dumps({**t.doc, "id": t.id}, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            service, model = t.culprit
+            con.execute(
+                """INSERT INTO faultlens_live_incidents VALUES
+                   ($id, $run, $state, $onset, $end, $service, $model, now(),
+                    CASE WHEN $state = 'resolved' THEN now() END, $doc)
+                   ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                     end_ns = excluded.end_ns, culprit_service = excluded.culprit_service,
+                     culprit_model = excluded.culprit_model, incident = excluded.incident,
+                     resolved_at = excluded.resolved_at""",
+                dict(
+                    id=t.id,
+                    run=t.run,
+                    state=t.state,
+                    onset=t.onset_ns,
+                    end=t.end_ns,
+                    service=service,
+                    model=model,
+                    doc=doc,
+                ),
+            )
+        con.execute("COMMIT")
+
+    # -- reading ------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """{"as_of_ns", "incidents": [the contract's incident + state]}, oldest first."""
+        with self.lock:
+            items = sorted(self.tracked.values(), key=lambda t: t.onset_ns)
+            incidents = [{**t.doc, "id": t.id, "state": t.state} for t in items]
+        return {"as_of_ns": self.as_of_ns, "cycles": self.cycles, "incidents": incidents}
+
+    def history(self, incident_id: str | None = None) -> list[dict[str, Any]]:
+        con = self.cursor()
+        try:
+            where = "" if incident_id is None else "WHERE id = $id"
+            params = {} if incident_id is None else {"id": incident_id}
+            rows = con.execute(
+                f"""SELECT id, event, epoch_ns(event_at) AS at_ns, data_ns, culprit_service,
+                           culprit_model FROM faultlens_incident_history {where}
+                    ORDER BY event_at, data_ns, rowid""",
+                params,
+            ).fetchall()
+        finally:
+            con.close()
+        keys = ("id", "event", "at_ns", "data_ns", "culprit_service", "culprit_model")
+        return [dict(zip(keys, r, strict=True)) for r in rows]

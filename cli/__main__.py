@@ -1,0 +1,5 @@
+"""``python -m faultlens.cli``: the `faultlens` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,59 @@
+"""The layout verdict's sentence and table from measured figures (analysis/_cost.py)."""
+
+from __future__ import annotations
+
+from faultlens.analyzer.analysis._cost import Prices, RunCost, _money, verdict
+
+
+def _cost(layout: str, *, processes: int, cpu: float, rss: float) -> RunCost:
+    return RunCost(
+        run=f"crash/{layout}",
+        layout=layout,
+        scenario="crash",
+        requests=1000,
+        processes=processes,
+        instances=processes,
+        seconds=100.0,
+        cpu_seconds=cpu,
+        cpu_seconds_per_1k=cpu,
+        mean_rss_bytes=rss,
+        peak_rss_bytes=rss * 1.1,
+        idle_rss_bytes=rss * 0.9,
+    )
+
+
+def test_verdict_puts_both_sides_in_one_sentence_and_one_table() -> None:
+    mono = _cost("monolith", processes=2, cpu=2.0, rss=200e6)
+    per = _cost("per-model", processes=8, cpu=3.0, rss=600e6)
+    found = verdict(
+        mono, per, incident={"suspects": (6, 1), "evidence": (888, 64), "collateral": (79, 0)}
+    )
+    assert found.sentence == (
+        "per-model used +200% memory and +50% CPU per request (8 processes against 2); "
+        "in this incident it cut suspects from 6 to 1, evidence to read from 888 to 64 "
+        "records, collateral from 79 requests to 0"
+    )
+    table = {(r["side"], r["metric"]): (r["monolith"], r["per-model"]) for r in found.table}
+    assert table[("cost", "mean resident memory (MB)")] == (200.0, 600.0)
+    assert table[("cost", "CPU-seconds per 1,000 requests")] == (2.0, 3.0)
+    assert table[("incident", "collateral")] == (79, 0)
+
+
+def test_an_incident_side_without_collateral_is_left_out_not_invented() -> None:
+    mono = _cost("monolith", processes=2, cpu=2.0, rss=200e6)
+    per = _cost("per-model", processes=8, cpu=1.0, rss=600e6)
+    found = verdict(mono, per, incident={"suspects": (6, 1), "collateral": (None, 0)})
+    assert found.sentence.endswith("-50% CPU per request (8 processes against 2); "
+                                   "in this incident it cut suspects from 6 to 1")  # fmt: skip
+    assert not any(r["metric"] == "collateral" for r in found.table)
+
+
+def test_money_only_for_the_prices_given() -> None:
+    assert _money(None, 3600.0, 1e9, 3600.0, 1000) is None
+    assert _money(Prices(vcpu_hour=0.04), 3600.0, 1e9, 3600.0, 1000) == {
+        "cpu": 0.04,
+        "total": 0.04,
+        "per_1k_requests": 0.04,
+    }
+    both = _money(Prices(vcpu_hour=0.04, gb_hour=0.01), 3600.0, 2e9, 3600.0, 2000)
+    assert both == {"cpu": 0.04, "memory": 0.02, "total": 0.06, "per_1k_requests": 0.03}

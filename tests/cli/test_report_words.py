@@ -1,0 +1,75 @@
+"""`faultlens report`: sentences, not Python reprs; "model not isolated" where the
+service-only view of a shared process is shown; the counterfactual with a percentage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import faultlens.analyzer as fa
+from faultlens.cli._app import app
+
+DATA = Path(__file__).resolve().parents[2] / "sample_traces" / "data"
+# A monolith with a per-model projection; one whose model is unknown (no projection); a
+# per-model run (both views reach the model).
+RUNS = ("cpu-hog/monolith", "crash/monolith", "cpu-hog/per-model")
+REPR = re.compile(r"\{'|': |\[\(|\bNone\b|\bnan\b|np\.|Timestamp\(")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("report") / "runs.duckdb"
+    fa.ingest([DATA / r for r in RUNS], db=db)
+    return db
+
+
+def _report(store: Path, incident: str, fmt: str) -> str:
+    result = CliRunner().invoke(app, ["report", incident, "--db", str(store), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_report_has_no_python_reprs(store: Path, run: str) -> None:
+    (incident,) = fa.open(store, run=run).incidents()
+    md = _report(store, incident.id, "md")
+    assert not REPR.search(md), REPR.search(md)
+    html = _report(store, incident.id, "html")
+    text = html.split("<pre>", 1)[1].split("</pre>", 1)[0]
+    assert not REPR.search(text.replace("&#x27;", "'")), text
+
+
+def test_report_of_a_monolith_says_what_plain_otel_isolated(store: Path) -> None:
+    (incident,) = fa.open(store, run="cpu-hog/monolith").incidents()
+    d = incident.to_dict()
+    so = d["fault_isolation"]["service_only"]
+    assert so["seconds"] < d["fault_isolation"]["model_aware"]["seconds"]
+    md = _report(store, incident.id, "md")
+    left = so["evidence_spans"] + so["evidence_logs"]
+    assert f"| service-only | model not isolated | {so['suspects']} |" in md
+    assert f"- service-only: model not isolated: 6 suspects, {left} spans and logs to read" in md
+    assert "| model-aware | 10 s | 1 |" in md
+    cf = d["counterfactual_per_model"]
+    assert (
+        f"- Per-model counterfactual: had sentiment run in its own service, {cf['requests']} "
+        f"requests ({cf['share']:.1%} of traffic) would have been affected, against "
+        f"{d['blast_radius']['requests']} ({d['blast_radius']['share']:.1%}) here"
+    ) in md
+    # The HTML's chart marks only the view that reached the model.
+    html = _report(store, incident.id, "html")
+    assert "model isolated (model-aware): +10 s" in html
+    assert "model isolated (service-only)" not in html
+
+
+def test_report_without_a_projection_says_why(store: Path) -> None:
+    (crash,) = fa.open(store, run="crash/monolith").incidents()
+    md = _report(store, crash.id, "md")
+    assert "Per-model counterfactual: not projected: the culprit's model is unknown" in md
+    assert "| model-aware | model not isolated |" in md  # absence left all six models
+    (per,) = fa.open(store, run="cpu-hog/per-model").incidents()
+    md = _report(store, per.id, "md")
+    assert "Per-model counterfactual: not projected: this run already serves one model" in md
+    assert "not isolated" not in md
