@@ -113,8 +113,12 @@ def _candidate(rank: int, service: str, model: str | None, score: float, *eviden
 
 
 def _views(seconds: float | None, suspects: int, spans: int, logs: int = 0) -> dict:
+    """Both views alike, the culprit's model named (isolated) in both."""
     one = {"seconds": seconds, "suspects": suspects, "evidence_spans": spans, "evidence_logs": logs}
-    return {"model_aware": one, "service_only": dict(one)}
+    return {
+        "model_aware": one | {"isolates_model": True},
+        "service_only": one | {"isolates_model": True},
+    }
 
 
 def test_slow_callee_ranks_first_though_the_caller_carries_the_errors(tmp_path: Path) -> None:
@@ -138,7 +142,8 @@ def test_slow_callee_ranks_first_though_the_caller_carries_the_errors(tmp_path: 
                 "origin errors (error spans with no erroring child): baseline 0.00/s, "
                 "incident 4.00/s",
                 "self-time per span: baseline 2.5 ms, incident 501.7 ms",
-                "changed first among the candidates",
+                "changed first among the candidates: origin errors and self-time, in the 5 s "
+                "bucket at onset +0 s (08:00:30 UTC)",
             ),
             _candidate(
                 2,
@@ -222,7 +227,10 @@ def test_a_fatal_log_outweighs_error_logs_and_the_close_rival_stays_a_suspect(
     sysm.ingest(tmp_path, db)
     (inc,) = fa.open(db).incidents()
     origin = "origin errors (error spans with no erroring child): baseline 0.00/s, incident 4.00/s"
-    first = "changed first among the candidates"
+    first = (
+        "changed first among the candidates: origin errors and warning/error logs, in the 5 s "
+        "bucket at onset +0 s (08:00:30 UTC); 1 other candidate departed in it too"
+    )
     b = _candidate(
         1,
         "model-b",
@@ -239,7 +247,6 @@ def test_a_fatal_log_outweighs_error_logs_and_the_close_rival_stays_a_suspect(
         2.1399,
         origin,
         "warning/error/fatal logs: baseline 0/0/0, incident 0/3/0",
-        first,
     )
     assert _answer(inc) == {
         "candidates": [b, a, _candidate(3, "gateway", None, 0.0)],
@@ -533,13 +540,20 @@ def test_a_model_that_died_without_a_trace_is_named_by_its_absence(tmp_path: Pat
     assert [(c.service, c.model) for c in inc.candidates[:2]] == [("mono", None), ("mono", "c")]
     assert inc.suspect_models == ("a", "b", "c")
     assert inc.to_dict()["fault_isolation"] == {
-        "model_aware": {"seconds": 5.0, "suspects": 1, "evidence_spans": 0, "evidence_logs": 0},
+        "model_aware": {
+            "seconds": 5.0,
+            "suspects": 1,
+            "evidence_spans": 0,
+            "evidence_logs": 0,
+            "isolates_model": True,
+        },
         # The process's 2 spans for each of a's and b's 20 requests, 1 for c's 20 failures.
         "service_only": {
             "seconds": 5.0,
             "suspects": 3,
             "evidence_spans": 100,
             "evidence_logs": 20,
+            "isolates_model": False,
         },
     }
 
@@ -549,7 +563,8 @@ def test_departures_are_judged_against_the_scope_baseline_and_its_noise() -> Non
     which is still judged. Errors depart when their ratio rises beyond 3 binomial standard
     deviations (or 5 points) over the baseline's; latency when its p95 doubles and grows by
     50 ms."""
-    from faultlens.analyzer.facts._sql import DetectionSettings, Window, abnormal_windows
+    from faultlens.analyzer._settings import DetectionSettings
+    from faultlens.analyzer.analysis._detect import Window, abnormal_windows
 
     st = DetectionSettings()
     b = st.bucket_ns

@@ -577,7 +577,7 @@ def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> No
 def test_structured_values_are_stored_as_go_json_writes_them() -> None:
     """The Collector's exporter stores arrays and maps as Go's encoding/json text: sorted
     keys, and <, > and & escaped whichever of them appears."""
-    from faultlens.analyzer.decode._columns import json_text
+    from faultlens.analyzer.decode._identity import json_text
 
     assert [json_text(v) for v in (["a>b"], ["x&y"], {"k": "<", "a": 1}, ["plain"])] == [
         '["a\\u003eb"]',

@@ -99,14 +99,14 @@ def test_each_batch_counts_what_it_stored_and_what_was_there(spans: pa.Table) ->
     first, again = write(), write()
     assert first == _store.BatchCounts(
         {"traces": SPANS, "logs": 4},
-        {"traces": SPANS, "logs": 4},
-        {"traces": 0, "logs": 0},
+        {"traces": SPANS, "logs": 4, "metrics": 0},
+        {"traces": 0, "logs": 0, "metrics": 0},
         {"traces": 0, "logs": 0},
     )
     assert again == _store.BatchCounts(
         {"traces": SPANS, "logs": 4},
-        {"traces": 0, "logs": 0},
-        {"traces": SPANS, "logs": 4},
+        {"traces": 0, "logs": 0, "metrics": 0},
+        {"traces": SPANS, "logs": 4, "metrics": 0},
         {"traces": 0, "logs": 0},
     )
     assert con.execute(
@@ -132,7 +132,7 @@ def test_a_failed_batch_leaves_nothing_and_the_store_goes_on(spans: pa.Table) ->
 
     with pytest.raises(duckdb.ConversionException):
         write(broken)
-    assert write(logs).stored == {"traces": SPANS, "logs": 2}
+    assert write(logs).stored == {"traces": SPANS, "logs": 2, "metrics": 0}
     assert con.execute(
         "SELECT (SELECT count(*) FROM otel_traces), (SELECT count(*) FROM otel_logs), "
         "count(*) FROM faultlens_ingest_ledger"
