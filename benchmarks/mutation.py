@@ -65,7 +65,7 @@ MODULES: dict[str, list[str]] = {
     "analysis/_isolation.py": _INCIDENT,
     "analysis/_impact.py": _INCIDENT,
     "analysis/_coupling.py": [T + "test_update_coupling.py", T + "test_pinned_outputs.py"],
-    "facts/_sql.py": [T + "test_culprit_ranking.py", T + "test_pinned_outputs.py"],
+    "analysis/_detect.py": [T + "test_culprit_ranking.py", T + "test_pinned_outputs.py"],
     "store/_write.py": [T + "test_store.py", T + "test_ingest.py", T + "test_receiver.py"],
     "decode/_columns.py": _DECODE,
     "decode/_otlp_json.py": _DECODE,
@@ -75,25 +75,14 @@ MODULES: dict[str, list[str]] = {
 FUNCTIONS: dict[str, list[str]] = {
     # The incident's update coupling; library coupling is a browsing table.
     "analysis/_coupling.py": ["update_coupling"],
-    # Detection; the fact-table SQL of the same file is covered by test_facts_stored.
-    "facts/_sql.py": [
-        "abnormal_windows",
-        "_flag_buckets",
-        "_median",
-        "_runs_of",
-        "merge_windows",
-    ],
 }
-_NOTHING = "faultlens.analyzer.nothing__mutmut_0"
+
 # Modules the tests also run in a subprocess (``faultlens collect``), where mutmut's tracing
 # of which test reaches which function does not see them.
 SUBPROCESS = {"serve/_receiver.py"}
-MODULE_SECONDS = 1800
-_ALIVE = (
-    "survived",
-    "no tests",
-    "suspicious",
-)  # a module's run stops here (its mutants so far still count)
+MODULE_SECONDS = 1800  # a module's run stops here (its mutants so far still count)
+_ALIVE = ("survived", "no tests", "suspicious")
+_NOTHING = "faultlens.analyzer.nothing__mutmut_0"  # a mutant name that matches none
 
 
 @dataclass
