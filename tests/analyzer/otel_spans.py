@@ -24,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from faultlens.analyzer import ingest
@@ -123,3 +124,28 @@ class System:
             paths.append(tmp / f"logs-{n}.pb")
             paths[1].write_bytes(encode_logs(records).SerializeToString())
         ingest(paths, db=db)
+
+
+class SharedSpanId(RandomIdGenerator):
+    """Random trace ids, one span id: span ids are unique only within their trace (and
+    64 random bits do collide across traces at volume)."""
+
+    def generate_span_id(self) -> int:
+        return 0x00F067AA0BA902B7
+
+
+def shared_span_id_spans(n: int = 3) -> list:
+    """``n`` traces of one span each, all with the same span id, in time order."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "monolith"}), id_generator=SharedSpanId()
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for i in range(n):
+        with provider.get_tracer("t").start_as_current_span(f"request {i}"):
+            pass
+    provider.shutdown()
+    spans = list(exporter.get_finished_spans())
+    assert len({s.context.trace_id for s in spans}) == n
+    assert {s.context.span_id for s in spans} == {0x00F067AA0BA902B7}
+    return spans

@@ -480,3 +480,108 @@ def test_fuzz_every_input_accounted_for(spans: list, junk: bytes) -> None:
     assert stored + len(out.traces.rejects) >= 0
     if table is not None:
         assert all(len(t) == 32 for t in table["TraceId"].to_pylist())
+
+
+def test_each_bad_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+    """A span whose values do not decode is rejected with a reason a person can act on; the
+    good span after them is stored."""
+    bad = {
+        "boolValue is not a boolean": {"attributes": [_kv("b", {"boolValue": "yes"})]},
+        "intValue 'ten' is not an integer": {"attributes": [_kv("i", {"intValue": "ten"})]},
+        "bytesValue is not valid base64": {"attributes": [_kv("x", {"bytesValue": "!!"})]},
+        "arrayValue.values is not a list": {
+            "attributes": [_kv("a", {"arrayValue": {"values": 3}})]
+        },
+        "event name is not a string": {
+            "events": [{"timeUnixNano": "1700000000100000000", "name": 5}]
+        },
+        "bytesValue is not a base64 string": {"attributes": [_kv("x", {"bytesValue": 5})]},
+        "intValue is not an integer": {"attributes": [_kv("i", {"intValue": [1]})]},
+        "malformed record ('int' object is not iterable)": {"events": 3},
+        "traceId is not 32 hex digits (or is all zero)": {"traceId": "xyz"},
+        "a link's traceId/spanId is not hex of the right length": {
+            "links": [{"traceId": "abc", "spanId": "b7ad6b7169203331"}]
+        },
+    }
+    spans = [_span(spanId=f"b7ad6b716920{i + 1:04x}", **f) for i, f in enumerate(bad.values())]
+    con, report = _load(tmp_path, "bad.jsonl", orjson.dumps(_traces(*spans, _span())) + b"\n")
+    src = tmp_path / "bad.jsonl"
+    assert report.errors == tuple(f"{src}:1 record {i}: {why}" for i, why in enumerate(bad, 1))
+    assert con.execute("SELECT SpanId FROM otel_traces").fetchall() == [("b7ad6b7169203331",)]
+
+
+def test_protobuf_logs_decode_as_json_logs_do(tmp_path: Path) -> None:
+    """The protocol's log example and a model's record with an event name and flags, in both
+    encodings: the same rows, and the same counts."""
+    import base64
+
+    from google.protobuf.json_format import Parse
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
+
+    doc = orjson.loads((FIXTURES / "logs.json").read_bytes())
+    records = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    records += [
+        {
+            "timeUnixNano": "1544712660400000000",
+            "severityNumber": 17,
+            "severityText": "ERROR",
+            "eventName": "model.failed",
+            "flags": 1,
+            "body": {"stringValue": "predict failed"},
+            "attributes": [
+                _kv("ml.model.name", {"stringValue": "fraud"}),
+                _kv("ml.model.version", {"stringValue": "1.4"}),
+            ],
+        },
+    ]
+    proto = orjson.loads(orjson.dumps(doc))
+    for record in proto["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
+        for key in ("traceId", "spanId"):
+            if key in record:
+                record[key] = base64.b64encode(bytes.fromhex(record[key])).decode()
+    (tmp_path / "logs.json").write_bytes(orjson.dumps(doc))
+    (tmp_path / "logs.pb").write_bytes(Parse(orjson.dumps(proto), LogsData()).SerializeToString())
+    got = {}
+    for name in ("logs.json", "logs.pb"):
+        con = connect(":memory:")
+        report = ingest(tmp_path / name, db=con)
+        got[name] = (
+            (report.read, report.stored, report.quarantined),
+            _rows(con, "SELECT * FROM otel_logs ORDER BY Timestamp"),
+        )
+    assert got["logs.pb"] == got["logs.json"]
+    counts, rows = got["logs.pb"]
+    assert counts == (2, 2, 0)
+    assert [
+        (r["SeverityNumber"], r["TraceFlags"], r["EventName"], r["ModelName"], r["ModelVersion"])
+        for r in rows
+    ] == [(10, 0, "", None, None), (17, 1, "model.failed", "fraud", "1.4")]
+
+
+def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+    records = [
+        {"timeUnixNano": "1544712660300000000", "severityText": 5},
+        {"timeUnixNano": "1544712660300000000", "eventName": 5},
+        {"timeUnixNano": "1544712660300000000", "body": {"stringValue": "fine"}},
+    ]
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    con, report = _load(tmp_path, "bad.jsonl", doc)
+    src = tmp_path / "bad.jsonl"
+    assert report.errors == (
+        f"{src}:1 record 1: severityText is not a string",
+        f"{src}:1 record 2: eventName is not a string",
+    )
+    assert con.execute("SELECT Body FROM otel_logs").fetchall() == [("fine",)]
+
+
+def test_structured_values_are_stored_as_go_json_writes_them() -> None:
+    """The Collector's exporter stores arrays and maps as Go's encoding/json text: sorted
+    keys, and <, > and & escaped whichever of them appears."""
+    from faultlens.analyzer.decode._identity import json_text
+
+    assert [json_text(v) for v in (["a>b"], ["x&y"], {"k": "<", "a": 1}, ["plain"])] == [
+        '["a\\u003eb"]',
+        '["x\\u0026y"]',
+        '{"a":1,"k":"\\u003c"}',
+        '["plain"]',
+    ]

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+from otel_spans import shared_span_id_spans
 
 from faultlens.analyzer import connect, ingest
 from faultlens.analyzer._settings import TUNING
@@ -141,6 +142,19 @@ def test_directory_recursive_and_reingest_adds_nothing(tmp_path: Path) -> None:
     assert con.execute(
         "SELECT sum(Read), sum(Stored), sum(Duplicates) FROM faultlens_ingest_ledger"
     ).fetchone() == (84, 6, 78)
+
+
+def test_spans_of_different_traces_sharing_a_span_id_are_all_stored(tmp_path: Path) -> None:
+    """A span's identity is (TraceId, SpanId): B beside A in one batch, and C in a later
+    batch beside a repeat of A (the anti-join against what is stored), are no duplicates."""
+    a, b, c = shared_span_id_spans()
+    first, second = tmp_path / "1.pb", tmp_path / "2.pb"
+    first.write_bytes(encode_spans([a, b]).SerializeToString())
+    second.write_bytes(encode_spans([a, c]).SerializeToString())
+    db = tmp_path / "s.duckdb"
+    got = [ingest(f, db=db) for f in (first, second)]
+    assert [(r.read, r.stored, r.duplicates) for r in got] == [(2, 2, 0), (2, 1, 1)]
+    assert _stored(connect(db, read_only=True)) == _expected([a, b, c])
 
 
 def test_quarantine_is_not_repeated_on_reingest(tmp_path: Path) -> None:

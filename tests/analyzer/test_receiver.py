@@ -3,6 +3,7 @@ traces and logs; partial success, 400, 401, 413 (gzip bomb), 429 and the flush o
 
 from __future__ import annotations
 
+import base64
 import gzip
 import logging
 import signal
@@ -17,15 +18,26 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from google.protobuf.json_format import MessageToDict
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from otel_spans import T0, System, shared_span_id_spans
 
 from faultlens.analyzer import connect
 from faultlens.analyzer.serve._receiver import Busy, Receiver, _Job
@@ -198,6 +210,95 @@ def test_status_codes_and_partial_success(server) -> None:
         ("/v1/traces request 1 record 2",),
         ("/v1/traces request 2 record 2",),
     ]
+
+
+def test_protobuf_partial_success_is_answered_in_protobuf(server) -> None:
+    """An exporter speaking protobuf learns which records were rejected, and why."""
+    url, db, proc = server
+    sysm = System()
+    for i in range(3):
+        with sysm.span("monolith", f"request {i}", start=T0 + i * 10**9, dur_ms=5):
+            pass
+        sysm.log("monolith", f"line {i}", ts=T0 + i * 10**9, severity=9)
+    spans = encode_spans(sysm.exporter.get_finished_spans())
+    spans.resource_spans[0].scope_spans[0].spans[1].span_id = bytes(8)  # a broken exporter's
+    logs = encode_logs(sysm.log_exporter.get_finished_logs())
+    logs.resource_logs[0].scope_logs[0].log_records[0].trace_id = b"\x01\x02\x03"
+    headers = {**AUTH, "content-type": "application/x-protobuf"}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        r = client.post("/v1/traces", content=spans.SerializeToString(), headers=headers)
+        got_spans = (r.status_code, r.headers["content-type"], r.content)
+        r = client.post("/v1/logs", content=logs.SerializeToString(), headers=headers)
+        got_logs = (r.status_code, r.headers["content-type"], r.content)
+        # The same logs as OTLP/JSON are answered in JSON.
+        doc = MessageToDict(logs)
+        for record in doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
+            for key in ("traceId", "spanId"):
+                if key in record:
+                    record[key] = base64.b64decode(record[key]).hex()
+        r = client.post(
+            "/v1/logs",
+            content=orjson.dumps(doc),
+            headers={**AUTH, "content-type": "application/json"},
+        )
+        got_json = (r.status_code, r.json())
+    assert got_spans[:2] == got_logs[:2] == (200, "application/x-protobuf")
+    assert ExportTraceServiceResponse.FromString(got_spans[2]) == ExportTraceServiceResponse(
+        partial_success=ExportTracePartialSuccess(
+            rejected_spans=1,
+            error_message="/v1/traces request 1 record 2: "
+            "spanId is not 16 hex digits (or is all zero)",
+        )
+    )
+    assert ExportLogsServiceResponse.FromString(got_logs[2]) == ExportLogsServiceResponse(
+        partial_success=ExportLogsPartialSuccess(
+            rejected_log_records=1,
+            error_message="/v1/logs request 2 record 1: traceId is not empty or 32 hex digits",
+        )
+    )
+    assert got_json == (
+        200,
+        {
+            "partialSuccess": {
+                "rejectedLogRecords": "1",
+                "errorMessage": "/v1/logs request 3 record 1: "
+                "traceId is not empty or 32 hex digits",
+            }
+        },
+    )
+    _stop(proc)
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT SpanName FROM otel_traces ORDER BY 1").fetchall() == [
+        ("request 0",),
+        ("request 2",),
+    ]
+    # The JSON request's records are the protobuf one's again: stored once.
+    assert con.execute("SELECT Body FROM otel_logs ORDER BY 1").fetchall() == [
+        ("line 1",),
+        ("line 2",),
+    ]
+    assert con.execute(
+        "SELECT Signal, sum(Read), sum(Stored), sum(Duplicates), sum(Quarantined) "
+        "FROM faultlens_ingest_ledger GROUP BY Signal ORDER BY Signal"
+    ).fetchall() == [("logs", 6, 2, 2, 2), ("traces", 3, 2, 0, 1)]
+
+
+def test_spans_of_different_traces_sharing_a_span_id_are_all_stored(server) -> None:
+    """(TraceId, SpanId) is a span's identity: B beside A in one request, then C beside a
+    repeat of A (checked against what is stored), are all kept; only A's repeat is not."""
+    url, db, proc = server
+    a, b, c = shared_span_id_spans()
+    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=AUTH)
+    assert [exporter.export(batch) for batch in ([a, b], [a, c])] == [SpanExportResult.SUCCESS] * 2
+    exporter.shutdown()
+    _stop(proc)
+    con = connect(db, read_only=True)
+    assert set(con.execute("SELECT TraceId, SpanName FROM otel_traces").fetchall()) == {
+        (format(s.context.trace_id, "032x"), s.name) for s in (a, b, c)
+    }
+    assert con.execute(
+        "SELECT sum(Read), sum(Stored), sum(Duplicates) FROM faultlens_ingest_ledger"
+    ).fetchone() == (4, 3, 1)
 
 
 def test_full_write_queue_answers_busy() -> None:
