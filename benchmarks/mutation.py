@@ -39,8 +39,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = Path(__file__).resolve().with_name("mutation_equivalent.txt")
 STAGES = ROOT / ".faultlens" / "mutation"
-# The tests' shared conformance data (tests/conftest.py): the stages are elsewhere.
-SHARED = Path(os.environ.get("FAULTLENS_SHARED", ROOT.parent / "shared")).resolve()
 T = "tests/analyzer/"
 
 _INCIDENT = [
@@ -132,7 +130,7 @@ def _stage(module: str, tests: list[str], *, keep: bool) -> Path:
 def _mutmut(stage: Path, args: list[str], *, seconds: float) -> str:
     """Run mutmut in the stage, in its own process group: whatever it started (a receiver
     a killed test left behind) ends with it."""
-    env = dict(os.environ, PYTHONPATH=str(stage / "mutants"), FAULTLENS_SHARED=str(SHARED))
+    env = dict(os.environ, PYTHONPATH=str(stage / "mutants"))
     exe = Path(sys.executable).with_name("mutmut")
     proc = subprocess.Popen(
         [str(exe), *args],
@@ -325,8 +323,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--keep", action="store_true", help="reuse the stages (and their results)")
     ap.add_argument("--report", action="store_true", help="only report the kept stages' results")
     args = ap.parse_args(argv)
-    if not (SHARED / "contracts").is_dir():
-        ap.error(f"the tests' shared data is not at {SHARED}: set FAULTLENS_SHARED")
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"not a module of the mutation run: {unknown}")
