@@ -9,6 +9,11 @@ spans are encoded as OTLP protobuf, written to a file and loaded with
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -149,3 +154,41 @@ def shared_span_id_spans(n: int = 3) -> list:
     assert len({s.context.trace_id for s in spans}) == n
     assert {s.context.span_id for s in spans} == {0x00F067AA0BA902B7}
     return spans
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def collect_process(db: Path, *flags: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real ``faultlens collect`` on loopback writing ``db``: (its URL, the process),
+    once it accepts connections; killed on the way out if still running."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("faultlens")
+    proc = subprocess.Popen(
+        [str(exe), "collect", "--db", str(db), "--port", str(port), *flags],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM and wait: uvicorn re-raises the signal once it has shut down (and the writer
+    has flushed)."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)

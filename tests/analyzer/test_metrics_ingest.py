@@ -5,11 +5,7 @@ guarantees as spans: exactly-once, the quarantine, the ledger, partialSuccess.""
 
 from __future__ import annotations
 
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from otel_spans import collect_process, stop
 
 from faultlens.analyzer import connect, ingest
 
@@ -260,35 +257,11 @@ def _assert_same(expected: dict[tuple, dict], stored: dict[tuple, dict]) -> None
     assert any(row.get("ZeroCount") for row in expected.values())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
-    port = _free_port()
     db = tmp_path / "r.duckdb"
-    exe = Path(sys.executable).with_name("faultlens")
-    proc = subprocess.Popen(
-        [str(exe), "collect", "--db", str(db), "--port", str(port)], stdout=subprocess.DEVNULL
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    with collect_process(db) as (url, proc):
+        yield url, db, proc
 
 
 def test_sdk_metrics_through_the_receiver_field_by_field(receiver, tmp_path: Path) -> None:
@@ -303,7 +276,7 @@ def test_sdk_metrics_through_the_receiver_field_by_field(receiver, tmp_path: Pat
                 "/v1/metrics", content=line, headers={"content-type": "application/json"}
             )
             assert (r.status_code, r.json()) == (200, {})
-    _stop(proc)
+    stop(proc)
     con = connect(db, read_only=True)
     expected = {**_expected(sent), **_expected(written)}
     _assert_same(expected, _stored(con))
@@ -431,7 +404,7 @@ def test_receiver_partial_success_for_metrics(receiver) -> None:
             "/v1/metrics", content=empty, headers={"content-type": "application/x-protobuf"}
         )
         assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
-    _stop(proc)
+    stop(proc)
     con = connect(db, read_only=True)
     assert con.execute("SELECT MetricName, Value FROM otel_metrics_gauge").fetchall() == [
         ("g", 1.5)

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,7 +34,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
-from otel_spans import T0, System, shared_span_id_spans
+from otel_spans import T0, System, collect_process, shared_span_id_spans, stop
 
 from faultlens.analyzer import connect
 from faultlens.analyzer.serve._receiver import Busy, Receiver, _Job
@@ -46,37 +43,11 @@ TOKEN = "s3cret"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
-    port = _free_port()
     db = tmp_path / "r.duckdb"
-    exe = Path(sys.executable).with_name("faultlens")
-    proc = subprocess.Popen(
-        [str(exe), "collect", "--db", str(db), "--port", str(port), "--token", TOKEN],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    # uvicorn re-raises the signal once it has shut down (and the writer has flushed).
-    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    with collect_process(db, "--token", TOKEN) as (url, proc):
+        yield url, db, proc
 
 
 def test_real_exporters_traces_and_logs_arrive_complete(server) -> None:
@@ -113,7 +84,7 @@ def test_real_exporters_traces_and_logs_arrive_complete(server) -> None:
     assert logger_provider.force_flush(30_000)
     tracer_provider.shutdown()
     logger_provider.shutdown()
-    _stop(proc)
+    stop(proc)
     con = connect(db, read_only=True)
     assert con.execute(
         "SELECT count(*), count(DISTINCT SpanAttributes['n']), min(ModelName), "
@@ -200,7 +171,7 @@ def test_status_codes_and_partial_success(server) -> None:
         assert r.status_code == 413
         r = client.post("/v1/traces", content=b"x" * (33 << 20), headers=json_headers)
         assert r.status_code == 413
-    _stop(proc)
+    stop(proc)
     con = connect(db, read_only=True)
     assert con.execute("SELECT SpanId FROM otel_traces ORDER BY 1").fetchall() == [
         ("b7ad6b7169203331",),
@@ -266,7 +237,7 @@ def test_protobuf_partial_success_is_answered_in_protobuf(server) -> None:
             }
         },
     )
-    _stop(proc)
+    stop(proc)
     con = connect(db, read_only=True)
     assert con.execute("SELECT SpanName FROM otel_traces ORDER BY 1").fetchall() == [
         ("request 0",),
@@ -291,7 +262,7 @@ def test_spans_of_different_traces_sharing_a_span_id_are_all_stored(server) -> N
     exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=AUTH)
     assert [exporter.export(batch) for batch in ([a, b], [a, c])] == [SpanExportResult.SUCCESS] * 2
     exporter.shutdown()
-    _stop(proc)
+    stop(proc)
     con = connect(db, read_only=True)
     assert set(con.execute("SELECT TraceId, SpanName FROM otel_traces").fetchall()) == {
         (format(s.context.trace_id, "032x"), s.name) for s in (a, b, c)
