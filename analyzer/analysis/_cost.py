@@ -83,7 +83,11 @@ class RunCost:
     window_ns: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types: what ``faultlens incidents --format json`` prints is this."""
+        out = asdict(self)
+        if self.window_ns is not None:
+            out["window_ns"] = [int(t) for t in self.window_ns]
+        return out
 
 
 def _samples(q: Query, d: Dialect) -> pd.DataFrame:
@@ -202,7 +206,7 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             requests=n,
             processes=processes,
             instances=int(cpu.instance.nunique()),
-            seconds=round(seconds, 3),
+            seconds=round(float(seconds), 3),
             cpu_seconds=round(used, 4),
             cpu_seconds_per_1k=round(used / n * 1000, 4) if n else None,
             mean_rss_bytes=round(mean),

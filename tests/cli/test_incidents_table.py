@@ -53,8 +53,8 @@ def test_service_only_of_a_monolith_reads_not_isolated(store: Path) -> None:
     iso = {i["run"]: i["fault_isolation"] for i in fa.incidents_json(store)["incidents"]}[
         "cpu-hog/monolith"
     ]
-    # The numbers that used to read as "plain OTel isolates faster".
-    assert iso["service_only"]["seconds"] < iso["model_aware"]["seconds"]
+    # Numbers that could read as "plain OTel isolates as fast, or faster".
+    assert iso["service_only"]["seconds"] <= iso["model_aware"]["seconds"]
     assert not iso["service_only"]["isolates_model"] and iso["model_aware"]["isolates_model"]
     wide = _row(_run(store, 250), "cpu-hog-monolith")
     read = iso["service_only"]["evidence_spans"] + iso["service_only"]["evidence_logs"]
@@ -77,6 +77,14 @@ def test_service_only_of_a_monolith_reads_not_isolated(store: Path) -> None:
 def test_json_is_the_contract_plus_isolates_model(store: Path) -> None:
     doc = json.loads(_run(store, 80, "--format", "json"))
     assert doc == fa.incidents_json(store)
+    # The notebook API's dict is plain JSON too: no tuples, no numpy scalars.
+    plain = (dict, list, str, int, float, bool, type(None))
+    stack = [fa.incidents_json(store)]
+    while stack:
+        value = stack.pop()
+        assert type(value) in plain, (type(value), value)
+        stack.extend(value.values() if isinstance(value, dict) else [])
+        stack.extend(value if isinstance(value, list) else [])
     for incident in doc["incidents"]:
         for view in incident["fault_isolation"].values():
             assert set(view) == {
