@@ -52,7 +52,10 @@ def test_report_of_a_monolith_says_what_plain_otel_isolated(store: Path) -> None
     md = _report(store, incident.id, "md")
     left = so["evidence_spans"] + so["evidence_logs"]
     assert f"| service-only | model not isolated | {so['suspects']} |" in md
-    assert f"- service-only: model not isolated: {so['suspects']} suspects, {left} spans and logs to read" in md
+    assert (
+        f"- service-only: model not isolated: {so['suspects']} suspects, "
+        f"{left} spans and logs to read"
+    ) in md
     assert f"| model-aware | {ma['seconds']:g} s | 1 |" in md
     cf = d["counterfactual_per_model"]
     assert (
