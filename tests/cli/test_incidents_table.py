@@ -94,3 +94,18 @@ def test_json_is_the_contract_plus_isolates_model(store: Path) -> None:
                 "evidence_logs",
                 "isolates_model",
             }
+
+
+def test_a_one_run_analysis_keeps_its_run_after_the_layout_verdict(tmp_path: Path) -> None:
+    """The verdict analyses the whole store and the sibling run beside a one-run analysis
+    (the dashboard's Layout contrast): its spans afterwards are still its run's alone."""
+    db = tmp_path / "pair.duckdb"
+    fa.ingest([DATA / "error-burst/monolith", DATA / "error-burst/per-model"], db=db)
+    a = fa.open(db, run="error-burst/monolith")
+    args = dict(model=None, endpoint=None, status="Error", start_ns=None, end_ns=None,
+                min_duration_ms=None, limit=10_000)  # fmt: skip
+    before = a.spans(**args)
+    assert set(a.layout_verdicts()) == {"error-burst"}
+    after = a.spans(**args)
+    assert len(after) == len(before) > 0
+    assert set(after.service) <= {"monolith", "feature-store", "loadgen"}
