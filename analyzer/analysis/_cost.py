@@ -81,9 +81,17 @@ class RunCost:
     money: dict[str, float] | None = None
     # what was measured over: the run's requests, first span start to last span end (ns)
     window_ns: tuple[int, int] | None = None
+    # Incarnations of the measured services seen in the spans that exported no process
+    # metrics (a crash loop's processes dying before their first export): their CPU and
+    # memory are not in the figures above, which are then a floor.
+    unmeasured_instances: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types: what ``faultlens incidents --format json`` prints is this."""
+        out = asdict(self)
+        if self.window_ns is not None:
+            out["window_ns"] = [int(t) for t in self.window_ns]
+        return out
 
 
 def _samples(q: Query, d: Dialect) -> pd.DataFrame:
@@ -98,7 +106,7 @@ def _samples(q: Query, d: Dialect) -> pd.DataFrame:
                        coalesce({a("ResourceAttributes", "faultlens.scenario")}, '') AS scenario,
                        coalesce({a("ResourceAttributes", "service.instance.id")}, '')
                            AS instance,
-                       MetricName AS metric,
+                       ServiceName AS service, MetricName AS metric,
                        coalesce({a("Attributes", "cpu.mode")}, {a("Attributes", "type")}, '')
                            AS series,
                        {a("Attributes", "ml.model.name")} AS model,
@@ -110,10 +118,21 @@ def _samples(q: Query, d: Dialect) -> pd.DataFrame:
     except Exception as exc:  # a store written before metrics existed has no such table
         if "otel_metrics_sum" in str(exc):
             return pd.DataFrame(
-                columns=["run", "layout", "scenario", "instance", "metric", "series", "model"]
+                columns=["run", "layout", "scenario", "instance", "service", "metric"]
+                + ["series", "model"]
                 + ["t", "value", "t_start"]
             )
         raise
+
+
+def _span_instances(q: Query, d: Dialect) -> pd.DataFrame:
+    """[run, service, instance]: every process incarnation the spans name."""
+    return q(
+        f"""SELECT DISTINCT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '')
+                       AS run, ServiceName AS service, ServiceInstanceId AS instance
+            FROM otel_traces""",
+        None,
+    )
 
 
 def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
@@ -132,18 +151,24 @@ def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
 
 
 def cpu_seconds(
-    cpu: pd.DataFrame, window: tuple[int, int] | None, *, from_zero: bool = False
+    cpu: pd.DataFrame,
+    window: tuple[int, int] | None,
+    *,
+    from_zero: bool = False,
+    began: frozenset[str] = frozenset(),
 ) -> float:
     """Summed growth of cumulative CPU counters ([instance, series, t, value, t_start])
     over ``window`` (epoch ns; None: each series' whole span), interpolated at its edges.
     ``from_zero``: the counter was 0 at its start time (an SDK counter; not the process's
-    CPU, which counts from the process's start)."""
+    CPU, which counts from the process's start). ``began``: instances that started inside
+    the window (a restart): all their CPU, start-up included, was spent there, so they
+    count from 0 at their first sample's start."""
     total = 0.0
     for _, one in cpu.groupby(["instance", "series"]):
         t, v = one.t.to_numpy(np.float64), one.value.to_numpy(np.float64)
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
-        if from_zero:
+        if from_zero or str(one.instance.iloc[0]) in began:
             t, v = np.r_[min(float(one.t_start.min()), t[0]), t], np.r_[0.0, v]
         lo, hi = (t[0], t[-1]) if window is None else (max(t[0], window[0]), min(t[-1], window[1]))
         if hi > lo:
@@ -180,6 +205,7 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
     if samples.empty:
         return {}
     requests = _requests(q, d)
+    seen = _span_instances(q, d)
     out: dict[str, RunCost] = {}
     for run, rows in samples.groupby("run", sort=True):
         cpu = rows[rows.metric == _CPU]
@@ -187,7 +213,7 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             continue
         n, *edges = requests.get(str(run), (0, 0, 0))
         window = (edges[0], edges[1]) if n else None
-        used = cpu_seconds(cpu, window)
+        used = cpu_seconds(cpu, window, began=restarts(cpu))
         models = rows[(rows.metric == _MODEL_CPU) & rows.model.notna()]
         model_cpu = {
             model: cpu_seconds(one, window, from_zero=True)
@@ -202,7 +228,7 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             requests=n,
             processes=processes,
             instances=int(cpu.instance.nunique()),
-            seconds=round(seconds, 3),
+            seconds=round(float(seconds), 3),
             cpu_seconds=round(used, 4),
             cpu_seconds_per_1k=round(used / n * 1000, 4) if n else None,
             mean_rss_bytes=round(mean),
@@ -211,8 +237,25 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             model_cpu_seconds={str(k): round(v, 4) for k, v in model_cpu.items()},
             money=money,
             window_ns=window,
+            unmeasured_instances=_unmeasured(seen[seen.run == run], cpu),
         )
     return out
+
+
+def restarts(cpu: pd.DataFrame) -> frozenset[str]:
+    """Instances that replaced an earlier one of their service in the run (not its first
+    incarnation): they started inside the run."""
+    first = cpu.groupby(["service", "instance"]).t.min().reset_index().sort_values("t")
+    later = first[first.duplicated("service", keep="first")]
+    return frozenset(later.instance.astype(str))
+
+
+def _unmeasured(seen: pd.DataFrame, cpu: pd.DataFrame) -> int:
+    """Incarnations of services that export process metrics, seen in the spans, that
+    exported none themselves (a service that never exports, a load generator, is not
+    counted: nothing of it is measured)."""
+    measured = seen[seen.service.isin(set(cpu.service))]
+    return int((~measured.instance.isin(set(cpu.instance))).sum())
 
 
 def _money(

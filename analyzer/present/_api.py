@@ -335,7 +335,7 @@ class Analysis:
     ) -> dict[str, _cost.Verdict]:
         """Scenario -> both sides of the layout trade-off (cost and incident), for each
         scenario whose monolith and per-model runs are both in the store."""
-        whole = self if self.run is None else Analysis(self.con.raw, settings=self.settings)
+        whole = self if self.run is None else Analysis(self._own_con(), settings=self.settings)
         costs = whole.costs(prices=prices)
         if self.run is not None:
             mine = costs.get(self.run)
@@ -346,11 +346,17 @@ class Analysis:
             incidents = [
                 i
                 for run in costs
-                for i in Analysis(self.con.raw, run=run, settings=self.settings).incidents(
+                for i in Analysis(self._own_con(), run=run, settings=self.settings).incidents(
                     slo_ms=slo_ms
                 )
             ]
         return _cost.layout_verdicts(costs, incidents)
+
+    def _own_con(self) -> Any:
+        """For another analysis of this store: its facts are temp tables of its connection,
+        so on DuckDB it gets a cursor of its own instead of replacing this one's."""
+        raw = self.con.raw
+        return raw.cursor() if self.d is DUCKDB else raw
 
     # -- figures ------------------------------------------------------------------
     def fig_timeseries(
