@@ -131,3 +131,25 @@ def test_the_committed_runs_cost_agrees_with_the_os_within_10_percent(
         assert cost.mean_rss_bytes == pytest.approx(os_mean, rel=0.10)
     else:  # a floor: never more than the OS saw
         assert cost.cpu_seconds < os_cpu and cost.mean_rss_bytes < os_mean
+
+
+# Like for like: the scenarios whose two runs served the same load (no restart in either).
+SAME_LOAD = [
+    name
+    for name in SCENARIOS
+    if not any(
+        json.loads((DATA_DIR / name / layout / "truth.json").read_text())["restarts"]
+        for layout in LAYOUTS
+    )
+]
+
+
+@pytest.mark.parametrize("name", SAME_LOAD)
+def test_the_committed_monoliths_model_cpu_split_agrees_within_15_percent(
+    committed: dict[str, RunCost], name: str
+) -> None:
+    mono = committed[f"{name}/monolith"].model_cpu_seconds
+    per = committed[f"{name}/per-model"].model_cpu_seconds
+    assert set(mono) == set(per) and len(mono) == 6
+    print(name, f"total {sum(mono.values()):.4f} vs {sum(per.values()):.4f}")
+    assert sum(per.values()) == pytest.approx(sum(mono.values()), rel=0.15)
