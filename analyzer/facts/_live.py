@@ -22,16 +22,27 @@ follows what changed since the last one instead:
 
 The tables are those an analysis reads (``fl_spans``, ``fl_requests``, ``fl_exposure``,
 ``fl_instances``, ``fl_callee``, ``fl_service_models``, ``fl_scope_series``,
-``fl_span_buckets``), temporary tables of one connection, built by the same SQL as
-``derive_fact_tables`` over the window (``by_run=False``): the same rows, so the incidents
-are those of a full analysis of the window. ``fl_lv_*`` tables hold the rest: the span
-facts before the maps (``fl_lv_facts``) and the maps' counts.
+``fl_span_buckets``), on one connection, built by the same SQL as ``derive_fact_tables``
+over the window (``by_run=False``): the same rows, so the incidents are those of a full
+analysis of the window. ``fl_lv_*`` tables hold the rest: the span facts before the maps
+(``fl_lv_facts``) and the maps' counts.
+
+The four tables of a row per span or trace (``fl_lv_facts``, ``fl_spans``,
+``fl_exposure``, ``fl_requests``) are Arrow tables held here and registered on the
+connection, not DuckDB temporary tables: DuckDB checkpoints its temporary storage once
+16 MB of changes have accumulated (``checkpoint_threshold``, global: the store's own WAL
+depends on it), and that rewrote the window's tables, about a second of CPU at 600k spans,
+every cycle or two. Replacing a dirty trace's rows in an Arrow table costs a filter and a
+concatenation. The small tables (series, span sums, maps) stay DuckDB temporary tables.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..store._dialect import DUCKDB
 from . import _sql
@@ -51,8 +62,8 @@ _KINDS = "SELECT service, model, kind, CAST(count(*) AS BIGINT) AS n FROM {t} GR
 _MODELS = """SELECT service, count(DISTINCT model) AS n_models, min(model) AS only_model,
                     min(CASE WHEN kind = 'client' THEN 1 ELSE 0 END) AS only_client
              FROM fl_lv_kinds GROUP BY service"""  # service_models_sql, from the counts
-_TRACE_TABLES = ("fl_lv_facts", "fl_spans", "fl_exposure", "fl_requests")
-_COMPACT_MIN = 100_000  # dead rows below this are left (a rewrite would cost more)
+_MAX_CHUNKS = 64  # an Arrow table of more pieces than this is cut again into even pieces
+_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,34 @@ class LiveUpdate:
     dirty_buckets: int  # buckets whose series, span sums and instance rows were computed again
     maps_changed: bool  # a map moved: every span's candidate and every bucket again
     window_spans: int  # span-fact rows held: the window's spans
+
+
+def _without(
+    table: pa.Table, *, lo: int, first: int | None, last: int | None, traces: pa.ChunkedArray
+) -> pa.Table:
+    """``table``'s rows from ``lo`` on, but for those of ``traces`` (all between ``first``
+    and ``last``): the trace ids are looked up only in that stretch of time (a hash lookup
+    per row of the window would cost more than the rest of the update), and only the pieces
+    of the table that lose rows are copied."""
+    ts = table.column("ts")
+    keep = pc.greater_equal(ts, lo)
+    if first is not None and len(traces):
+        near = pc.and_(keep, pc.and_(pc.greater_equal(ts, first), pc.less_equal(ts, last)))
+        rows = pc.indices_nonzero(near)
+        hit = pc.is_in(pc.take(table.column("trace_id"), rows), value_set=traces)
+        mask = keep.to_numpy(zero_copy_only=False)
+        mask[pc.filter(rows, hit).to_numpy(zero_copy_only=False)] = False
+        keep = pa.array(mask)
+    batches, at = [], 0
+    for batch in table.to_batches():
+        part = keep.slice(at, batch.num_rows)
+        at += batch.num_rows
+        kept = pc.sum(part).as_py() or 0
+        if kept == batch.num_rows:
+            batches.append(batch)  # untouched: not copied
+        elif kept:
+            batches.append(batch.filter(part))
+    return pa.Table.from_batches(batches, schema=table.schema)
 
 
 def _temp(name: str, sql: str) -> str:
@@ -86,7 +125,7 @@ def _spans_of(buckets: list[int], step: int) -> list[tuple[int, int]]:
 
 class LiveFacts:
     """The fact tables of the window ending at the newest committed span, on ``con`` (a
-    connection of its own: the tables are temporary tables of it)."""
+    connection of its own: its temporary tables, and the Arrow tables registered on it)."""
 
     def __init__(self, con: Any, *, window_ns: int, bucket_ns: int) -> None:
         self.con = con
@@ -103,7 +142,7 @@ class LiveFacts:
         return self.con.execute(sql, params)
 
     def _n(self, sql: str) -> int:
-        return int(self._x(sql).fetchone()[0] or 0)
+        return int(self._x(sql).fetchall()[0][0] or 0)
 
     def _instances_sql(self, only: list[tuple[int, int]] | None) -> str:
         b = _D.bucket("ts", self.bucket_ns)
@@ -119,18 +158,36 @@ class LiveFacts:
         self.last_rowid = -1
         self.now: int | None = None
         self.run_lo: dict[str, int] = {}
-        self.rows = self.dead = 0
+        self.rows = 0
+        self.arrow: dict[str, pa.Table] = {}
         x(_temp("fl_base", _sql.base_sql(_D, run_filter="1 = 0")))
         x(_temp("fl_child", _sql.child_sql(_D, by_run=False)))
-        x(_temp("fl_lv_facts", _sql.span_facts_sql(by_run=False)))
+        self._put("fl_lv_facts", self._arrow(_sql.span_facts_sql(by_run=False)))
         x(_temp("fl_lv_callee_counts", _sql.callee_counts_sql(by_run=False)))
         x(_temp("fl_lv_kinds", _KINDS.format(t="fl_base")))
         x(_temp("fl_callee", _sql.callee_sql(_D, by_run=False, counts="fl_lv_callee_counts")))
         x(_temp("fl_service_models", _MODELS))
-        x(_temp("fl_spans", _sql.spans_sql(table="fl_lv_facts", by_run=False)))
-        x(_temp("fl_exposure", _sql.exposure_sql()))
-        x(_temp("fl_requests", _sql.requests_sql(_D, exposure="fl_exposure")))
+        self._candidates()
         self._buckets(only=None)
+
+    def _arrow(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def _put(self, name: str, table: pa.Table) -> None:
+        """Hold ``table`` as ``name`` (registered on the connection: SQL reads it by name)."""
+        pieces = table.column(0).chunks if table.num_columns else []
+        if len(pieces) > _MAX_CHUNKS or any(len(c) > 2 * _CHUNK_ROWS for c in pieces):
+            # Pieces of about _CHUNK_ROWS rows: few, and a change copies only its own.
+            batches = table.combine_chunks().to_batches(max_chunksize=_CHUNK_ROWS)
+            table = pa.Table.from_batches(batches, schema=table.schema)
+        self.arrow[name] = table
+        self.con.register(name, table)
+
+    def _candidates(self) -> None:
+        """Every span's candidate, exposure and request, from the span facts held."""
+        self._put("fl_spans", self._arrow(_sql.spans_sql(table="fl_lv_facts", by_run=False)))
+        self._put("fl_exposure", self._arrow(_sql.exposure_sql()))
+        self._put("fl_requests", self._arrow(_sql.requests_sql(_D, exposure="fl_exposure")))
 
     def _buckets(self, *, only: list[tuple[int, int]] | None) -> None:
         """The per-bucket tables: all of them again, or only the buckets inside ``only``'s
@@ -165,17 +222,6 @@ class LiveFacts:
         self._x("BEGIN TRANSACTION")
         try:
             done = self._update()
-            dead = self.dead
-            if done is not None:
-                u = done[0]
-                dead += u.recomputed_spans - u.new_spans + u.dropped_spans  # rows deleted
-                # A deleted row stays in its row group until the table is written again: once
-                # the dead outnumber the living, the tables are rewritten, in time order.
-                if dead > max(u.window_spans, _COMPACT_MIN):
-                    for table in _TRACE_TABLES:
-                        order = "trace_id" if table == "fl_exposure" else "ts"
-                        self._x(_temp(table, f"SELECT * FROM {table} ORDER BY {order}"))
-                    dead = 0
             self._x("COMMIT")
         except BaseException:
             self._x("ROLLBACK")
@@ -184,7 +230,7 @@ class LiveFacts:
         if done is None:
             return None
         update, self.now, self.last_rowid, self.run_lo = done
-        self.rows, self.dead = update.window_spans, dead
+        self.rows = update.window_spans
         return update
 
     def _update(self) -> tuple[LiveUpdate, int, int, dict[str, int]] | None:
@@ -251,20 +297,35 @@ class LiveFacts:
         # 4. The dirty traces' span facts; their candidates, exposure and requests (every
         # span's when a map moved).
         x(_temp("fl_lv_fresh", _sql.span_facts_sql(by_run=False)))
-        for table in _TRACE_TABLES if not changed else ("fl_lv_facts",):
-            x(f"DELETE FROM {table} WHERE {_DIRTY}")
-        x("INSERT INTO fl_lv_facts SELECT * FROM fl_lv_fresh")
+        # The held rows to replace: all rows before the window's start (only dirty traces
+        # have any), and the dirty traces' rows inside it, which lie between these times.
+        held = self._arrow(f"SELECT DISTINCT trace_id FROM fl_lv_old WHERE ts >= {lo}").column(0)
+        ((first, last),) = x(f"SELECT min(ts), max(ts) FROM fl_lv_old WHERE ts >= {lo}").fetchall()
+        traces = self._arrow("SELECT DISTINCT trace_id FROM fl_lv_old").column(0)
+
+        def swap(name: str, fresh: str) -> None:
+            """``name``'s rows of the dirty traces replaced by ``fresh``'s rows."""
+            table = self.arrow[name]
+            if "ts" in table.column_names:
+                kept = _without(table, lo=lo, first=first, last=last, traces=held)
+            else:  # exposure: a row per trace and item
+                kept = table.filter(pc.invert(pc.is_in(table.column("trace_id"), traces)))
+            self._put(name, pa.concat_tables([kept, self._arrow(f"SELECT * FROM {fresh}")]))
+
+        swap("fl_lv_facts", "fl_lv_fresh")
         if changed:
-            x(_temp("fl_spans", _sql.spans_sql(table="fl_lv_facts", by_run=False)))
-            x(_temp("fl_exposure", _sql.exposure_sql()))
-            x(_temp("fl_requests", _sql.requests_sql(_D, exposure="fl_exposure")))
+            self._candidates()
         else:
             x(_temp("fl_lv_spans", _sql.spans_sql(table="fl_lv_fresh", by_run=False)))
             x(_temp("fl_lv_exposure", _sql.exposure_sql(spans="fl_lv_spans")))
-            x("INSERT INTO fl_spans SELECT * FROM fl_lv_spans")
-            x("INSERT INTO fl_exposure SELECT * FROM fl_lv_exposure")
             requests = _sql.requests_sql(_D, exposure="fl_lv_exposure", spans="fl_lv_spans")
-            x(f"INSERT INTO fl_requests {requests}")
+            x(_temp("fl_lv_requests", requests))
+            for name, fresh in {
+                "fl_spans": "fl_lv_spans",
+                "fl_exposure": "fl_lv_exposure",
+                "fl_requests": "fl_lv_requests",
+            }.items():
+                swap(name, fresh)
         # 5. The buckets those rows fall in, and where a run's first request moved.
         run_lo = {
             str(r): int(t)

@@ -75,8 +75,8 @@ def _live_incidents(facts: LiveFacts, window: TimeWindow) -> list[dict]:
 def test_live_facts_equal_a_full_derivation_and_follow_the_new_data(
     source: Path, tmp_path: Path, window_s: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Rewrite the tables once their deleted rows outnumber the living, however few.
-    monkeypatch.setattr(_live, "_COMPACT_MIN", 0)
+    # The held Arrow tables joined into one piece at every update, not every 64.
+    monkeypatch.setattr(_live, "_MAX_CHUNKS", 1)
     con = connect(tmp_path / "live.duckdb")
     con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
     # A late trace, over a second before the newest span (committing it does not move the
