@@ -57,7 +57,6 @@ _BASE = (
     "run, trace_id, span_id, parent_id, ts, end_ts, dur, service, model, version, instance, "
     "kind, is_err, route, name, peer, layout"
 )  # base_sql's columns, in its order
-_DIRTY = "trace_id IN (SELECT trace_id FROM fl_lv_dirty)"
 _KINDS = "SELECT service, model, kind, CAST(count(*) AS BIGINT) AS n FROM {t} GROUP BY ALL"
 _MODELS = """SELECT service, count(DISTINCT model) AS n_models, min(model) AS only_model,
                     min(CASE WHEN kind = 'client' THEN 1 ELSE 0 END) AS only_client
@@ -259,7 +258,11 @@ class LiveFacts:
                     UNION SELECT trace_id FROM fl_lv_facts WHERE ts < {lo}""",
             )
         )
-        x(_temp("fl_lv_old", f"SELECT * FROM fl_lv_facts WHERE {_DIRTY}"))
+        # Looked up in Arrow, on the trace id column alone (DuckDB would convert every
+        # column of the window's rows before joining).
+        dirty = self._arrow("SELECT trace_id FROM fl_lv_dirty").column(0)
+        facts = self.arrow["fl_lv_facts"]
+        self.con.register("fl_lv_old", facts.filter(pc.is_in(facts.column("trace_id"), dirty)))
         x(
             _temp(
                 "fl_base",
