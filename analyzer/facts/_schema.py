@@ -23,6 +23,7 @@ __all__ = [
     "append",
     "literal",
     "table_exists",
+    "ts_within",
 ]
 
 SERIES_BUCKET_NS = DetectionSettings().bucket_ns
@@ -82,3 +83,12 @@ def append(con: Any, table: str, select: str, *, temp: bool = False) -> None:
 def literal(value: str) -> str:
     """A run as a DuckDB literal: a view cannot take a bound parameter."""
     return DUCKDB.literal(value)
+
+
+def ts_within(column: str, spans: list[tuple[int, int]] | None) -> str:
+    """`` AND`` a condition: ``column`` (ns) inside one of ``spans`` ([start, end) pairs), a
+    bound on the column itself that zone maps can use; '' for None (no bound)."""
+    if spans is None:
+        return ""
+    terms = [f"({column} >= {int(a)} AND {column} < {int(b)})" for a, b in spans]
+    return f" AND ({' OR '.join(terms) or 'false'})"

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..store._dialect import Dialect
+from ._schema import ts_within
 
 __all__ = [
     "derive_fact_tables",
@@ -300,34 +301,48 @@ def scope_timeseries(
     return frame.sort_values(["run", "scope", "key", "bucket_start"], ignore_index=True)
 
 
-def scope_series_sql(d: Dialect, *, bucket_ns: int) -> str:
-    """The rows of :func:`scope_timeseries`, unsorted: one query over the facts."""
+def scope_series_sql(
+    d: Dialect, *, bucket_ns: int, only: list[tuple[int, int]] | None = None
+) -> str:
+    """The rows of :func:`scope_timeseries`, unsorted: one query over the facts. ``only``:
+    the rows of the buckets inside these [start, end) spans of time alone (bucket-aligned;
+    the live facts recompute the buckets new data touched)."""
     b = d.bucket("ts", bucket_ns)
+    rb = d.bucket("r.ts", bucket_ns)
     p95 = d.quantile("dur", 0.95)
+    keep, r_keep = ts_within("ts", only), ts_within("r.ts", only)
+    traces = ""
+    if only is not None:  # the exposure of those buckets' requests alone
+        traces = f" AND trace_id IN (SELECT trace_id FROM fl_requests WHERE 1 = 1{keep})"
     return f"""
         SELECT run, 'endpoint' AS scope, endpoint AS key, {b} AS bucket_start,
                count(*) AS requests, sum(is_err) AS errors, {p95} / 1e6 AS p95_ms
-        FROM fl_requests GROUP BY run, endpoint, {b}
+        FROM fl_requests WHERE 1 = 1{keep} GROUP BY run, endpoint, {b}
         UNION ALL
-        SELECT r.run, 'model', e.model, {d.bucket("r.ts", bucket_ns)}, count(*),
+        SELECT r.run, 'model', e.model, {rb}, count(*),
                sum(r.is_err), {d.quantile("r.dur", 0.95)} / 1e6
         FROM fl_requests r JOIN (SELECT DISTINCT trace_id, model FROM fl_exposure
-                                 WHERE model IS NOT NULL) e ON e.trace_id = r.trace_id
-        GROUP BY r.run, e.model, {d.bucket("r.ts", bucket_ns)}
+                                 WHERE model IS NOT NULL{traces}) e ON e.trace_id = r.trace_id
+        WHERE 1 = 1{r_keep}
+        GROUP BY r.run, e.model, {rb}
         UNION ALL
         SELECT run, 'service', cand_service, {b}, count(*), sum(is_err), {p95} / 1e6
-        FROM fl_spans WHERE kind = 'server' OR (kind = 'client' AND child_n = 0)
+        FROM fl_spans WHERE (kind = 'server' OR (kind = 'client' AND child_n = 0)){keep}
         GROUP BY run, cand_service, {b}"""
 
 
-def span_buckets_sql(d: Dialect, *, bucket_ns: int) -> str:
+def span_buckets_sql(
+    d: Dialect, *, bucket_ns: int, only: list[tuple[int, int]] | None = None
+) -> str:
     """Per run, bucket, candidate (``cand_service``, ``cand_model``) and the span's own
     (``service``, ``model``): the span sums culprit ranking and the evidence volume read,
     so that an incident sums a few hundred rows instead of scanning its spans.
 
     ``early`` = 1 for spans that began before the run's first entry request: an incident's
     baseline starts there at the earliest, inside a bucket, and leaves them out.
+    ``only``: as in :func:`scope_series_sql`.
     """
+    keep = f" WHERE 1 = 1{ts_within('s.ts', only)}"
     origin = "CASE WHEN s.is_err = 1 AND s.child_err = 0 AND s.stalled = 0 THEN 1 ELSE 0 END"
     return f"""
         SELECT run, bucket_start, early, cand_service, cand_model, service, model,
@@ -340,7 +355,7 @@ def span_buckets_sql(d: Dialect, *, bucket_ns: int) -> str:
                      {origin} AS origin, greatest(s.dur - s.child_dur, 0) AS self_ns
               FROM fl_spans s
               LEFT JOIN (SELECT run, min(ts) AS lo FROM fl_requests GROUP BY run) f
-                ON f.run = s.run) b
+                ON f.run = s.run{keep if only is not None else ""}) b
         GROUP BY run, bucket_start, early, cand_service, cand_model, service, model"""
 
 

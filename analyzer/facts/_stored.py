@@ -78,9 +78,12 @@ FACTS_FORMAT = 9  # bump when a stored table's meaning changes
 
 @dataclass(frozen=True)
 class StoredFacts:
-    """The stored facts an analysis reads: ``fl_scope_series`` holds this bucket's series."""
+    """The stored facts an analysis reads: ``fl_scope_series`` holds this bucket's series.
+    ``shared``: every cursor of the store can open them (False: temporary tables of one
+    connection, the live facts of ``_live``)."""
 
     series_bucket_ns: int
+    shared: bool = True
 
 
 def _span_count(con: Any) -> int:

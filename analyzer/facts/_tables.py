@@ -54,7 +54,9 @@ class FactTables:
     ) -> None:
         self.con, self.d, self.run, self.stored = con, d, run, stored
         self.window = window or TimeWindow()
-        assert stored is None or not self.window, "the stored facts cover the whole store"
+        assert stored is None or not self.window or not stored.shared, (
+            "the stored facts cover the whole store"
+        )
         if stored is None:
             where, params = self.where()
             derive_fact_tables(con, d, run_filter=where, params=params)
@@ -100,6 +102,7 @@ class FactTables:
         if (
             n < 2
             or self.stored is None
+            or not self.stored.shared
             or False in self._span_buckets.values()
             or not hasattr(self.con.raw, "cursor")
         ):

@@ -1,8 +1,12 @@
 """Live detection: incidents that open, grow and resolve while the data arrives.
 
-A loop re-runs the analysis on a moving window of committed data (the last ``window_s``
-before the newest span, a bound on ``Timestamp``: its cost grows with the window's spans,
-not with the store) on a cursor of the server's store. Each incident it finds is matched
+A loop re-runs the incident detection on a moving window of committed data (the last
+``window_s`` before the newest span) on a cursor of the server's store kept for it. The
+window's facts are kept current per committed batch (``facts._live.LiveFacts``): a cycle
+derives again only the traces that received spans since the last one (and those leaving
+the window), and the series buckets they touch, so its work follows the new data, not the
+window or the store; detection and the per-incident analysis then read those tables, the
+same rows a full analysis of the window derives. Each incident it finds is matched
 to a tracked one by the offline analysis's own merge rule (``analysis._detect.
 merge_windows`` with the same settings): what the offline analysis would merge into one
 incident is one live incident, so the two agree on what an incident is:
@@ -34,7 +38,10 @@ import orjson
 
 from .._settings import DetectionSettings, TimeWindow
 from ..analysis._detect import Window, merge_windows
-from ..present._api import Analysis
+from ..analysis._pipeline import IncidentPipeline
+from ..facts._live import LiveFacts, LiveUpdate
+from ..facts._tables import FactTables
+from ..store._dialect import DUCKDB, BoundConnection
 
 __all__ = ["HISTORY_DDL", "LiveIncidents"]
 
@@ -103,6 +110,8 @@ class LiveIncidents:
         self.as_of_ns: int | None = None  # the newest span the last cycle saw
         self.cycles = 0
         self.last_cycle_s = 0.0
+        self.last_update: LiveUpdate | None = None  # what the last cycle read and derived
+        self._facts: LiveFacts | None = None  # on a cursor of its own, made by the first cycle
         self._seen_generation = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,6 +136,9 @@ class LiveIncidents:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(60)
+        if self._facts is not None and (self._thread is None or not self._thread.is_alive()):
+            self._facts.con.close()
+            self._facts = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -141,20 +153,26 @@ class LiveIncidents:
         if generation == self._seen_generation:
             return
         started = time.process_time()
+        if self._facts is None:
+            self._facts = LiveFacts(
+                self.cursor(), window_ns=self.window_ns, bucket_ns=self.settings.bucket_ns
+            )
+        facts = self._facts
+        update = facts.update()
+        if update is None:
+            return
+        now = update.now
+        window = TimeWindow(now - self.window_ns, now + 1)
+        tables = FactTables(
+            BoundConnection(facts.con, DUCKDB),
+            DUCKDB,
+            run=None,
+            stored=facts.stored,
+            window=window,
+        )
+        found = [i.to_dict() for i in IncidentPipeline(tables, self.settings).incidents(None)]
         con = self.cursor()
         try:
-            low = self.as_of_ns or 0
-            row = con.execute(
-                "SELECT epoch_ns(max(Timestamp)) FROM otel_traces "
-                "WHERE Timestamp >= make_timestamp_ns(CAST($low AS BIGINT))",
-                {"low": low},
-            ).fetchone()
-            now = row[0] if row and row[0] is not None else self.as_of_ns
-            if now is None:
-                return
-            window = TimeWindow(now - self.window_ns, now + 1)
-            analysis = Analysis(con, window=window, settings=self.settings)
-            found = [i.to_dict() for i in analysis.incidents()]
             events = self._update(found, now)
             self._store(con, events, now, [t for t in self.tracked.values() if t.state == "open"])
         finally:
@@ -162,6 +180,7 @@ class LiveIncidents:
         self._seen_generation = generation
         self.as_of_ns = now
         self.cycles += 1
+        self.last_update = update
         self.last_cycle_s = time.process_time() - started
         for event, t in events:
             self.notify({"event": event, "incident": {**t.doc, "id": t.id, "state": t.state}})

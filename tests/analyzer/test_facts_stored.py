@@ -245,7 +245,9 @@ def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
     db = tmp_path / "collected.duckdb"
     exe = Path(sys.executable).with_name("faultlens")
     proc = subprocess.Popen(
-        [str(exe), "collect", "--db", str(db), "--port", str(port)], stdout=subprocess.DEVNULL
+        # No gRPC listener: the default port 4317 may be another server's.
+        [str(exe), "collect", "--db", str(db), "--port", str(port), "--otlp-grpc-port", "0"],
+        stdout=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + 30
