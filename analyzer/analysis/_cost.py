@@ -17,6 +17,12 @@ cost (this module). Every figure is measured; none is a default or an estimate:
   memory while all of them were alive;
 - **per-model CPU**: ``faultlens.model.cpu.time`` (instrumentation/_metrics.py), the
   thread CPU time of each model scope: measured inside a monolith, not apportioned.
+- **memory per model**: it cannot be separated inside one heap, so the memory figures
+  above are the processes' footprint (measured). Beside them, each model's **load-time
+  growth** (``faultlens.model.load.memory_growth``, instrumentation/_memory.py): how much
+  its process's resident memory grew while the service loaded it under
+  ``model(...).loading()``, the latest load of each model in the run. An estimate of the
+  model's own share, reported as one, only where the service records its loading.
 
 Prices are optional (``price_vcpu_hour``, ``price_gb_hour``); without them only resource
 units are reported. The verdict compares the two layouts of one scenario, and puts the
@@ -50,6 +56,7 @@ __all__ = [
 _CPU = "process.cpu.time"
 _RSS = "process.memory.usage"
 _MODEL_CPU = "faultlens.model.cpu.time"
+_MODEL_LOAD = "faultlens.model.load.memory_growth"
 Query = Callable[[str, dict[str, Any] | None], pd.DataFrame]
 
 
@@ -78,6 +85,8 @@ class RunCost:
     peak_rss_bytes: float
     idle_rss_bytes: float
     model_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # each model's resident memory growth while it loaded (an estimate, not a footprint)
+    model_load_growth_bytes: dict[str, float] = field(default_factory=dict)
     money: dict[str, float] | None = None
     # what was measured over: the run's requests, first span start to last span end (ns)
     window_ns: tuple[int, int] | None = None
@@ -88,7 +97,8 @@ class RunCost:
 
 def _samples(q: Query, d: Dialect) -> pd.DataFrame:
     """The process and model-scope samples: [run, layout, scenario, instance, metric,
-    series, model, t, value, t_start]."""
+    series, model, t, value, t_start], in one order on every engine (what follows keeps
+    the last value of a bucket)."""
     a = d.attr
     names = ", ".join(f"'{n}'" for n in (_CPU, _RSS, _MODEL_CPU))
     try:
@@ -104,7 +114,8 @@ def _samples(q: Query, d: Dialect) -> pd.DataFrame:
                        {a("Attributes", "ml.model.name")} AS model,
                        {d.epoch_ns("TimeUnix")} AS t, Value AS value,
                        {d.epoch_ns("StartTimeUnix")} AS t_start
-                FROM otel_metrics_sum WHERE MetricName IN ({names})""",
+                FROM otel_metrics_sum WHERE MetricName IN ({names})
+                ORDER BY run, instance, metric, series, model, t, value""",
             None,
         )
     except Exception as exc:  # a store written before metrics existed has no such table
@@ -116,12 +127,37 @@ def _samples(q: Query, d: Dialect) -> pd.DataFrame:
         raise
 
 
+def _load_growth(q: Query, d: Dialect) -> dict[str, dict[str, float]]:
+    """Run -> model -> resident bytes its process grew by while it loaded (its latest load
+    in the run, when several instances loaded it)."""
+    a = d.attr
+    try:
+        frame = q(
+            f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
+                       {a("Attributes", "ml.model.name")} AS model,
+                       {d.epoch_ns("TimeUnix")} AS t, Value AS value
+                FROM otel_metrics_gauge WHERE MetricName = '{_MODEL_LOAD}'
+                ORDER BY run, model, t, value""",
+            None,
+        )
+    except Exception as exc:  # a store written before metrics existed has no such table
+        if "otel_metrics_gauge" in str(exc):
+            return {}
+        raise
+    out: dict[str, dict[str, float]] = {}
+    for run, model, value in zip(frame.run, frame.model, frame.value, strict=True):
+        if isinstance(model, str):  # rows are in time order: the latest load stays
+            out.setdefault(str(run), {})[model] = float(value)
+    return out
+
+
 def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
-    """Run -> (requests, first span start, last span end) in epoch ns."""
+    """Run -> (requests, first span start, last span end) in epoch ns (Duration cast: a
+    signed plus unsigned 64-bit sum comes back as a float from DuckDB, ~100 ns off)."""
     frame = q(
         f"""SELECT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') AS run,
                    count(DISTINCT TraceId) AS n, min({d.epoch_ns("Timestamp")}) AS t0,
-                   max({d.epoch_ns("Timestamp")} + Duration) AS t1
+                   max({d.epoch_ns("Timestamp")} + CAST(Duration AS BIGINT)) AS t1
             FROM otel_traces GROUP BY 1""",
         None,
     )
@@ -180,6 +216,7 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
     if samples.empty:
         return {}
     requests = _requests(q, d)
+    loads = _load_growth(q, d)
     out: dict[str, RunCost] = {}
     for run, rows in samples.groupby("run", sort=True):
         cpu = rows[rows.metric == _CPU]
@@ -209,6 +246,9 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             peak_rss_bytes=round(peak),
             idle_rss_bytes=round(idle),
             model_cpu_seconds={str(k): round(v, 4) for k, v in model_cpu.items()},
+            model_load_growth_bytes={
+                m: round(v) for m, v in sorted(loads.get(str(run), {}).items())
+            },
             money=money,
             window_ns=window,
         )

@@ -322,9 +322,8 @@ class Analysis:
 
     # -- resource cost (analysis/_cost.py) --------------------------------------------
     def costs(self, *, prices: _cost.Prices | None = None) -> dict[str, _cost.RunCost]:
-        """Run -> what its processes used, from their OTLP metrics (DuckDB stores)."""
-        if self.d is not DUCKDB:
-            return {}  # the Collector's metrics tables are not read on ClickHouse yet
+        """Run -> what its processes used, from their OTLP metrics (faultlens' metrics
+        tables on DuckDB, the Collector exporter's on chDB or a server)."""
         costs = _cost.run_costs(self._q, self.d, prices=prices)
         return (
             costs if self.run is None else {self.run: costs[self.run]} if self.run in costs else {}
@@ -335,7 +334,11 @@ class Analysis:
     ) -> dict[str, _cost.Verdict]:
         """Scenario -> both sides of the layout trade-off (cost and incident), for each
         scenario whose monolith and per-model runs are both in the store."""
-        whole = self if self.run is None else Analysis(self.con.raw, settings=self.settings)
+        whole = (
+            self
+            if self.run is None
+            else Analysis(self.con.raw, dialect=self.d, settings=self.settings)
+        )
         costs = whole.costs(prices=prices)
         if self.run is not None:
             mine = costs.get(self.run)
@@ -346,9 +349,9 @@ class Analysis:
             incidents = [
                 i
                 for run in costs
-                for i in Analysis(self.con.raw, run=run, settings=self.settings).incidents(
-                    slo_ms=slo_ms
-                )
+                for i in Analysis(
+                    self.con.raw, run=run, dialect=self.d, settings=self.settings
+                ).incidents(slo_ms=slo_ms)
             ]
         return _cost.layout_verdicts(costs, incidents)
 
