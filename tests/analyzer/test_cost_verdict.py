@@ -85,3 +85,19 @@ def test_the_report_says_which_memory_figure_is_measured_and_which_estimated() -
     # Without loads recorded, no per-model memory line: nothing is invented.
     plain = _cost_section(_cost("monolith", processes=2, cpu=2.0, rss=200e6), None)
     assert not any("Load-time growth" in line for line in plain)
+
+
+def test_the_contrast_page_lists_each_models_cpu_and_its_load_time_growth() -> None:
+    from faultlens.dashboards.app_pages.contrast import model_cost_frame
+
+    base = _cost("monolith", processes=2, cpu=2.0, rss=200e6).to_dict()
+    cost = RunCost(**{**base, "model_cpu_seconds": {"rank": 1.25, "fraud": 0.5},
+                      "model_load_growth_bytes": {"fraud": 4.2e6}})  # fmt: skip
+    frame = model_cost_frame(cost)
+    assert frame.astype(object).where(frame.notna(), None).to_dict("records") == [
+        {"model": "fraud", "CPU in its scope (s)": 0.5, "load-time growth (MB)": 4.2},
+        {"model": "rank", "CPU in its scope (s)": 1.25, "load-time growth (MB)": None},
+    ]
+    # No load recorded: no column that would only hold blanks.
+    without = RunCost(**{**base, "model_cpu_seconds": {"rank": 1.25}})
+    assert list(model_cost_frame(without).columns) == ["model", "CPU in its scope (s)"]
