@@ -31,7 +31,6 @@ incident side beside it when the caller hands it (suspects, evidence, collateral
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +38,16 @@ import numpy as np
 import pandas as pd
 
 from ..store._dialect import Dialect
+from ._cost_reads import (
+    CPU_METRIC,
+    MODEL_CPU_METRIC,
+    RSS_METRIC,
+    Query,
+    read_load_growth,
+    read_requests,
+    read_samples,
+    read_span_instances,
+)
 
 __all__ = [
     "Prices",
@@ -52,12 +61,6 @@ __all__ = [
     "run_costs",
     "verdict",
 ]
-
-_CPU = "process.cpu.time"
-_RSS = "process.memory.usage"
-_MODEL_CPU = "faultlens.model.cpu.time"
-_MODEL_LOAD = "faultlens.model.load.memory_growth"
-Query = Callable[[str, dict[str, Any] | None], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -90,96 +93,38 @@ class RunCost:
     money: dict[str, float] | None = None
     # what was measured over: the run's requests, first span start to last span end (ns)
     window_ns: tuple[int, int] | None = None
+    # Incarnations of the measured services seen in the spans that exported no process
+    # metrics (a crash loop's processes dying before their first export): their CPU and
+    # memory are not in the figures above, which are then a floor.
+    unmeasured_instances: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _samples(q: Query, d: Dialect) -> pd.DataFrame:
-    """The process and model-scope samples: [run, layout, scenario, instance, metric,
-    series, model, t, value, t_start], in one order on every engine (what follows keeps
-    the last value of a bucket)."""
-    a = d.attr
-    names = ", ".join(f"'{n}'" for n in (_CPU, _RSS, _MODEL_CPU))
-    try:
-        return q(
-            f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
-                       coalesce({a("ResourceAttributes", "faultlens.layout")}, '') AS layout,
-                       coalesce({a("ResourceAttributes", "faultlens.scenario")}, '') AS scenario,
-                       coalesce({a("ResourceAttributes", "service.instance.id")}, '')
-                           AS instance,
-                       MetricName AS metric,
-                       coalesce({a("Attributes", "cpu.mode")}, {a("Attributes", "type")}, '')
-                           AS series,
-                       {a("Attributes", "ml.model.name")} AS model,
-                       {d.epoch_ns("TimeUnix")} AS t, Value AS value,
-                       {d.epoch_ns("StartTimeUnix")} AS t_start
-                FROM otel_metrics_sum WHERE MetricName IN ({names})
-                ORDER BY run, instance, metric, series, model, t, value""",
-            None,
-        )
-    except Exception as exc:  # a store written before metrics existed has no such table
-        if "otel_metrics_sum" in str(exc):
-            return pd.DataFrame(
-                columns=["run", "layout", "scenario", "instance", "metric", "series", "model"]
-                + ["t", "value", "t_start"]
-            )
-        raise
-
-
-def _load_growth(q: Query, d: Dialect) -> dict[str, dict[str, float]]:
-    """Run -> model -> resident bytes its process grew by while it loaded (its latest load
-    in the run, when several instances loaded it)."""
-    a = d.attr
-    try:
-        frame = q(
-            f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
-                       {a("Attributes", "ml.model.name")} AS model,
-                       {d.epoch_ns("TimeUnix")} AS t, Value AS value
-                FROM otel_metrics_gauge WHERE MetricName = '{_MODEL_LOAD}'
-                ORDER BY run, model, t, value""",
-            None,
-        )
-    except Exception as exc:  # a store written before metrics existed has no such table
-        if "otel_metrics_gauge" in str(exc):
-            return {}
-        raise
-    out: dict[str, dict[str, float]] = {}
-    for run, model, value in zip(frame.run, frame.model, frame.value, strict=True):
-        if isinstance(model, str):  # rows are in time order: the latest load stays
-            out.setdefault(str(run), {})[model] = float(value)
-    return out
-
-
-def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
-    """Run -> (requests, first span start, last span end) in epoch ns (Duration cast: a
-    signed plus unsigned 64-bit sum comes back as a float from DuckDB, ~100 ns off)."""
-    frame = q(
-        f"""SELECT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') AS run,
-                   count(DISTINCT TraceId) AS n, min({d.epoch_ns("Timestamp")}) AS t0,
-                   max({d.epoch_ns("Timestamp")} + CAST(Duration AS BIGINT)) AS t1
-            FROM otel_traces GROUP BY 1""",
-        None,
-    )
-    return {
-        str(r): (int(n), int(t0), int(t1))
-        for r, n, t0, t1 in zip(frame.run, frame.n, frame.t0, frame.t1, strict=True)
-    }
+        """Plain JSON types: what ``faultlens incidents --format json`` prints is this."""
+        out = asdict(self)
+        if self.window_ns is not None:
+            out["window_ns"] = [int(t) for t in self.window_ns]
+        return out
 
 
 def cpu_seconds(
-    cpu: pd.DataFrame, window: tuple[int, int] | None, *, from_zero: bool = False
+    cpu: pd.DataFrame,
+    window: tuple[int, int] | None,
+    *,
+    from_zero: bool = False,
+    began: frozenset[str] = frozenset(),
 ) -> float:
     """Summed growth of cumulative CPU counters ([instance, series, t, value, t_start])
     over ``window`` (epoch ns; None: each series' whole span), interpolated at its edges.
     ``from_zero``: the counter was 0 at its start time (an SDK counter; not the process's
-    CPU, which counts from the process's start)."""
+    CPU, which counts from the process's start). ``began``: instances that started inside
+    the window (a restart): all their CPU, start-up included, was spent there, so they
+    count from 0 at their first sample's start."""
     total = 0.0
     for _, one in cpu.groupby(["instance", "series"]):
         t, v = one.t.to_numpy(np.float64), one.value.to_numpy(np.float64)
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
-        if from_zero:
+        if from_zero or str(one.instance.iloc[0]) in began:
             t, v = np.r_[min(float(one.t_start.min()), t[0]), t], np.r_[0.0, v]
         lo, hi = (t[0], t[-1]) if window is None else (max(t[0], window[0]), min(t[-1], window[1]))
         if hi > lo:
@@ -212,25 +157,26 @@ def memory(
 
 def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str, RunCost]:
     """Each run's measured cost (runs without process metrics are left out)."""
-    samples = _samples(q, d)
+    samples = read_samples(q, d)
     if samples.empty:
         return {}
-    requests = _requests(q, d)
-    loads = _load_growth(q, d)
+    requests = read_requests(q, d)
+    loads = read_load_growth(q, d)
+    seen = read_span_instances(q, d)
     out: dict[str, RunCost] = {}
     for run, rows in samples.groupby("run", sort=True):
-        cpu = rows[rows.metric == _CPU]
+        cpu = rows[rows.metric == CPU_METRIC]
         if cpu.empty:
             continue
         n, *edges = requests.get(str(run), (0, 0, 0))
         window = (edges[0], edges[1]) if n else None
-        used = cpu_seconds(cpu, window)
-        models = rows[(rows.metric == _MODEL_CPU) & rows.model.notna()]
+        used = cpu_seconds(cpu, window, began=restarts(cpu))
+        models = rows[(rows.metric == MODEL_CPU_METRIC) & rows.model.notna()]
         model_cpu = {
             model: cpu_seconds(one, window, from_zero=True)
             for model, one in models.assign(series=models.model).groupby("model")
         }
-        mean, peak, idle, processes, seconds = memory(rows[rows.metric == _RSS], window)
+        mean, peak, idle, processes, seconds = memory(rows[rows.metric == RSS_METRIC], window)
         money = _money(prices, used, mean, seconds, n)
         out[str(run)] = RunCost(
             run=str(run),
@@ -239,7 +185,7 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             requests=n,
             processes=processes,
             instances=int(cpu.instance.nunique()),
-            seconds=round(seconds, 3),
+            seconds=round(float(seconds), 3),
             cpu_seconds=round(used, 4),
             cpu_seconds_per_1k=round(used / n * 1000, 4) if n else None,
             mean_rss_bytes=round(mean),
@@ -251,8 +197,25 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             },
             money=money,
             window_ns=window,
+            unmeasured_instances=_unmeasured(seen[seen.run == run], cpu),
         )
     return out
+
+
+def restarts(cpu: pd.DataFrame) -> frozenset[str]:
+    """Instances that replaced an earlier one of their service in the run (not its first
+    incarnation): they started inside the run."""
+    first = cpu.groupby(["service", "instance"]).t.min().reset_index().sort_values("t")
+    later = first[first.duplicated("service", keep="first")]
+    return frozenset(later.instance.astype(str))
+
+
+def _unmeasured(seen: pd.DataFrame, cpu: pd.DataFrame) -> int:
+    """Incarnations of services that export process metrics, seen in the spans, that
+    exported none themselves (a service that never exports, a load generator, is not
+    counted: nothing of it is measured)."""
+    measured = seen[seen.service.isin(set(cpu.service))]
+    return int((~measured.instance.isin(set(cpu.instance))).sum())
 
 
 def _money(

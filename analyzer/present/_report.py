@@ -123,6 +123,15 @@ def _cost_section(cost: RunCost, verdict: Verdict | None) -> list[str]:
         "",
         f"- {cost.processes} processes ({cost.instances} incarnations), "
         f"{cost.requests} requests over {cost.seconds:.0f} s",
+        *(
+            [
+                f"- Not measured: {cost.unmeasured_instances} incarnations seen in the spans "
+                "exported no process metrics (they died before their first export); "
+                "CPU and memory below leave them out and are a floor"
+            ]
+            if cost.unmeasured_instances
+            else []
+        ),
         f"- CPU: {cost.cpu_seconds:.2f} s, {per_1k} CPU-seconds per 1,000 requests",
         f"- Process footprint (measured), resident memory summed over processes: mean "
         f"{cost.mean_rss_bytes / 1e6:.0f} MB, peak {cost.peak_rss_bytes / 1e6:.0f} MB, idle "

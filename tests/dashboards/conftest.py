@@ -32,8 +32,8 @@ LATENCY = "cpu-hog"  # a latency fault: the culprit's own signal is latency, not
 
 @pytest.fixture(scope="session")
 def latency_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Both runs of a latency scenario: its monolith's service-only view names the process
-    in 5 s while the model-aware view takes 10 s to name the model."""
+    """Both runs of a latency scenario: its monolith's service-only view names only the
+    process (every model a suspect) while the model-aware view names the model."""
     db = tmp_path_factory.mktemp("dashboard") / "latency.duckdb"
     analyzer.ingest(
         [str(SAMPLE_DATA / LATENCY / "monolith"), str(SAMPLE_DATA / LATENCY / "per-model")],

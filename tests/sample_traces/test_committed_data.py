@@ -55,8 +55,13 @@ def test_committed_run_has_a_consistent_truth(name: str, layout: str) -> None:
             if scenario.culprit_model is None
             else scenario.deploy_version or MODELS[scenario.target].version,
         },
-        "files": {"traces": "traces.jsonl.gz", "logs": "logs.jsonl.gz"},
+        "files": {
+            "traces": "traces.jsonl.gz",
+            "logs": "logs.jsonl.gz",
+            "metrics": "metrics.jsonl.gz",
+        },
     }
+    assert (run / "metrics.jsonl.gz").stat().st_size > 0
     load, fault = truth["load"], truth["fault"]
     assert load["start_ns"] < fault["onset_ns"] < fault["end_ns"] < load["end_ns"]
     requests = truth["requests"]
