@@ -21,11 +21,15 @@ def ddl(
     database: Annotated[str, typer.Option("--database", help="The exporter's database.")] = "otel",
     tables: Annotated[
         bool,
-        typer.Option("--tables", help="The exporter's CREATE TABLE statements instead."),
+        typer.Option(
+            "--tables",
+            help="The exporter's CREATE TABLE statements instead (traces, logs, metrics).",
+        ),
     ] = False,
 ) -> None:
     """Print the optional DDL that materializes model identity (ModelName, ModelVersion) on
-    the exporter's tables; with --tables, the exporter's own tables.
+    the exporter's tables; with --tables, the exporter's own tables (traces, logs and the
+    five metrics tables).
 
     Example: faultlens clickhouse ddl --database otel | clickhouse-client --multiquery
     """
@@ -46,7 +50,8 @@ def load(
     ] = False,
 ) -> None:
     """Copy a DuckDB store into the exporter's tables, as the Collector would have written
-    the same telemetry: a way to try the ClickHouse path on one machine.
+    the same telemetry (spans, logs and metrics): a way to try the ClickHouse path on one
+    machine. Prints the rows copied per table (metrics tables that hold any).
 
     Example: faultlens clickhouse load .faultlens/faultlens.duckdb --db chdb:.faultlens/ch
     """

@@ -41,6 +41,15 @@ decorator of sync and async functions. Scopes nest; the innermost wins. An excep
 escaping the scope is recorded on the model span, sets status ERROR and is re-raised
 unchanged.
 
+model(...).loading()
+--------------------
+``with model("fraud", version="1.4.2").loading(): weights = load()`` loads a model under
+its identity (logs inside carry it) and, with metrics on, records how much the process's
+resident memory grew meanwhile on the gauge ``faultlens.model.load.memory_growth``
+(bytes, with ``ml.model.*``). Memory cannot be split by model inside one heap; this
+load-time growth is the per-model estimate the cost analysis shows beside the process's
+measured footprint.
+
 Threads
 -------
 The identity is a contextvar. ``asyncio`` tasks and ``asyncio.to_thread`` copy the
@@ -108,6 +117,8 @@ metrics — ``FAULTLENS_METRICS=1``
     attributes, so a monolith's CPU splits by model. It does not see threads a library
     starts itself (BLAS, torch, tokenizers) nor GIL waits, and in an ``async`` scope that
     awaits it includes what the event loop ran meanwhile (``_metrics.py`` says more).
+    ``faultlens.model.load.memory_growth`` (a gauge, bytes) holds each
+    ``model(...).loading()`` scope's resident memory growth.
 
 Existing providers and repeated calls
 -------------------------------------

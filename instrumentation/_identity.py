@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import _cpu
+from . import _cpu, _memory
 
 MODEL_NAME = "ml.model.name"
 MODEL_VERSION = "ml.model.version"
@@ -178,6 +178,15 @@ class model:  # noqa: N801 - used like a function: `with model("fraud"):`, `@mod
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    def loading(self) -> _Loading:
+        """A scope for loading this model: ``with model("fraud").loading(): ...``.
+
+        Spans and logs inside carry the identity; with ``configure(metrics=True)`` the
+        growth of the process's resident memory from entry to exit is recorded on the
+        gauge ``faultlens.model.load.memory_growth`` (``_memory.py`` says what it
+        includes). It opens no span of its own and counts no CPU as the model's."""
+        return _Loading(self.identity)
+
     def __call__(self, func: _F) -> _F:
         if inspect.iscoroutinefunction(func):
 
@@ -205,3 +214,41 @@ def resolve_model(value: str | model | ModelIdentity | None) -> ModelIdentity | 
     if isinstance(value, str):
         return ModelIdentity.parse(value) if value.strip() else None
     raise TypeError(f"default_model must be a str or model(...), got {type(value).__name__}")
+
+
+class _Loading:
+    """``model(...).loading()``: the identity in context (logs and spans inside carry it)
+    and the resident memory growth from entry to exit, on the load gauge. No span: a load
+    is no request, and a root span of its own would read as one."""
+
+    __slots__ = ("before", "identity", "token")
+
+    def __init__(self, identity: ModelIdentity) -> None:
+        self.identity = identity
+
+    def __enter__(self) -> None:
+        self.token = otel_context.attach(otel_context.set_value(IDENTITY_KEY, self.identity))
+        self.before = _memory.rss_bytes() if _memory.recording() else None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is None:  # a load that failed loaded nothing to count
+                _memory.record_load(self.identity.stamp, self.before)
+        finally:
+            otel_context.detach(self.token)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

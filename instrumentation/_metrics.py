@@ -23,8 +23,10 @@ What the per-model figure cannot see:
 - a scope left on another thread than it was entered on records nothing.
 
 Memory cannot be split inside one heap: ``process.memory.usage`` is the process's
-footprint; a model's own memory is the growth of that footprint while it loads, when
-the service loads it under its scope.
+footprint; a model's own memory is estimated by the growth of that footprint while it
+loads, when the service loads it under ``model(...).loading()``:
+``faultlens.model.load.memory_growth`` (bytes, a gauge with the model's ``ml.model.*``
+attributes; ``_memory.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 
 from ._cpu import set_cpu_counter
+from ._memory import LOAD_METRIC, set_load_gauge
 
 __all__ = ["CPU_METRIC", "PROCESS_METRICS", "start_metrics", "stop_metrics"]
 
@@ -72,6 +75,14 @@ def start_metrics(resource: Resource, exporters: list[Any]) -> MeterProvider | A
             description="Thread CPU time spent inside model scopes (nested scopes excluded)",
         )
     )
+    set_load_gauge(
+        meter.create_gauge(
+            LOAD_METRIC,
+            unit="By",
+            description="Resident memory growth of the process while the model loaded "
+            "(model(...).loading())",
+        )
+    )
     try:
         from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
     except ImportError:
@@ -90,6 +101,7 @@ def start_metrics(resource: Resource, exporters: list[Any]) -> MeterProvider | A
 def stop_metrics(provider: Any, *, owned: bool, timeout_millis: int) -> None:
     """Stop recording scopes; flush (and close, when ``owned``) the meter provider."""
     set_cpu_counter(None)
+    set_load_gauge(None)
     if provider is None:
         return
     try:

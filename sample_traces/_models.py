@@ -185,6 +185,19 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 
+# What each model holds resident once loaded (MB): a stand-in for its weights file, so
+# that loading a model costs memory as a real one does (the arithmetic above needs far
+# less). The services load it under ``model(...).loading()``, which records the growth.
+WEIGHTS_MB = {"tokenize": 2, "sentiment": 3, "embed": 8, "rank": 6, "fraud": 2, "recommend": 4}
+_LOADED: dict[str, np.ndarray] = {}
+
+
+def load(name: str) -> None:
+    """Load ``name``'s weights into this process (deterministic, every page touched)."""
+    n = WEIGHTS_MB[name] * (1 << 20) // 8
+    _LOADED[name] = _rng(f"weights:{name}").standard_normal(n)
+
+
 # Endpoint -> the models a request to it needs, in call order. /sentiment and
 # /search are vertical chains, /checkout a horizontal fan-out.
 ENDPOINTS: dict[str, tuple[str, ...]] = {

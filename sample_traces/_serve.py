@@ -42,6 +42,21 @@ def build(role: str, settings: dict) -> tuple[object, str | None]:
     raise SystemExit(f"unknown role {role!r}")
 
 
+def load_models(role: str, settings: dict) -> None:
+    """Load the models this process serves, each under its scope: the load span and the
+    growth of the process's memory meanwhile (faultlens.model.load.memory_growth)."""
+    from ._models import FRAMEWORK, FRAMEWORK_VERSION, MODELS, load
+
+    served = list(MODELS) if role == "monolith" else [role.removeprefix("model:")]
+    for name in served if role == "monolith" or role.startswith("model:") else []:
+        version = settings.get("versions", {}).get(name, MODELS[name].version)
+        scope = instrumentation.model(
+            name, version=version, framework=FRAMEWORK, framework_version=FRAMEWORK_VERSION
+        )
+        with scope.loading():
+            load(name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("role")
@@ -58,6 +73,7 @@ def main() -> None:
         version = settings.get("versions", {}).get(served, MODELS[served].version)
         default_model = f"{served}@{version}"
     instrumentation.configure(default_model=default_model)
+    load_models(args.role, settings)
     # The ASGI send/receive spans (3 per request, no information) stay out of the sample data.
     instrumentation.instrument_app(
         app,

@@ -17,6 +17,12 @@ cost (this module). Every figure is measured; none is a default or an estimate:
   memory while all of them were alive;
 - **per-model CPU**: ``faultlens.model.cpu.time`` (instrumentation/_metrics.py), the
   thread CPU time of each model scope: measured inside a monolith, not apportioned.
+- **memory per model**: it cannot be separated inside one heap, so the memory figures
+  above are the processes' footprint (measured). Beside them, each model's **load-time
+  growth** (``faultlens.model.load.memory_growth``, instrumentation/_memory.py): how much
+  its process's resident memory grew while the service loaded it under
+  ``model(...).loading()``, the latest load of each model in the run. An estimate of the
+  model's own share, reported as one, only where the service records its loading.
 
 Prices are optional (``price_vcpu_hour``, ``price_gb_hour``); without them only resource
 units are reported. The verdict compares the two layouts of one scenario, and puts the
@@ -25,7 +31,6 @@ incident side beside it when the caller hands it (suspects, evidence, collateral
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +38,16 @@ import numpy as np
 import pandas as pd
 
 from ..store._dialect import Dialect
+from ._cost_reads import (
+    CPU_METRIC,
+    MODEL_CPU_METRIC,
+    RSS_METRIC,
+    Query,
+    read_load_growth,
+    read_requests,
+    read_samples,
+    read_span_instances,
+)
 
 __all__ = [
     "Prices",
@@ -46,11 +61,6 @@ __all__ = [
     "run_costs",
     "verdict",
 ]
-
-_CPU = "process.cpu.time"
-_RSS = "process.memory.usage"
-_MODEL_CPU = "faultlens.model.cpu.time"
-Query = Callable[[str, dict[str, Any] | None], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class RunCost:
     peak_rss_bytes: float
     idle_rss_bytes: float
     model_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # each model's resident memory growth while it loaded (an estimate, not a footprint)
+    model_load_growth_bytes: dict[str, float] = field(default_factory=dict)
     money: dict[str, float] | None = None
     # what was measured over: the run's requests, first span start to last span end (ns)
     window_ns: tuple[int, int] | None = None
@@ -92,62 +104,6 @@ class RunCost:
         if self.window_ns is not None:
             out["window_ns"] = [int(t) for t in self.window_ns]
         return out
-
-
-def _samples(q: Query, d: Dialect) -> pd.DataFrame:
-    """The process and model-scope samples: [run, layout, scenario, instance, metric,
-    series, model, t, value, t_start]."""
-    a = d.attr
-    names = ", ".join(f"'{n}'" for n in (_CPU, _RSS, _MODEL_CPU))
-    try:
-        return q(
-            f"""SELECT coalesce({a("ResourceAttributes", "faultlens.run")}, '') AS run,
-                       coalesce({a("ResourceAttributes", "faultlens.layout")}, '') AS layout,
-                       coalesce({a("ResourceAttributes", "faultlens.scenario")}, '') AS scenario,
-                       coalesce({a("ResourceAttributes", "service.instance.id")}, '')
-                           AS instance,
-                       ServiceName AS service, MetricName AS metric,
-                       coalesce({a("Attributes", "cpu.mode")}, {a("Attributes", "type")}, '')
-                           AS series,
-                       {a("Attributes", "ml.model.name")} AS model,
-                       {d.epoch_ns("TimeUnix")} AS t, Value AS value,
-                       {d.epoch_ns("StartTimeUnix")} AS t_start
-                FROM otel_metrics_sum WHERE MetricName IN ({names})""",
-            None,
-        )
-    except Exception as exc:  # a store written before metrics existed has no such table
-        if "otel_metrics_sum" in str(exc):
-            return pd.DataFrame(
-                columns=["run", "layout", "scenario", "instance", "service", "metric"]
-                + ["series", "model"]
-                + ["t", "value", "t_start"]
-            )
-        raise
-
-
-def _span_instances(q: Query, d: Dialect) -> pd.DataFrame:
-    """[run, service, instance]: every process incarnation the spans name."""
-    return q(
-        f"""SELECT DISTINCT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '')
-                       AS run, ServiceName AS service, ServiceInstanceId AS instance
-            FROM otel_traces""",
-        None,
-    )
-
-
-def _requests(q: Query, d: Dialect) -> dict[str, tuple[int, int, int]]:
-    """Run -> (requests, first span start, last span end) in epoch ns."""
-    frame = q(
-        f"""SELECT coalesce({d.attr("ResourceAttributes", "faultlens.run")}, '') AS run,
-                   count(DISTINCT TraceId) AS n, min({d.epoch_ns("Timestamp")}) AS t0,
-                   max({d.epoch_ns("Timestamp")} + Duration) AS t1
-            FROM otel_traces GROUP BY 1""",
-        None,
-    )
-    return {
-        str(r): (int(n), int(t0), int(t1))
-        for r, n, t0, t1 in zip(frame.run, frame.n, frame.t0, frame.t1, strict=True)
-    }
 
 
 def cpu_seconds(
@@ -201,25 +157,26 @@ def memory(
 
 def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str, RunCost]:
     """Each run's measured cost (runs without process metrics are left out)."""
-    samples = _samples(q, d)
+    samples = read_samples(q, d)
     if samples.empty:
         return {}
-    requests = _requests(q, d)
-    seen = _span_instances(q, d)
+    requests = read_requests(q, d)
+    loads = read_load_growth(q, d)
+    seen = read_span_instances(q, d)
     out: dict[str, RunCost] = {}
     for run, rows in samples.groupby("run", sort=True):
-        cpu = rows[rows.metric == _CPU]
+        cpu = rows[rows.metric == CPU_METRIC]
         if cpu.empty:
             continue
         n, *edges = requests.get(str(run), (0, 0, 0))
         window = (edges[0], edges[1]) if n else None
         used = cpu_seconds(cpu, window, began=restarts(cpu))
-        models = rows[(rows.metric == _MODEL_CPU) & rows.model.notna()]
+        models = rows[(rows.metric == MODEL_CPU_METRIC) & rows.model.notna()]
         model_cpu = {
             model: cpu_seconds(one, window, from_zero=True)
             for model, one in models.assign(series=models.model).groupby("model")
         }
-        mean, peak, idle, processes, seconds = memory(rows[rows.metric == _RSS], window)
+        mean, peak, idle, processes, seconds = memory(rows[rows.metric == RSS_METRIC], window)
         money = _money(prices, used, mean, seconds, n)
         out[str(run)] = RunCost(
             run=str(run),
@@ -235,6 +192,9 @@ def run_costs(q: Query, d: Dialect, *, prices: Prices | None = None) -> dict[str
             peak_rss_bytes=round(peak),
             idle_rss_bytes=round(idle),
             model_cpu_seconds={str(k): round(v, 4) for k, v in model_cpu.items()},
+            model_load_growth_bytes={
+                m: round(v) for m, v in sorted(loads.get(str(run), {}).items())
+            },
             money=money,
             window_ns=window,
             unmeasured_instances=_unmeasured(seen[seen.run == run], cpu),

@@ -322,9 +322,8 @@ class Analysis:
 
     # -- resource cost (analysis/_cost.py) --------------------------------------------
     def costs(self, *, prices: _cost.Prices | None = None) -> dict[str, _cost.RunCost]:
-        """Run -> what its processes used, from their OTLP metrics (DuckDB stores)."""
-        if self.d is not DUCKDB:
-            return {}  # the Collector's metrics tables are not read on ClickHouse yet
+        """Run -> what its processes used, from their OTLP metrics (faultlens' metrics
+        tables on DuckDB, the Collector exporter's on chDB or a server)."""
         costs = _cost.run_costs(self._q, self.d, prices=prices)
         return (
             costs if self.run is None else {self.run: costs[self.run]} if self.run in costs else {}
@@ -335,7 +334,7 @@ class Analysis:
     ) -> dict[str, _cost.Verdict]:
         """Scenario -> both sides of the layout trade-off (cost and incident), for each
         scenario whose monolith and per-model runs are both in the store."""
-        whole = self if self.run is None else Analysis(self._own_con(), settings=self.settings)
+        whole = self if self.run is None else self._sibling(None)
         costs = whole.costs(prices=prices)
         if self.run is not None:
             mine = costs.get(self.run)
@@ -343,20 +342,19 @@ class Analysis:
         if self.run is None:
             incidents = self.incidents(slo_ms=slo_ms)
         else:  # the sibling run's incidents too: each run analysed on its own, as here
-            incidents = [
-                i
-                for run in costs
-                for i in Analysis(self._own_con(), run=run, settings=self.settings).incidents(
-                    slo_ms=slo_ms
-                )
-            ]
+            incidents = [i for run in costs for i in self._sibling(run).incidents(slo_ms=slo_ms)]
+            if self.d is not DUCKDB:  # the siblings replaced this one's session tables:
+                for name in ("_stored", "_tables", "_pipeline"):  # derived again when read
+                    self.__dict__.pop(name, None)
         return _cost.layout_verdicts(costs, incidents)
 
-    def _own_con(self) -> Any:
-        """For another analysis of this store: its facts are temp tables of its connection,
-        so on DuckDB it gets a cursor of its own instead of replacing this one's."""
+    def _sibling(self, run: str | None) -> Analysis:
+        """Another analysis of this store: its facts are temp tables of its connection, so
+        on DuckDB it gets a cursor of its own instead of replacing this one's (ClickHouse
+        shares the session: ``layout_verdicts`` derives this one's facts again)."""
         raw = self.con.raw
-        return raw.cursor() if self.d is DUCKDB else raw
+        con = raw.cursor() if self.d is DUCKDB else raw
+        return Analysis(con, run=run, dialect=self.d, settings=self.settings)
 
     # -- figures ------------------------------------------------------------------
     def fig_timeseries(

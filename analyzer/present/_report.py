@@ -133,15 +133,24 @@ def _cost_section(cost: RunCost, verdict: Verdict | None) -> list[str]:
             else []
         ),
         f"- CPU: {cost.cpu_seconds:.2f} s, {per_1k} CPU-seconds per 1,000 requests",
-        f"- Resident memory summed over processes: mean {cost.mean_rss_bytes / 1e6:.0f} MB, "
-        f"peak {cost.peak_rss_bytes / 1e6:.0f} MB, idle footprint "
-        f"{cost.idle_rss_bytes / 1e6:.0f} MB",
+        f"- Process footprint (measured), resident memory summed over processes: mean "
+        f"{cost.mean_rss_bytes / 1e6:.0f} MB, peak {cost.peak_rss_bytes / 1e6:.0f} MB, idle "
+        f"footprint {cost.idle_rss_bytes / 1e6:.0f} MB",
     ]
+    if cost.model_load_growth_bytes:
+        growth = ", ".join(
+            f"{m} {b / 1e6:.1f} MB" for m, b in sorted(cost.model_load_growth_bytes.items())
+        )
+        lines.append(
+            "- Load-time growth per model (an estimate: its process's resident memory growth "
+            f"while the service loaded it; one heap cannot be split by model): {growth}"
+        )
     if cost.model_cpu_seconds:
         split = ", ".join(f"{m} {s:.3f} s" for m, s in sorted(cost.model_cpu_seconds.items()))
         lines.append(f"- CPU inside each model's scope (thread CPU time): {split}")
     if cost.money:
-        lines.append(f"- In money at the given prices: {cost.money}")
+        money = ", ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in cost.money.items())
+        lines.append(f"- In money at the given prices: {money}")
     if verdict is not None:
         lines += ["", "## Layout verdict", "", verdict.sentence + ".", ""]
         lines += ["| side | metric | monolith | per-model |", "| --- | --- | --- | --- |"]

@@ -14,6 +14,9 @@ identity through DESIGN.md's alias list at insert time, so the analysis scans
 two low-cardinality columns instead of two maps. Without them the analysis
 evaluates the very same expressions (``model_name_sql`` /
 ``model_version_sql``) inline.
+
+The exporter's metrics tables are in ``_clickhouse_metrics.py``; ``create_statements``,
+``faultlens_columns_sql`` and ``load_from_duckdb`` cover them too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..decode._identity import (
     SERVED_ONLY_KEYS,
     VERSION_KEY,
 )
+from ._clickhouse_metrics import METRIC_COLUMNS, metrics_create_statements, metrics_source_sql
 from ._dialect import CLICKHOUSE
 
 if TYPE_CHECKING:
@@ -194,8 +198,16 @@ def faultlens_columns_sql(
     ``ModelName`` / ``ModelVersion`` (the optional materialized columns when
     present, else the alias list inline), ``ServiceInstanceId``, ``HttpRoute``
     and ``Layout`` (``_schema.py``), computed as ingest computes them, so the
-    analysis SQL reads the same column names on both engines.
+    analysis SQL reads the same column names on both engines. A metrics table
+    (``otel_metrics_*``) gets its data point's model identity, instance and layout.
     """
+    if table in METRIC_COLUMNS:
+        return metrics_source_sql(
+            database,
+            table,
+            model_name=model_name_sql("Attributes"),
+            model_version=model_version_sql("Attributes"),
+        )
     attrs = "SpanAttributes" if table == "otel_traces" else "LogAttributes"
     if model_columns:  # MATERIALIZED columns are not part of SELECT *
         model = "ModelName, ModelVersion"
@@ -221,11 +233,13 @@ def create_statements(
     traces_table: str = "otel_traces",
     logs_table: str = "otel_logs",
 ) -> list[str]:
-    """The exporter's ``CREATE DATABASE`` / ``CREATE TABLE`` statements, in order."""
+    """The exporter's ``CREATE DATABASE`` / ``CREATE TABLE`` statements, in order: traces,
+    logs and the five metrics tables."""
     return [
         f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}",
         _TRACES.format(table=_table(database, traces_table)).strip(),
         _LOGS.format(table=_table(database, logs_table)).strip(),
+        *metrics_create_statements(database),
     ]
 
 
@@ -290,9 +304,10 @@ def exporter_rows(
     faultlens' own columns (ModelName, HttpRoute, ...) are left out: the
     exporter does not write them. ``legacy_enums`` spells SpanKind and
     StatusCode as older exporter releases did (``SPAN_KIND_SERVER``,
-    ``STATUS_CODE_ERROR``).
+    ``STATUS_CODE_ERROR``). A metrics table's rows come in time order.
     """
-    wanted = TRACE_COLUMNS if table == "otel_traces" else LOG_COLUMNS
+    wanted = METRIC_COLUMNS.get(table) or (TRACE_COLUMNS if table == "otel_traces" else LOG_COLUMNS)
+    order = "TimeUnix, PointId" if table in METRIC_COLUMNS else "Timestamp"
     present = {
         name
         for (name,) in con.execute(
@@ -310,7 +325,7 @@ def exporter_rows(
         elif legacy_enums and column == "StatusCode":
             quoted = "'STATUS_CODE_' || upper(StatusCode)"
         select.append(f'{quoted} AS "{column}"')
-    sql = f"SELECT {', '.join(select)} FROM {table} WHERE {where} ORDER BY Timestamp"
+    sql = f"SELECT {', '.join(select)} FROM {table} WHERE {where} ORDER BY {order}"
     return con.sql(sql).to_arrow_table()
 
 
@@ -327,8 +342,9 @@ def load_from_duckdb(
     exporter's DDL (created when missing), its columns, its enum spelling,
     attribute values as strings. ``model_columns`` first applies the optional
     DDL, so the materialized ModelName / ModelVersion are computed at insert.
-    Returns the rows copied per table. Used by tests and the benchmark, and by
-    anyone who wants to try the ClickHouse path on a DuckDB store.
+    Returns the rows copied per table: traces and logs, and each metrics table
+    that holds any. Used by tests and the benchmark, and by anyone who wants to
+    try the ClickHouse path on a DuckDB store.
     """
     import duckdb
 
@@ -340,15 +356,22 @@ def load_from_duckdb(
             engine.execute(statement)
     copied = {}
     with duckdb.connect(str(source), read_only=True) as con:
-        for table in ("otel_traces", "otel_logs"):
+        present = {
+            name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+        for table in ("otel_traces", "otel_logs", *METRIC_COLUMNS):
+            if table not in present:  # a store written before metrics existed
+                continue
             rows = exporter_rows(con, table, legacy_enums=legacy_enums)
             engine.insert_arrow(table, rows)
-            copied[table] = rows.num_rows
+            if rows.num_rows or table in ("otel_traces", "otel_logs"):
+                copied[table] = rows.num_rows
     return copied
 
 
 def ddl_text(database: str = DEFAULT_DATABASE, *, tables: bool = False) -> str:
     """What ``faultlens clickhouse ddl`` prints: the optional model columns, or with
-    ``tables`` the exporter's own CREATE statements (docs/scale-out.md)."""
+    ``tables`` the exporter's own CREATE statements, metrics tables included
+    (docs/scale-out.md)."""
     statements = create_statements(database) if tables else model_columns_statements(database)
     return ";\n\n".join(statements) + ";"

@@ -204,8 +204,9 @@ CLICKHOUSE_SETTINGS: dict[str, Any] = {
     "union_default_mode": "DISTINCT",
 }
 
-_STORE_TABLE = re.compile(r"\b(FROM|JOIN)\s+(otel_traces|otel_logs)\b(?![.\w])")
-_TEMP_TABLE = re.compile(r"\s*CREATE TEMPORARY TABLE\s+(`(?:[^`]|``)+`|\w+)")
+_STORE_TABLE = re.compile(r"\b(FROM|JOIN)\s+(otel_traces|otel_logs|otel_metrics_\w+)\b(?![.\w])")
+# The name as written, or as sqlglot writes it back (double quotes) after _name_projections.
+_TEMP_TABLE = re.compile(r'\s*CREATE TEMPORARY TABLE\s+(`(?:[^`]|``)+`|"(?:[^"]|"")+"|\w+)')
 _QUALIFIED = re.compile(r"\b\w+\.(\*|\w)")
 
 
@@ -241,8 +242,8 @@ def clickhouse_statements(
 ) -> list[str]:
     """The ClickHouse statements that run one statement of the shared analysis SQL.
 
-    - ``otel_traces`` / ``otel_logs`` read the exporter's tables through
-      ``sources`` (which add the columns faultlens' DuckDB store materializes);
+    - ``otel_traces`` / ``otel_logs`` / ``otel_metrics_*`` read the exporter's tables
+      through ``sources`` (which add the columns faultlens' DuckDB store materializes);
     - projections get DuckDB's output names (``_name_projections``);
     - a temporary table is dropped before it is created again (DuckDB's
       ``CREATE OR REPLACE``).

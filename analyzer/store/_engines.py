@@ -33,6 +33,7 @@ from ._clickhouse_ddl import (
     faultlens_columns_sql,
     quote_identifier,
 )
+from ._clickhouse_metrics import METRIC_COLUMNS
 from ._dialect import (
     CLICKHOUSE,
     DUCKDB,
@@ -258,9 +259,11 @@ def analysis_connection(
             "(the Collector's ClickHouse exporter creates it; see docs/scale-out.md)"
         )
     model_columns = engine.has_model_columns
+    # The metrics tables too, present or not: a query of a missing one fails naming it,
+    # as on a DuckDB store written before metrics existed (the cost analysis says none).
     sources = {
         t: faultlens_columns_sql(database, table=t, model_columns=model_columns)
-        for t in ("otel_traces", "otel_logs")
+        for t in ("otel_traces", "otel_logs", *METRIC_COLUMNS)
     }
 
     def describe(table: str) -> list[str]:

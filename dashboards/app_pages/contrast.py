@@ -147,6 +147,46 @@ def _cost_side(con: Connection, filters: Filters, scenario: str) -> None:
     st.markdown(f"**Verdict (measured):** {plain(found.sentence)}.")
     st.plotly_chart(layout_tradeoff(found), width="stretch")
     st.dataframe(as_text(pd.DataFrame(found.table)), hide_index=True, width="stretch")
+    for column, (label, cost) in zip(
+        st.columns(2),
+        (("Monolith (measured)", found.monolith), ("Per-model (measured)", found.per_model)),
+        strict=True,
+    ):
+        with column:
+            st.markdown(f"**{label}**: run {plain(cost.run)}")
+            cards = st.columns(2)
+            cards[0].metric("Processes", str(cost.processes))
+            per_1k = cost.cpu_seconds_per_1k
+            cards[1].metric("CPU-s per 1,000 requests", "—" if per_1k is None else f"{per_1k:.3f}")
+            cards[0].metric("Process footprint, mean (MB)", f"{cost.mean_rss_bytes / 1e6:.0f}")
+            cards[1].metric("Idle footprint (MB)", f"{cost.idle_rss_bytes / 1e6:.0f}")
+            models = model_cost_frame(cost)
+            if not models.empty:
+                st.dataframe(as_text(models), hide_index=True, width="stretch")
+    loads = found.monolith.model_load_growth_bytes or found.per_model.model_load_growth_bytes
+    st.caption(
+        "Process footprint: the processes' resident memory, measured. Load-time growth: "
+        + (
+            "how much a model's process grew while the service loaded it under its scope, an "
+            "estimate of the model's share (one heap cannot be split by model)."
+            if loads
+            else "not recorded (no service loads its models under model(...).loading())."
+        )
+    )
+
+
+def model_cost_frame(cost: Any) -> pd.DataFrame:
+    """[model, CPU in its scope (s), load-time growth (MB) when recorded] of one run."""
+    models = sorted(set(cost.model_cpu_seconds) | set(cost.model_load_growth_bytes))
+    frame = pd.DataFrame(
+        {"model": models, "CPU in its scope (s)": [cost.model_cpu_seconds.get(m) for m in models]}
+    )
+    if cost.model_load_growth_bytes:
+        growth = cost.model_load_growth_bytes
+        frame["load-time growth (MB)"] = [
+            round(growth[m] / 1e6, 1) if m in growth else None for m in models
+        ]
+    return frame
 
 
 if __name__ == "__main__":

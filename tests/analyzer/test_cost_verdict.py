@@ -77,3 +77,47 @@ def test_a_run_with_unmeasured_processes_makes_the_cost_side_a_floor() -> None:
     lost = RunCost(**{**mono.to_dict(), "window_ns": None, "unmeasured_instances": 2})
     assert "a floor: 2 process incarnations exported no metrics" in verdict(lost, per).sentence
     assert "floor" not in verdict(mono, per).sentence
+
+
+def test_the_report_says_which_memory_figure_is_measured_and_which_estimated() -> None:
+    from faultlens.analyzer.present._report import _cost_section
+
+    cost = RunCost(
+        **{
+            **_cost("monolith", processes=2, cpu=2.0, rss=200e6).to_dict(),
+            "model_cpu_seconds": {"fraud": 0.5, "rank": 1.25},
+            "model_load_growth_bytes": {"fraud": 4.2e6, "rank": 12.6e6},
+            "money": {"cpu": 0.04, "total": 0.04, "per_1k_requests": 0.04},
+        }
+    )
+    lines = _cost_section(cost, None)
+    assert (
+        "- Process footprint (measured), resident memory summed over processes: mean 200 MB, "
+        "peak 220 MB, idle footprint 180 MB"
+    ) in lines
+    assert (
+        "- Load-time growth per model (an estimate: its process's resident memory growth "
+        "while the service loaded it; one heap cannot be split by model): fraud 4.2 MB, "
+        "rank 12.6 MB"
+    ) in lines
+    assert "- CPU inside each model's scope (thread CPU time): fraud 0.500 s, rank 1.250 s" in lines
+    assert "- In money at the given prices: cpu 0.04, total 0.04, per 1k requests 0.04" in lines
+    # Without loads recorded, no per-model memory line: nothing is invented.
+    plain = _cost_section(_cost("monolith", processes=2, cpu=2.0, rss=200e6), None)
+    assert not any("Load-time growth" in line for line in plain)
+
+
+def test_the_contrast_page_lists_each_models_cpu_and_its_load_time_growth() -> None:
+    from faultlens.dashboards.app_pages.contrast import model_cost_frame
+
+    base = _cost("monolith", processes=2, cpu=2.0, rss=200e6).to_dict()
+    cost = RunCost(**{**base, "model_cpu_seconds": {"rank": 1.25, "fraud": 0.5},
+                      "model_load_growth_bytes": {"fraud": 4.2e6}})  # fmt: skip
+    frame = model_cost_frame(cost)
+    assert frame.astype(object).where(frame.notna(), None).to_dict("records") == [
+        {"model": "fraud", "CPU in its scope (s)": 0.5, "load-time growth (MB)": 4.2},
+        {"model": "rank", "CPU in its scope (s)": 1.25, "load-time growth (MB)": None},
+    ]
+    # No load recorded: no column that would only hold blanks.
+    without = RunCost(**{**base, "model_cpu_seconds": {"rank": 1.25}})
+    assert list(model_cost_frame(without).columns) == ["model", "CPU in its scope (s)"]

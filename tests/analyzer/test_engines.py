@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from faultlens.analyzer.store._clickhouse_ddl import create_statements, model_columns_statements
+from faultlens.analyzer.store._clickhouse_metrics import METRIC_COLUMNS
 from faultlens.analyzer.store._engines import DbTargetError, Target, open_engine, parse_db
 
 
@@ -175,6 +176,10 @@ def test_printed_ddl_runs_on_clickhouse(tmp_path) -> None:
         assert {"Timestamp", "Events.Name", "Links.TraceId", "SpanAttributes"} <= engine.columns(
             "otel_traces"
         )
+        # The exporter's metrics tables: exactly the columns faultlens' own store mirrors
+        # (its ModelName, ServiceInstanceId, ... aside), Nested ones flattened.
+        for table, columns in METRIC_COLUMNS.items():
+            assert engine.columns(table) == set(columns), table
 
 
 def test_engine_connection_answers_like_duckdb(tmp_path) -> None:
@@ -227,3 +232,18 @@ def test_cli_frees_the_chdb_directory(tmp_path) -> None:
     assert (result.exit_code, result.stdout.strip()) == (0, '{\n  "incidents": []\n}')
     with open_engine(f"chdb:{tmp_path / 'b'}") as engine:  # another directory, same process
         assert engine.query("SELECT 1 AS one").to_dict("records") == [{"one": 1}]
+
+
+def test_a_temp_table_is_replaced_even_after_its_projections_are_renamed(tmp_path) -> None:
+    """``CREATE OR REPLACE`` on ClickHouse: a DROP first, also when the statement named
+    qualified columns (sqlglot writes it back with the name in double quotes)."""
+    from faultlens.analyzer.store._dialect import CLICKHOUSE, clickhouse_statements
+
+    sql = CLICKHOUSE.temp_table("fl_t", "SELECT n.number AS k FROM numbers(3) AS n")
+    statements = clickhouse_statements(sql, sources={}, describe=lambda table: [])
+    assert statements[0] == 'DROP TEMPORARY TABLE IF EXISTS "fl_t"'
+    with open_engine(f"chdb:{tmp_path / 'ch'}") as engine:
+        for _ in range(2):  # the second time replaces the first
+            for statement in statements:
+                engine.execute(statement)
+        assert engine.query("SELECT count(*) AS n FROM fl_t").to_dict("records") == [{"n": 3}]

@@ -78,3 +78,37 @@ def test_report_without_a_projection_says_why(store: Path) -> None:
     md = _report(store, per.id, "md")
     assert "Per-model counterfactual: not projected: this run already serves one model" in md
     assert "not isolated" not in md
+
+
+def test_report_shows_both_layouts_cost_and_the_verdict(store: Path) -> None:
+    """The committed runs carry their services' metrics: the report of the monolith's
+    incident shows its measured cost, then the verdict with both layouts side by side."""
+    a = fa.open(store, run="cpu-hog/monolith")
+    (incident,) = a.incidents()
+    costs = a.costs()
+    assert costs, "the committed runs need their services' metrics (regenerate)"
+    cost = costs["cpu-hog/monolith"]
+    verdict = a.layout_verdicts()["cpu-hog"]
+    md = _report(store, incident.id, "md")
+    assert "## Resource cost (measured, from the services' OTLP metrics)" in md
+    assert (
+        f"- {cost.processes} processes ({cost.instances} incarnations), {cost.requests} "
+        f"requests over {cost.seconds:.0f} s"
+    ) in md
+    assert (
+        f"- CPU: {cost.cpu_seconds:.2f} s, {cost.cpu_seconds_per_1k:.3f} CPU-seconds per "
+        "1,000 requests"
+    ) in md
+    assert (
+        "- Process footprint (measured), resident memory summed over processes: mean "
+        f"{cost.mean_rss_bytes / 1e6:.0f} MB"
+    ) in md
+    split = ", ".join(f"{m} {s:.3f} s" for m, s in sorted(cost.model_cpu_seconds.items()))
+    assert f"- CPU inside each model's scope (thread CPU time): {split}" in md
+    # The verdict: one sentence, and one table with both layouts and both sides.
+    assert f"## Layout verdict\n\n{verdict.sentence}.\n" in md
+    assert "| side | metric | monolith | per-model |" in md
+    assert {r["side"] for r in verdict.table} == {"cost", "incident"}
+    for r in verdict.table:
+        assert f"| {r['side']} | {r['metric']} | {r['monolith']} | {r['per-model']} |" in md
+    assert verdict.monolith.processes < verdict.per_model.processes

@@ -222,3 +222,55 @@ def test_labels_whole_at_1400px(latency_server: str, latency_db: str, tmp_path: 
             browser.close()
     assert cut == {heading: [] for _, heading, _ in SHOTS}
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(s for *_, s in SHOTS)
+
+
+def test_contrast_shows_the_cost_of_both_layouts_with_the_chart(
+    latency_server: str, latency_db: str, tmp_path: Path
+) -> None:
+    """The Layout contrast page's cost section on runs that carry their services' metrics:
+    the measured verdict, the chart of both sides (what per-model costs, what it cuts),
+    and each layout's figures under its own label, as the analyzer computes them."""
+    run = "cpu-hog/monolith"
+    found = fa.open(latency_db, run=run).layout_verdicts()
+    assert "cpu-hog" in found, "the committed runs need their services' metrics (regenerate)"
+    verdict = found["cpu-hog"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            _open(page, f"{latency_server}/contrast?run={run}", "Layout contrast")
+            heading = "Resource cost against isolation: the layout verdict"
+            expect(page.get_by_role("heading", name=heading)).to_be_visible()
+            said = page.get_by_test_id("stMarkdownContainer").filter(has_text="Verdict (measured):")
+            expect(said).to_contain_text(verdict.sentence)
+            chart = page.get_by_test_id("stPlotlyChart").filter(
+                has_text="Per-model against monolith, scenario cpu-hog (measured)"
+            )
+            expect(chart).to_have_count(1, timeout=30_000)
+            expect(chart).to_contain_text("what per-model costs")
+            expect(chart).to_contain_text("what per-model cuts")
+            for n, (label, cost) in enumerate(
+                (
+                    ("Monolith (measured)", verdict.monolith),
+                    ("Per-model (measured)", verdict.per_model),
+                )  # fmt: skip
+            ):
+                expect(page.get_by_text(f"{label}: run {cost.run}")).to_be_visible()
+                for card, value in (
+                    ("Processes", str(cost.processes)),
+                    ("CPU-s per 1,000 requests", f"{cost.cpu_seconds_per_1k:.3f}"),
+                    ("Process footprint, mean (MB)", f"{cost.mean_rss_bytes / 1e6:.0f}"),
+                    ("Idle footprint (MB)", f"{cost.idle_rss_bytes / 1e6:.0f}"),
+                ):
+                    cards = page.get_by_test_id("stMetric").filter(
+                        has=page.get_by_text(card, exact=True)
+                    )
+                    expect(cards).to_have_count(2)
+                    expect(cards.nth(n)).to_contain_text(value)
+            # Which memory figure is measured and which is an estimate, said under them.
+            footprint = "Process footprint: the processes' resident memory, measured."
+            expect(page.get_by_text(footprint)).to_contain_text("Load-time growth: ")
+            _whole_page(page, tmp_path / "contrast-cost.png")
+            assert page.evaluate(CUT) == []
+        finally:
+            browser.close()

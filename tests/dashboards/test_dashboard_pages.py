@@ -184,11 +184,13 @@ def test_incident_timeline_plots_the_departed_latency(latency_db: str, monkeypat
 
 
 def _cards(at: AppTest) -> dict[str, dict[str, str]]:
-    """The contrast's labelled columns: heading -> its cards, in page order."""
-    cards = [(m.label, m.value) for m in at.metric]
-    n = len(HEADLINE)
+    """The contrast's labelled columns: heading -> its cards, in page order (the cost
+    section's cards, after "Side by side", are not headline cards)."""
     # Headings are Markdown with the data's punctuation escaped; read them as shown.
-    headings = [re.sub(r"\\(.)", r"\1", s.value) for s in at.subheader][: len(cards) // n]
+    subheaders = [re.sub(r"\\(.)", r"\1", s.value) for s in at.subheader]
+    headings = subheaders[: subheaders.index("Side by side")]
+    n = len(HEADLINE)
+    cards = [(m.label, m.value) for m in at.metric][: n * len(headings)]
     assert len(cards) == n * len(headings), cards
     return {h: dict(cards[n * i : n * i + n]) for i, h in enumerate(headings)}
 
@@ -214,6 +216,20 @@ def test_layout_contrast(app: AppTest, analysis, other_analysis) -> None:
     service_only = analysis.incidents()[0].to_dict()["fault_isolation"]["service_only"]
     assert _cards(app)["monolith (actual)"]["Isolation time (plain OTel)"] == "not isolated"
     assert isolation_text(service_only) in [_shown(c.value) for c in app.caption]
+    # The cost section: each layout's measured figures, monolith first, after the headline
+    # (in the page's order: a layout's two columns of cards, left then right).
+    verdict = analysis.layout_verdicts()[analysis.run.partition("/")[0]]
+    cost_cards = [(m.label, m.value) for m in app.metric][len(HEADLINE) * len(_cards(app)) :]
+    assert cost_cards == [
+        pair
+        for cost in (verdict.monolith, verdict.per_model)
+        for pair in (
+            ("Processes", str(cost.processes)),
+            ("Process footprint, mean (MB)", f"{cost.mean_rss_bytes / 1e6:.0f}"),
+            ("CPU-s per 1,000 requests", f"{cost.cpu_seconds_per_1k:.3f}"),
+            ("Idle footprint (MB)", f"{cost.idle_rss_bytes / 1e6:.0f}"),
+        )
+    ]
     shown = contrast_text(table)
     assert shown.at["FIT, service-only (s)", "monolith (actual)"] == isolation_text(service_only)
     assert shown.at["FIT, service-only (s)", "per-model (actual)"].endswith(" s")

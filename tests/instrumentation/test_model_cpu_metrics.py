@@ -20,6 +20,8 @@ _CHILD = textwrap.dedent(
 
     metrics = {"on": True, "off": False}.get(sys.argv[2])  # else FAULTLENS_METRICS decides
     configure("monolith", layout="monolith", file_dir=sys.argv[1], metrics=metrics)
+    with model("outer", version="1").loading():  # 6 MB of weights, every page touched
+        weights = bytearray(b"\\x01") * (6 << 20)
 
     def spin(n):
         x = 0
@@ -105,6 +107,13 @@ def test_model_scopes_record_their_own_thread_cpu_and_the_process_its_cpu_and_me
         "WHERE MetricName = 'process.cpu.time' GROUP BY Attributes)"
     ).fetchone()[0]
     assert sum(cpu.values()) <= process_cpu + 0.02  # psutil counts in clock ticks
+    # The load scope's growth of the process's resident memory, with the model's identity.
+    loads = con.execute(
+        "SELECT ModelName, ModelVersion, MetricUnit, Value FROM otel_metrics_gauge "
+        "WHERE MetricName = 'faultlens.model.load.memory_growth'"
+    ).fetchall()
+    assert {row[:3] for row in loads} == {("outer", "1", "By")}
+    assert all(0.9 * (6 << 20) < row[3] < 1.5 * (6 << 20) for row in loads), loads
 
 
 def test_metrics_are_off_unless_asked_and_the_environment_turns_them_on(tmp_path: Path) -> None:

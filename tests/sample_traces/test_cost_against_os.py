@@ -18,6 +18,7 @@ from faultlens.analyzer import ingest
 from faultlens.analyzer import open as open_store
 from faultlens.analyzer.analysis._cost import RunCost, cpu_seconds, memory
 from faultlens.sample_traces import DATA_DIR, LAYOUTS, SCENARIOS, run_scenario
+from faultlens.sample_traces._models import WEIGHTS_MB
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -85,6 +86,20 @@ def test_the_monoliths_model_cpu_split_agrees_with_the_model_processes_within_15
     print({m: f"{mono[m]:.4f} vs {per[m]:.4f}" for m in mono},
           f"total {sum(mono.values()):.4f} vs {sum(per.values()):.4f}")  # fmt: skip
     assert sum(per.values()) == pytest.approx(sum(mono.values()), rel=0.15)
+
+
+@pytest.mark.parametrize("run", [f"latency/{layout}" for layout in LAYOUTS])
+def test_each_models_load_time_growth_is_about_its_weights(
+    runs: tuple[dict[str, RunCost], dict[str, Any]], run: str
+) -> None:
+    """The services load each model under model(...).loading(): its process's resident
+    memory grew by about the weights it allocated, in either layout."""
+    costs, _ = runs
+    growth = costs[run].model_load_growth_bytes
+    print(run, {m: f"{b / 1e6:.1f} MB" for m, b in growth.items()})
+    assert set(growth) == set(WEIGHTS_MB)
+    for model, grew in growth.items():
+        assert 0.75 * (WEIGHTS_MB[model] << 20) < grew < 1.5 * (WEIGHTS_MB[model] << 20), model
 
 
 # -- the committed runs: regenerated with metrics, and the runner's OS reading in truth.json
