@@ -31,7 +31,9 @@ GrpcPortOption = Annotated[
 ]
 WebhookOption = Annotated[
     list[str] | None,
-    typer.Option("--webhook", help="POST incident events (opened, culprit_changed, resolved)."),
+    typer.Option(
+        "--webhook", help="POST incident events (opened, culprit_changed, resolved, reopened)."
+    ),
 ]
 HoldOption = Annotated[
     float, typer.Option("--hold-down", help="Seconds healthy before an incident resolves.")

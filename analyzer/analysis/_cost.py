@@ -302,22 +302,39 @@ def verdict(
                 per_model.money.get("per_1k_requests"),
             )  # fmt: skip
         )
+    unmeasured = monolith.unmeasured_instances + per_model.unmeasured_instances
+    if unmeasured:
+        sentence += (
+            f" (a floor: {unmeasured} process incarnations exported no metrics before dying)"
+        )
     if incident:
-        words = {
-            "suspects": "suspects from {} to {}",
-            "evidence": "evidence to read from {} to {} records",
-            "collateral": "collateral from {} requests to {}",
-        }
-        parts, fewer = [], True
-        for key, text in words.items():
-            if key in incident and None not in incident[key]:
-                mono, per = incident[key]
-                table.append(_row(key, mono, per, side="incident"))
-                parts.append(text.format(mono, per))
-                fewer = fewer and per <= mono
-        if parts:  # "cut" only when it did: a measurement may say otherwise
-            sentence += f"; in this incident {'it cut' if fewer else 'it took'} " + ", ".join(parts)
+        sentence += _incident_clause(incident, table)
     return Verdict(monolith.scenario, monolith, per_model, sentence, table)
+
+
+_MOVED = {
+    "suspects": ("suspects from {} to {}", "suspects stayed at {}"),
+    "evidence": ("evidence to read from {} to {} records", "evidence to read stayed at {} records"),
+    "collateral": ("collateral from {} requests to {}", "collateral stayed at {} requests"),
+}
+
+
+def _incident_clause(incident: dict[str, tuple[Any, Any]], table: list[dict[str, Any]]) -> str:
+    """ "; in this incident it cut ..., it raised ..., ... stayed at ...": each figure under
+    the verb its measurement earned (the table gets a row per figure)."""
+    cut, raised, kept = [], [], []
+    for key, (moved, same) in _MOVED.items():
+        if key in incident and None not in incident[key]:
+            mono, per = incident[key]
+            table.append(_row(key, mono, per, side="incident"))
+            if per == mono:
+                kept.append(same.format(mono))
+            else:
+                (cut if per < mono else raised).append(moved.format(mono, per))
+    clauses = [f"it cut {', '.join(cut)}"] if cut else []
+    clauses += [f"it raised {', '.join(raised)}"] if raised else []
+    clauses += kept
+    return f"; in this incident {'; '.join(clauses)}" if clauses else ""
 
 
 def _row(metric: str, monolith: Any, per_model: Any, *, side: str = "cost") -> dict[str, Any]:

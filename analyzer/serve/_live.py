@@ -15,12 +15,16 @@ incident is one live incident, so the two agree on what an incident is:
   the offline analysis's id for the same onset) for life;
 - its culprit, candidates, blast radius and isolation figures follow the evidence; a new
   top culprit is a ``culprit_changed`` event;
-- it resolves once its scope has been healthy for ``hold_down_s`` of data time.
+- it resolves once its scope has been healthy for ``hold_down_s`` of data time; a
+  resolved incident that grows afterwards (late batches, or its scope departing again
+  within the offline merge rule) takes the new stretch, and is ``reopened`` when the
+  stretch ends within the hold-down.
 
 The clock is the data's (the newest committed span), so a replay or a paused exporter
 neither opens nor resolves anything by itself. Events (``opened``, ``culprit_changed``,
-``resolved``) are stored in ``faultlens_incident_history`` and the latest state of each
-incident in ``faultlens_live_incidents``: both survive a restart, which reloads the open
+``resolved``, ``reopened``) are stored in ``faultlens_incident_history`` and the latest
+state of each incident in ``faultlens_live_incidents``: both survive a restart, which
+reloads the open
 ones. Every event is also handed to ``notify`` (the webhooks).
 """
 
@@ -113,6 +117,7 @@ class LiveIncidents:
         self.last_update: LiveUpdate | None = None  # what the last cycle read and derived
         self._facts: LiveFacts | None = None  # on a cursor of its own, made by the first cycle
         self._seen_generation = -1
+        self._grown: set[str] = set()  # resolved incidents that took late data this cycle
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         con = cursor()
@@ -174,7 +179,9 @@ class LiveIncidents:
         con = self.cursor()
         try:
             events = self._update(found, now)
-            self._store(con, events, now, [t for t in self.tracked.values() if t.state == "open"])
+            touched = [t for t in self.tracked.values() if t.state == "open" or t.id in self._grown]
+            self._grown.clear()
+            self._store(con, events, now, touched)
         finally:
             con.close()
         self._seen_generation = generation
@@ -186,12 +193,25 @@ class LiveIncidents:
             self.notify({"event": event, "incident": {**t.doc, "id": t.id, "state": t.state}})
 
     def _match(self, doc: dict[str, Any]) -> _Tracked | None:
-        """The tracked incident the offline merge rule would put this detection with."""
-        gap_ns = self.settings.merge_gap_buckets * self.settings.bucket_ns
+        """The tracked incident the offline merge rule would put this detection with: one
+        that overlaps or nearly touches it, or one whose scope departed the same way (the
+        same "scope (signal)") up to ``same_scope_gap_buckets`` before it (a low-rate
+        fault's quiet buckets split its stretch, and the hold-down may have resolved it)."""
+        st = self.settings
+        gap_ns = st.merge_gap_buckets * st.bucket_ns
+        same_gap_ns = st.same_scope_gap_buckets * st.bucket_ns
         seen = Window(doc["run"], "incident", doc["id"], doc["onset_ns"], doc["end_ns"], "")
+        scopes = set(doc.get("scopes") or ())
         for t in self.tracked.values():
             held = Window(t.run, "incident", t.id, t.onset_ns, t.end_ns, "")
             if len(merge_windows([held, seen], gap_ns=gap_ns)) == 1:
+                return t
+            if (
+                t.run == doc["run"]
+                and scopes & set(t.doc.get("scopes") or ())
+                and t.onset_ns <= doc["end_ns"]
+                and doc["onset_ns"] <= t.end_ns + same_gap_ns
+            ):
                 return t
         return None
 
@@ -211,7 +231,17 @@ class LiveIncidents:
                     self.tracked[t.id] = t
                     events.append(("opened", t))
                 if t.state != "open":
-                    continue  # the same stretch seen again after it resolved
+                    if doc["end_ns"] <= t.end_ns:
+                        continue  # the same stretch seen again after it resolved
+                    # It grew after it resolved: late batches (another process's exporter
+                    # still held them), or its scope departed again within the merge rule.
+                    # It takes them, as the offline analysis does; it opens again only if
+                    # its new end is within the hold-down.
+                    if now - doc["end_ns"] < self.hold_down_ns:
+                        t.state = "open"
+                        events.append(("reopened", t))
+                    else:
+                        self._grown.add(t.id)
                 t.end_ns = max(t.end_ns, doc["end_ns"])
                 held = best.get(t.id)
                 if held is None or _reach(doc) > _reach(held):

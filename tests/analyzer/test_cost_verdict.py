@@ -59,6 +59,26 @@ def test_money_only_for_the_prices_given() -> None:
     assert both == {"cpu": 0.04, "memory": 0.02, "total": 0.06, "per_1k_requests": 0.03}
 
 
+def test_a_figure_that_did_not_move_stays_and_one_that_grew_is_raised() -> None:
+    mono = _cost("monolith", processes=2, cpu=2.0, rss=200e6)
+    per = _cost("per-model", processes=8, cpu=3.0, rss=600e6)
+    found = verdict(
+        mono, per, incident={"suspects": (1, 1), "evidence": (201, 255), "collateral": (0, 0)}
+    )
+    assert found.sentence.endswith(
+        "; in this incident it raised evidence to read from 201 to 255 records; "
+        "suspects stayed at 1; collateral stayed at 0 requests"
+    )
+
+
+def test_a_run_with_unmeasured_processes_makes_the_cost_side_a_floor() -> None:
+    mono = _cost("monolith", processes=2, cpu=2.0, rss=200e6)
+    per = _cost("per-model", processes=8, cpu=3.0, rss=600e6)
+    lost = RunCost(**{**mono.to_dict(), "window_ns": None, "unmeasured_instances": 2})
+    assert "a floor: 2 process incarnations exported no metrics" in verdict(lost, per).sentence
+    assert "floor" not in verdict(mono, per).sentence
+
+
 def test_the_report_says_which_memory_figure_is_measured_and_which_estimated() -> None:
     from faultlens.analyzer.present._report import _cost_section
 

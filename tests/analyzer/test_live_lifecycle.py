@@ -1,0 +1,66 @@
+"""The live incident life cycle (serve/_live.py) on the detections of successive cycles:
+what the offline merge rule holds as one incident is one live incident, through the
+hold-down's resolve, with late data and with a low-rate fault's quiet gap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from faultlens.analyzer._settings import DetectionSettings
+from faultlens.analyzer.serve._live import LiveIncidents
+
+S = 10**9
+T0 = 1_800_000_000 * S
+
+
+def _doc(onset_s: int, end_s: int, scope: str = "model:fraud (errors)") -> dict:
+    return {
+        "id": f"run-{onset_s}",
+        "run": "run",
+        "onset_ns": T0 + onset_s * S,
+        "end_ns": T0 + end_s * S,
+        "culprit": {"service": "model-fraud", "model": "fraud"},
+        "blast_radius": {"requests": end_s - onset_s},
+        "scopes": [scope],
+    }
+
+
+def _live(tmp_path: Path, hold_down_s: float = 30.0) -> LiveIncidents:
+    db = str(tmp_path / "live.duckdb")
+    duckdb.connect(db).close()
+    return LiveIncidents(lambda: duckdb.connect(db), generation=lambda: 0, hold_down_s=hold_down_s)
+
+
+def _events(live: LiveIncidents, found: list[dict], now_s: int) -> list[tuple[str, str]]:
+    return [(event, t.id) for event, t in live._update(found, T0 + now_s * S)]
+
+
+def test_a_low_rate_fault_resolved_by_the_hold_down_is_reopened_not_split(tmp_path: Path) -> None:
+    settings = DetectionSettings()
+    gap_s = settings.same_scope_gap_buckets * settings.bucket_ns // S
+    live = _live(tmp_path, hold_down_s=10)
+    assert _events(live, [_doc(0, 20)], 25) == [("opened", "run-0")]
+    assert _events(live, [_doc(0, 20)], 31) == [("resolved", "run-0")]
+    # The same scope departs the same way again, within the offline merge rule's gap: the
+    # offline analysis holds both stretches as one incident, so the live one reopens.
+    again = _doc(20 + gap_s - 5, 20 + gap_s + 5)
+    assert _events(live, [again], 20 + gap_s + 6) == [("reopened", "run-0")]
+    assert list(live.tracked) == ["run-0"]
+    assert live.tracked["run-0"].end_ns == again["end_ns"]
+    # Another scope departing after the gap is another incident.
+    other = _doc(20 + 3 * gap_s, 20 + 3 * gap_s + 10, scope="model:rank (latency)")
+    assert _events(live, [other], 20 + 3 * gap_s + 11)[0] == ("opened", other["id"])
+
+
+def test_late_data_after_the_resolve_is_taken_without_paging_again(tmp_path: Path) -> None:
+    live = _live(tmp_path, hold_down_s=5)
+    assert _events(live, [_doc(0, 20)], 21) == [("opened", "run-0")]
+    assert _events(live, [_doc(0, 20)], 26) == [("resolved", "run-0")]
+    # Another process's exporter delivers the fault's last spans late: the stretch grows,
+    # but its new end is already past the hold-down: no page, the figures follow.
+    assert _events(live, [_doc(0, 25)], 40) == []
+    (t,) = live.tracked.values()
+    assert (t.state, t.end_ns, t.doc["blast_radius"]["requests"]) == ("resolved", T0 + 25 * S, 25)
+    assert "run-0" in live._grown  # stored with this cycle
