@@ -262,7 +262,9 @@ def cycle_cost(stored: int, windows: list[float], new: int, workdir: Path) -> No
 # -- 3. throughput with the dashboard open ---------------------------------------------
 @contextlib.contextmanager
 def _browser_on(dashboard: int) -> Iterator[None]:
-    from playwright.sync_api import sync_playwright
+    """Chromium on the overview, once it has drawn (the dashboard open, not starting: its
+    first run imports the analyzer and plotly, once per dashboard process)."""
+    from playwright.sync_api import expect, sync_playwright
 
     deadline = time.time() + 90
     while True:
@@ -280,6 +282,11 @@ def _browser_on(dashboard: int) -> Iterator[None]:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1200})
         page.goto(f"http://127.0.0.1:{dashboard}/overview")
+        # An empty store: the "no spans yet" note instead of the page.
+        drawn = page.get_by_role("heading", name="Overview", exact=True)
+        expect(drawn.or_(page.get_by_test_id("stAlert")).first).to_be_visible(timeout=90_000)
+        finished = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
+        expect(finished).to_have_count(1, timeout=90_000)
         try:
             yield
         finally:
