@@ -328,14 +328,41 @@ def _argv(ports: list[int], label: str, db: Path, dashboard: int, port: int) -> 
     return _collect_argv(db, port)
 
 
+def _cpu_by_part() -> dict[str, float]:
+    """CPU seconds so far of this benchmark's children, by part: the server (collect or
+    serve), the dashboard (serve's Streamlit child), the browser (Playwright's Chromium)
+    and the senders. Steadier than spans/s on shared cores."""
+    import psutil
+
+    parts = dict.fromkeys(("server", "dashboard", "browser", "senders"), 0.0)
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(proc.cmdline())
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        if EXE in line:
+            part = "server"
+        elif "streamlit" in line:
+            part = "dashboard"
+        elif "chrom" in proc.name() or "playwright" in line:
+            part = "browser"
+        else:
+            part = "senders"
+        parts[part] += t.user + t.system
+    return parts
+
+
 @contextlib.contextmanager
-def _during(ports: list[int], label: str, dashboard: int, workdir: Path) -> Iterator[None]:
+def _during(
+    ports: list[int], label: str, dashboard: int, workdir: Path, cpu: dict[str, float]
+) -> Iterator[None]:
     _warm_up(ports[0], workdir)
-    if label.startswith("serve"):
-        with _browser_on(dashboard):
-            yield
-    else:
+    with _browser_on(dashboard) if label.startswith("serve") else contextlib.nullcontext():
+        before = _cpu_by_part()
         yield
+        for part, seconds in _cpu_by_part().items():
+            cpu[part] = seconds - before[part]
 
 
 def throughput(spans: int, runs: int, workdir: Path) -> None:
@@ -345,13 +372,15 @@ def throughput(spans: int, runs: int, workdir: Path) -> None:
         f"{WARMUP_SPANS:,} spans, and the dashboard has drawn them before the senders start"
     )
     rates: dict[str, list[float]] = {"collect, no dashboard": [], "serve, dashboard open": []}
+    cpu: dict[str, list[dict[str, float]]] = {label: [] for label in rates}
     for k in range(runs):
         for label in rates:
             db = workdir / f"tp-{k}-{label[:5]}.duckdb"
             dashboard = _free_port()
             ports: list[int] = []  # the OTLP port receiver() picks
             argv = functools.partial(_argv, ports, label, db, dashboard)
-            during = functools.partial(_during, ports, label, dashboard, workdir)
+            cpu[label].append({})
+            during = functools.partial(_during, ports, label, dashboard, workdir, cpu[label][-1])
             elapsed, stored, failed, _ = receiver(spans, db, 2, server_argv=argv, during=during)
             stored -= WARMUP_SPANS
             if failed or stored != spans:
@@ -365,6 +394,13 @@ def throughput(spans: int, runs: int, workdir: Path) -> None:
     ratio = open_ / base
     met = "met" if ratio >= 0.8 else "NOT met"
     print(f"dashboard open / no dashboard: {ratio:.2f} (target >= 0.80: {met})")
+    print("CPU seconds per 10k acknowledged spans, median of the runs (the timed window):")
+    for label, runs_cpu in cpu.items():
+        each = {
+            part: statistics.median(r[part] for r in runs_cpu) * 10_000 / spans
+            for part in runs_cpu[0]
+        }
+        print(f"  {label:<24} " + ", ".join(f"{p} {v:.2f}" for p, v in each.items()))
 
 
 def main() -> None:
