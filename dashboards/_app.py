@@ -57,10 +57,10 @@ def _dt_to_ns(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.UTC).timestamp() * 1_000_000) * 1_000
 
 
-def _live(db: str, version: int) -> None:
-    """While ``faultlens serve`` holds the store: say what the page is as of, and rerun it
-    when new data has been committed, checking every ``FAULTLENS_REFRESH_S`` seconds."""
-    health = served(db)
+def _live(db: str, version: int, health: dict | None) -> None:
+    """While ``faultlens serve`` holds the store (``health``, its answer): say what the page
+    is as of, and rerun it when new data has been committed, checking every
+    ``FAULTLENS_REFRESH_S`` seconds."""
     if health is None:
         return
     newest = health.get("as_of_ns")
@@ -97,10 +97,11 @@ def _follow(key: str, first: dt.datetime, last: dt.datetime) -> None:
 
 def _sidebar(db: str) -> tuple[Connection, Filters]:
     """Draw the shared filters; stop the run with a clear message when there is no data."""
-    version = db_version(db)
+    health = served(db)  # asked once a run
+    version = db_version(db, health=health)
     label = store_label(db)
     st.sidebar.caption(f"Store: {plain(label)}")
-    _live(db, version)
+    _live(db, version, health)
     load = (
         "The OpenTelemetry Collector's ClickHouse exporter writes its tables there "
         "(docs/scale-out.md)."

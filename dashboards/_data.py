@@ -84,10 +84,14 @@ def served(db: str) -> dict[str, Any] | None:
     return {**server.get("/api/health").json(), "url": server.info.url}
 
 
-def db_version(db: str) -> int:
+def db_version(db: str, *, health: dict[str, Any] | None = None) -> int:
     """Part of every cache key, so new data shows; 0 when there is no store.
 
-    A store ``faultlens serve`` holds: its commit count (+1), as the server reports it.
+    A store ``faultlens serve`` holds: the count of its live detection cycles (+1), as the
+    server reports it (``health``, when the caller has just asked it: :func:`served`). A
+    cycle runs only when spans were committed since the last one: the pages rerun when
+    detection has looked at new data (at most once a detection interval, not once a
+    commit), and what they draw agrees with the incidents the server has opened.
 
     A DuckDB file: its modification time (ns). A chDB directory (``chdb:PATH``): the
     latest modification time of what it holds (each insert writes new parts). A
@@ -95,8 +99,11 @@ def db_version(db: str) -> int:
     minute, so results are at most a minute old.
     """
     target = _target(db)
-    if target is not None and target.is_duckdb and (health := served(db)) is not None:
-        return int(health["commits"]) + 1
+    if target is not None and target.is_duckdb:
+        if health is None:
+            health = served(db)
+        if health is not None:
+            return int(health["detection_cycles"]) + 1
     return 0 if target is None else target.data_version()
 
 
@@ -132,12 +139,19 @@ class Connection:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def connection(db: str, version: int, run: str | None) -> Connection:
-    """A read-only analyzer over ``db`` restricted to ``run`` (None: the whole store)."""
+    """A read-only analyzer over ``db`` restricted to ``run`` (None: the whole store).
+
+    While ``faultlens serve`` holds the store, the server's answers for this ``version``
+    (its detection cycle): it answers every call of the page from one analysis."""
     from faultlens import analyzer
 
-    del version  # only part of the cache key
+    from ..analyzer.serve._client import ServedAnalysis, server_for
+
     target = _target(db)
     lock = _CHDB_LOCK if target is not None and target.single_threaded else threading.Lock()
+    server = server_for(db) if target is not None and target.is_duckdb else None
+    if server is not None:
+        return Connection(ServedAnalysis(server, run=run, generation=version), lock)
     return Connection(analyzer.open(db, read_only=True, run=run), lock)
 
 

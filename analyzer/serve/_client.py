@@ -87,10 +87,23 @@ class Server:
         return r.text
 
 
+_SERVERS: dict[tuple[ServerInfo, str | None], Server] = {}
+
+
 def server_for(db: str | Path, *, token: str | None = None) -> Server | None:
-    """The running server holding ``db``, if any."""
+    """The running server holding ``db``, if any.
+
+    One client per server and token, kept: a reader that asks every few seconds (the
+    dashboard's refresh) reuses its connection instead of building a client (an SSL
+    context, a connection pool) each time."""
     info = find_server(db)
-    return None if info is None else Server(info, token=token)
+    if info is None:
+        return None
+    token = token if token is not None else os.environ.get("FAULTLENS_TOKEN")
+    key = (info, token)
+    if key not in _SERVERS:
+        _SERVERS[key] = Server(info, token=token)
+    return _SERVERS[key]
 
 
 class ServedIncident:
@@ -127,15 +140,25 @@ class ServedAnalysis:
     frames or figures, answered by the server holding the store."""
 
     def __init__(
-        self, server: Server, *, run: str | None = None, window: TimeWindow | None = None
+        self,
+        server: Server,
+        *,
+        run: str | None = None,
+        window: TimeWindow | None = None,
+        generation: int | None = None,
     ) -> None:
         self.server = server
         self.run = run
         self.window = window or TimeWindow()
+        # The data generation the caller shows (the dashboard's page): the server answers
+        # all of its calls from one analysis (serve/_reads.py). None: each call afresh.
+        self.generation = generation
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         request = {"method": method, "args": list(args), "kwargs": kwargs, "run": self.run}
         request.update(since=self.window.since_ns, until=self.window.until_ns)
+        if self.generation is not None:
+            request["generation"] = self.generation
         if method == "contrast" and args:
             other = args[0]
             request["args"], request["other_run"] = [], getattr(other, "run", None)
