@@ -558,6 +558,62 @@ def test_protobuf_logs_decode_as_json_logs_do(tmp_path: Path) -> None:
     ] == [(10, 0, "", None, None), (17, 1, "model.failed", "fraud", "1.4")]
 
 
+def test_severity_outside_the_otlp_enum_is_kept_as_unspecified_in_both_encodings(
+    tmp_path: Path,
+) -> None:
+    """A SeverityNumber past OTLP's 0..24 (300, 200, -1) keeps its record and its text in
+    JSON and in protobuf alike, stored as 0 (unspecified): a 200 stored as sent would count
+    as a fatal log. Both encodings of one record are the same record: stored once."""
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
+
+    numbers = [300, 200, -1, 24]
+    records = [
+        {
+            "timeUnixNano": str(1544712660300000000 + i),
+            "severityNumber": n,
+            "severityText": f"LEVEL{n}",
+            "body": {"stringValue": f"line {i}"},
+        }
+        for i, n in enumerate(numbers)
+    ]
+    (tmp_path / "logs.json").write_bytes(
+        orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]})
+    )
+    message = LogsData(
+        resource_logs=[
+            ResourceLogs(
+                scope_logs=[
+                    ScopeLogs(
+                        log_records=[
+                            LogRecord(
+                                time_unix_nano=1544712660300000000 + i,
+                                severity_number=n,
+                                severity_text=f"LEVEL{n}",
+                                body=AnyValue(string_value=f"line {i}"),
+                            )
+                            for i, n in enumerate(numbers)
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    (tmp_path / "logs.pb").write_bytes(message.SerializeToString())
+    expected = [("line 0", 0, "LEVEL300"), ("line 1", 0, "LEVEL200"), ("line 2", 0, "LEVEL-1")]
+    expected.append(("line 3", 24, "LEVEL24"))
+    sql = "SELECT Body, SeverityNumber, SeverityText FROM otel_logs ORDER BY Body"
+    con = connect(":memory:")
+    reports = [ingest(tmp_path / name, db=con) for name in ("logs.json", "logs.pb")]
+    assert [(r.read, r.stored, r.duplicates, r.quarantined, r.errors) for r in reports] == [
+        (4, 4, 0, 0, ()),
+        (4, 0, 4, 0, ()),
+    ]
+    assert con.execute(sql).fetchall() == expected
+    con = connect(":memory:")
+    assert ingest(tmp_path / "logs.pb", db=con).stored == 4
+    assert con.execute(sql).fetchall() == expected
+
+
 def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
     records = [
         {"timeUnixNano": "1544712660300000000", "severityText": 5},
