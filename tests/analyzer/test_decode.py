@@ -510,6 +510,56 @@ def test_each_bad_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
     assert con.execute("SELECT SpanId FROM otel_traces").fetchall() == [("b7ad6b7169203331",)]
 
 
+def test_protobuf_files_an_unknown_kind_a_bad_span_no_span_and_no_message(
+    tmp_path: Path,
+) -> None:
+    """An unknown span kind is stored as '' (as the JSON path does); a bad span is named by
+    its file and record; a message with resources but no span is no error; bytes that
+    decode as no OTLP message are quarantined whole, with their first 4 KiB to read."""
+    tid = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    spans = [
+        Span(trace_id=tid, span_id=bytes.fromhex("b7ad6b7169203331"), name="kind 9", kind=9),
+        Span(trace_id=tid, span_id=bytes(8), name="zero span id"),
+    ]
+    files = {
+        "spans.pb": TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
+        ).SerializeToString(),
+        "no_span.pb": TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans()])]
+        ).SerializeToString(),
+        "garbage.pb": b"\x0a\xff" + b"x" * 5000,  # a field longer than the message
+    }
+    got = {}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        con = connect(":memory:")
+        report = ingest(tmp_path / name, db=con)
+        got[name] = (
+            (report.read, report.stored, report.quarantined, report.errors),
+            con.execute("SELECT SpanName, SpanKind FROM otel_traces").fetchall(),
+            con.execute("SELECT Position, Reason, Record FROM faultlens_quarantine").fetchall(),
+        )
+    bad = "spanId is not 16 hex digits (or is all zero)"
+    assert got["spans.pb"][:2] == (
+        (2, 1, 1, (f"{tmp_path / 'spans.pb'}@byte 0 record 2: {bad}",)),
+        [("kind 9", "")],
+    )
+    assert got["no_span.pb"] == ((0, 0, 0, ()), [], [])
+    garbage = f"{tmp_path / 'garbage.pb'}@byte 0"
+    assert got["garbage.pb"] == (
+        (1, 0, 1, (f"{garbage}: not an OTLP protobuf message",)),
+        [],
+        [
+            (
+                garbage,
+                "not an OTLP protobuf message",
+                files["garbage.pb"][:4096].decode("utf-8", "replace"),
+            )
+        ],
+    )
+
+
 def test_protobuf_logs_decode_as_json_logs_do(tmp_path: Path) -> None:
     """The protocol's log example and a model's record with an event name and flags, in both
     encodings: the same rows, and the same counts."""
