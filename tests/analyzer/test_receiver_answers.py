@@ -46,6 +46,26 @@ MAX_BODY = 4096
 TEXT = "text/plain; charset=utf-8"
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+GAUGE = {
+    "resourceMetrics": [
+        {
+            "scopeMetrics": [
+                {
+                    "metrics": [
+                        {
+                            "name": "queue.depth",
+                            "gauge": {
+                                "dataPoints": [
+                                    {"timeUnixNano": "1700000000000000000", "asDouble": 1.5}
+                                ]
+                            },
+                        }
+                    ]
+                }
+            ]
+        }
+    ]
+}
 UNDECODABLE = b"\x0a\xff"  # a length-delimited field longer than the message
 
 
@@ -239,7 +259,7 @@ def test_refused_requests_answer_a_code_a_line_of_text_and_store_nothing(tmp_pat
 
 def test_media_types_and_encodings_an_exporter_may_send_are_taken(tmp_path: Path) -> None:
     """Content-Type parameters and case, both protobuf media types, gzip under its names:
-    each is taken, and answered in the encoding it came in."""
+    each is taken, and answered in the encoding it came in; metrics beside traces."""
     db = tmp_path / "r.duckdb"
     with served(db) as s, httpx.Client(base_url=s.url, timeout=10) as client:
         answers = [
@@ -263,14 +283,22 @@ def test_media_types_and_encodings_an_exporter_may_send_are_taken(tmp_path: Path
                 content=_json_spans("identity"),
                 headers={**JSON, "content-encoding": "identity"},
             ),
+            client.post("/v1/metrics", content=orjson.dumps(GAUGE), headers=JSON),
         ]
     assert [(r.status_code, r.headers["content-type"], r.content) for r in answers] == [
         (200, "application/json", b"{}"),
         (200, "application/x-protobuf", b""),  # an empty ExportTraceServiceResponse
         (200, "application/json", b"{}"),
         (200, "application/json", b"{}"),
+        (200, "application/json", b"{}"),
     ]
     assert _stored(db) == ["application/protobuf", "identity", "json charset", "x-gzip"]
+    con = connect(db, read_only=True)
+    try:
+        gauge = con.execute("SELECT MetricName, Value FROM otel_metrics_gauge").fetchall()
+    finally:
+        con.close()
+    assert gauge == [("queue.depth", 1.5)]
 
 
 def test_full_write_queue_is_429_with_retry_after_and_grpc_unavailable_with_retry_info(
