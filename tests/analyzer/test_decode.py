@@ -664,6 +664,53 @@ def test_severity_outside_the_otlp_enum_is_kept_as_unspecified_in_both_encodings
     assert con.execute(sql).fetchall() == expected
 
 
+def test_json_unknown_codes_enum_names_a_bad_resource_and_profiles(tmp_path: Path) -> None:
+    """An unknown status code is Unset; a severity given by its enum name is its number; a
+    resource whose schemaUrl is not a string is quarantined whole, named by where it sits;
+    profiles are counted as not stored."""
+    lines = [
+        {"resourceSpans": [{"schemaUrl": 5, "scopeSpans": [{"spans": [_span(name="lost")]}]}]},
+        _traces(_span(spanId="b7ad6b7169203332", name="status 7", status={"code": 7})),
+        {
+            "resourceLogs": [
+                {
+                    "scopeLogs": [
+                        {
+                            "logRecords": [
+                                {
+                                    "timeUnixNano": "1700000000000000000",
+                                    "severityNumber": "SEVERITY_NUMBER_WARN",
+                                    "body": {"stringValue": "warned"},
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        },
+        {"resourceProfiles": [{"scopeProfiles": []}]},
+    ]
+    src = tmp_path / "edge.jsonl"
+    con, report = _load(tmp_path, src.name, b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    assert (report.read, report.stored, report.quarantined, report.errors) == (
+        4,
+        2,
+        2,
+        (
+            f"{src}:1: resourceSpans[0]: schemaUrl is not a string",
+            f"{src}:4: resourceProfiles: profiles are not stored",
+        ),
+    )
+    assert con.execute("SELECT SpanName, StatusCode FROM otel_traces").fetchall() == [
+        ("status 7", "Unset")
+    ]
+    assert con.execute("SELECT Body, SeverityNumber FROM otel_logs").fetchall() == [("warned", 13)]
+    (record,) = con.execute(
+        "SELECT Record FROM faultlens_quarantine WHERE Position = ?", [f"{src}:1"]
+    ).fetchone()
+    assert "'schemaUrl': 5" in record and "'name': 'lost'" in record  # the whole resource
+
+
 def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
     records = [
         {"timeUnixNano": "1544712660300000000", "severityText": 5},
