@@ -616,7 +616,7 @@ def test_severity_outside_the_otlp_enum_is_kept_as_unspecified_in_both_encodings
     as a fatal log. Both encodings of one record are the same record: stored once."""
     from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
 
-    numbers = [300, 200, -1, 24]
+    numbers = [300, 200, -1, 24, 25]
     records = [
         {
             "timeUnixNano": str(1544712660300000000 + i),
@@ -650,17 +650,17 @@ def test_severity_outside_the_otlp_enum_is_kept_as_unspecified_in_both_encodings
     )
     (tmp_path / "logs.pb").write_bytes(message.SerializeToString())
     expected = [("line 0", 0, "LEVEL300"), ("line 1", 0, "LEVEL200"), ("line 2", 0, "LEVEL-1")]
-    expected.append(("line 3", 24, "LEVEL24"))
+    expected += [("line 3", 24, "LEVEL24"), ("line 4", 0, "LEVEL25")]
     sql = "SELECT Body, SeverityNumber, SeverityText FROM otel_logs ORDER BY Body"
     con = connect(":memory:")
     reports = [ingest(tmp_path / name, db=con) for name in ("logs.json", "logs.pb")]
     assert [(r.read, r.stored, r.duplicates, r.quarantined, r.errors) for r in reports] == [
-        (4, 4, 0, 0, ()),
-        (4, 0, 4, 0, ()),
+        (5, 5, 0, 0, ()),
+        (5, 0, 5, 0, ()),
     ]
     assert con.execute(sql).fetchall() == expected
     con = connect(":memory:")
-    assert ingest(tmp_path / "logs.pb", db=con).stored == 4
+    assert ingest(tmp_path / "logs.pb", db=con).stored == 5
     assert con.execute(sql).fetchall() == expected
 
 
@@ -709,6 +709,71 @@ def test_json_unknown_codes_enum_names_a_bad_resource_and_profiles(tmp_path: Pat
         "SELECT Record FROM faultlens_quarantine WHERE Position = ?", [f"{src}:1"]
     ).fetchone()
     assert "'schemaUrl': 5" in record and "'name': 'lost'" in record  # the whole resource
+
+
+def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json(
+    tmp_path: Path,
+) -> None:
+    """false, an empty AnyValue, the int64 limits and bytes inside an array are stored as
+    the Collector writes them, alike from JSON and protobuf; JSON values past the limits
+    or of the wrong type are quarantined, each with its reason."""
+    good = [
+        ("f", {"boolValue": False}, AnyValue(bool_value=False)),
+        ("e", {}, AnyValue()),
+        ("max", {"intValue": str((1 << 63) - 1)}, AnyValue(int_value=(1 << 63) - 1)),
+        ("min", {"intValue": str(-(1 << 63))}, AnyValue(int_value=-(1 << 63))),
+        (
+            "arr",
+            {"arrayValue": {"values": [{"bytesValue": "AQI="}, {"boolValue": False}]}},
+            AnyValue(
+                array_value=ArrayValue(
+                    values=[AnyValue(bytes_value=b"\x01\x02"), AnyValue(bool_value=False)]
+                )
+            ),
+        ),
+    ]
+    bad = {
+        "an AnyValue is not an object": {"arrayValue": {"values": [5]}},
+        "intValue is out of range": {"intValue": str(1 << 63)},
+        "a key is not a string": {"kvlistValue": {"values": [{"key": 5, "value": {}}]}},
+        "doubleValue is not a number": {"doubleValue": True},
+    }
+    spans = [_span(name="good", attributes=[_kv(k, j) for k, j, _ in good])]
+    spans += [
+        _span(spanId=f"b7ad6b716920340{i}", name=why, attributes=[_kv("x", value)])
+        for i, (why, value) in enumerate(bad.items())
+    ]
+    spans.append(_span(spanId="b7ad6b7169203409", endTimeUnixNano=str(1 << 64)))
+    con, report = _load(tmp_path, "values.json", _traces(*spans))
+    src = tmp_path / "values.json"
+    assert report.errors == (
+        *(f"{src}:1 record {i}: {why}" for i, why in enumerate(bad, 2)),
+        f"{src}:1 record 6: '18446744073709551616' is out of range",
+    )
+    stored = {
+        "f": "false",
+        "e": "",
+        "max": "9223372036854775807",
+        "min": "-9223372036854775808",
+        "arr": '["AQI=",false]',
+    }
+    assert con.execute("SELECT SpanName, SpanAttributes FROM otel_traces").fetchall() == [
+        ("good", stored)
+    ]
+    span = Span(
+        trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+        span_id=bytes.fromhex("b7ad6b7169203331"),
+        name="good",
+        attributes=[KeyValue(key=k, value=p) for k, _, p in good],
+    )
+    (tmp_path / "values.pb").write_bytes(
+        TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+        ).SerializeToString()
+    )
+    con = connect(":memory:")
+    assert ingest(tmp_path / "values.pb", db=con).errors == ()
+    assert con.execute("SELECT SpanAttributes FROM otel_traces").fetchall() == [(stored,)]
 
 
 def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
