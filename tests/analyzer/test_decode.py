@@ -723,6 +723,11 @@ def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json
         ("max", {"intValue": str((1 << 63) - 1)}, AnyValue(int_value=(1 << 63) - 1)),
         ("min", {"intValue": str(-(1 << 63))}, AnyValue(int_value=-(1 << 63))),
         (
+            "no key",
+            {"kvlistValue": {"values": [{"value": {"intValue": "1"}}]}},
+            AnyValue(kvlist_value=KeyValueList(values=[KeyValue(value=AnyValue(int_value=1))])),
+        ),
+        (
             "arr",
             {"arrayValue": {"values": [{"bytesValue": "AQI="}, {"boolValue": False}]}},
             AnyValue(
@@ -755,6 +760,7 @@ def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json
         "e": "",
         "max": "9223372036854775807",
         "min": "-9223372036854775808",
+        "no key": '{"":1}',
         "arr": '["AQI=",false]',
     }
     sql = "SELECT SpanName, ServiceName, SpanAttributes FROM otel_traces"
