@@ -104,8 +104,10 @@ def resolve_model(found: dict[str, str]) -> tuple[str | None, str | None]:
 
 def double_text(value: float) -> str:
     """A double as Go's pcommon AsString writes it (ES6 number-to-string)."""
-    if math.isnan(value) or math.isinf(value):
-        return "json: unsupported value: " + ("NaN" if math.isnan(value) else repr(value))
+    if math.isnan(value) or math.isinf(value):  # Go's strconv.FormatFloat names them so
+        return "json: unsupported value: " + (
+            "NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf"
+        )
     if value == int(value) and abs(value) < 1e21:
         return str(int(value))
     text = repr(value)

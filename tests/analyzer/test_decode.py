@@ -782,6 +782,41 @@ def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json
     assert con.execute(sql).fetchall() == [("good", "", stored)]
 
 
+def test_protobuf_non_finite_doubles_and_a_url_template_route(tmp_path: Path) -> None:
+    """NaN and the infinities, which JSON cannot hold, stored as the Collector's pcommon
+    AsString writes them (Go's names: NaN, +Inf, -Inf); a span with url.template and no
+    http.route has that template as its route."""
+    span = Span(
+        trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+        span_id=bytes.fromhex("b7ad6b7169203331"),
+        name="GET",
+        attributes=[
+            _pb_kv("nan", double_value=float("nan")),
+            _pb_kv("up", double_value=float("inf")),
+            _pb_kv("down", double_value=float("-inf")),
+            _pb_kv("url.template", string_value="/items/{id}"),
+        ],
+    )
+    (tmp_path / "d.pb").write_bytes(
+        TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+        ).SerializeToString()
+    )
+    con = connect(":memory:")
+    assert ingest(tmp_path / "d.pb", db=con).errors == ()
+    assert con.execute("SELECT SpanAttributes, HttpRoute FROM otel_traces").fetchall() == [
+        (
+            {
+                "nan": "json: unsupported value: NaN",
+                "up": "json: unsupported value: +Inf",
+                "down": "json: unsupported value: -Inf",
+                "url.template": "/items/{id}",
+            },
+            "/items/{id}",
+        )
+    ]
+
+
 def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
     records = [
         {"timeUnixNano": "1544712660300000000", "severityText": 5},
