@@ -83,6 +83,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "serve/_grpc.py": [T + "test_receiver_answers.py"],
     "serve/_ingest.py": [
+        T + "test_decode.py",
         T + "test_ingest.py",
         T + "test_ingest_cache.py",
         T + "test_metrics_ingest.py",

@@ -654,10 +654,10 @@ def test_severity_outside_the_otlp_enum_is_kept_as_unspecified_in_both_encodings
     sql = "SELECT Body, SeverityNumber, SeverityText FROM otel_logs ORDER BY Body"
     con = connect(":memory:")
     reports = [ingest(tmp_path / name, db=con) for name in ("logs.json", "logs.pb")]
-    assert [(r.read, r.stored, r.duplicates, r.quarantined, r.errors) for r in reports] == [
-        (5, 5, 0, 0, ()),
-        (5, 0, 5, 0, ()),
-    ]
+    assert [
+        (r.read, r.stored, r.duplicates, r.quarantined, r.errors, r.spans, r.log_records)
+        for r in reports
+    ] == [(5, 5, 0, 0, (), 0, 5), (5, 0, 5, 0, (), 0, 0)]
     assert con.execute(sql).fetchall() == expected
     con = connect(":memory:")
     assert ingest(tmp_path / "logs.pb", db=con).stored == 5
@@ -763,6 +763,7 @@ def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json
         "no key": '{"":1}',
         "arr": '["AQI=",false]',
     }
+    assert (report.spans, report.log_records) == (1, 0)
     sql = "SELECT SpanName, ServiceName, SpanAttributes FROM otel_traces"
     assert con.execute(sql).fetchall() == [("good", "", stored)]  # no service.name: ''
 
