@@ -54,6 +54,8 @@ _DECODE = [
     T + "test_ingest.py",
     T + "test_store.py",
     T + "test_receiver.py",
+    T + "test_receiver_answers.py",
+    T + "test_metrics_ingest.py",
 ]
 # Module (under analyzer/) -> the tests that cover it; and, for a module of which only a
 # part is in scope, the functions whose mutants count.
@@ -64,11 +66,28 @@ MODULES: dict[str, list[str]] = {
     "analysis/_impact.py": _INCIDENT,
     "analysis/_coupling.py": [T + "test_update_coupling.py", T + "test_pinned_outputs.py"],
     "analysis/_detect.py": [T + "test_culprit_ranking.py", T + "test_pinned_outputs.py"],
+    # The evidence texts of the incident page, the report and the JSON's ``evidence`` lists.
+    "analysis/_describe.py": [*_INCIDENT, T + "test_incidents_contract.py"],
     "store/_write.py": [T + "test_store.py", T + "test_ingest.py", T + "test_receiver.py"],
     "decode/_columns.py": _DECODE,
     "decode/_otlp_json.py": _DECODE,
     "decode/_otlp_proto.py": _DECODE,
-    "serve/_receiver.py": [T + "test_receiver.py", T + "test_store.py"],
+    "decode/_json_values.py": _DECODE,
+    "decode/_proto_values.py": _DECODE,
+    "decode/_scopes.py": _DECODE,
+    "decode/_identity.py": _DECODE,
+    "serve/_receiver.py": [
+        T + "test_receiver.py",
+        T + "test_receiver_answers.py",
+        T + "test_store.py",
+    ],
+    "serve/_grpc.py": [T + "test_receiver_answers.py"],
+    "serve/_ingest.py": [
+        T + "test_decode.py",
+        T + "test_ingest.py",
+        T + "test_ingest_cache.py",
+        T + "test_metrics_ingest.py",
+    ],
 }
 FUNCTIONS: dict[str, list[str]] = {
     # The incident's update coupling; library coupling is a browsing table.

@@ -22,6 +22,7 @@ __all__ = [
     "json_text",
     "resolve_model",
     "route_of",
+    "severity_number",
 ]
 
 # The exporter's strings; the JSON encoding may carry the enum's integer or its name.
@@ -33,6 +34,17 @@ STATUS_NAMES: dict[Any, str] = {}
 for _i, _n in enumerate(("Unset", "Ok", "Error")):
     STATUS_NAMES[_i] = _n
     STATUS_NAMES[f"STATUS_CODE_{_n.upper()}"] = _n
+
+
+def severity_number(number: int) -> int:
+    """A log record's SeverityNumber as stored: 0 (unspecified) outside OTLP's enum, 0..24.
+
+    The record is kept, with its SeverityText, in both encodings: the protobuf enum is open
+    (a decoder keeps a number it does not know), and the Collector passes such records on.
+    Only the number is dropped: past 24 it means nothing, and stored as sent a 300 would
+    not fit the column and a 200 would count as a fatal log (21 and up) in the evidence."""
+    return number if 0 <= number <= 24 else 0
+
 
 # Model identity (docs/design.md): the ordered alias list, the one copy. The name a call
 # asked for first, then the OpenInference invocation parameters (the only place the model
@@ -92,8 +104,10 @@ def resolve_model(found: dict[str, str]) -> tuple[str | None, str | None]:
 
 def double_text(value: float) -> str:
     """A double as Go's pcommon AsString writes it (ES6 number-to-string)."""
-    if math.isnan(value) or math.isinf(value):
-        return "json: unsupported value: " + ("NaN" if math.isnan(value) else repr(value))
+    if math.isnan(value) or math.isinf(value):  # Go's strconv.FormatFloat names them so
+        return "json: unsupported value: " + (
+            "NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf"
+        )
     if value == int(value) and abs(value) < 1e21:
         return str(int(value))
     text = repr(value)

@@ -21,6 +21,7 @@ from ._identity import (
     STATUS_NAMES,
     resolve_model,
     route_of,
+    severity_number,
 )
 from ._json_values import (
     BadValue,
@@ -218,10 +219,10 @@ def _logs(cols: LogColumns, records: list, scope: int, label: str) -> None:
                 if severity not in _SEVERITY:
                     raise BadValue(f"unknown severityNumber {severity!r}")
                 severity = _SEVERITY[severity]
+            elif type(severity) is int:  # an int32 enum: a -1 is as unknown as a 300
+                severity = severity_number(severity)
             else:
-                severity = int_value(severity)
-            if severity > 255:
-                raise BadValue(f"severityNumber {severity} is out of range")
+                severity = severity_number(int_value(severity))
             body = value_text(record.get("body"))
             event_name = record.get("eventName", "")
             text = record.get("severityText", "")

@@ -12,7 +12,14 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import MetricsData
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from ._columns import LogColumns, TraceColumns
-from ._identity import KIND_NAMES, MODEL_KEYS, STATUS_NAMES, resolve_model, route_of
+from ._identity import (
+    KIND_NAMES,
+    MODEL_KEYS,
+    STATUS_NAMES,
+    resolve_model,
+    route_of,
+    severity_number,
+)
 from ._metrics import decode_metrics_message, is_metrics_protobuf
 from ._otlp_json import Decoded
 from ._proto_values import proto_attributes as _attributes
@@ -134,7 +141,7 @@ def _logs(msg: LogsData, label: str, cols: LogColumns) -> None:
                 observed = record.observed_time_unix_nano
                 flags = record.flags & 0xFF
                 body = _value_text(record.body)
-                severity = record.severity_number
+                severity = severity_number(record.severity_number)
                 cols.scope_idx.append(scope)
                 cols.unit.append(unit)
                 cols.raw.append(record)
@@ -143,7 +150,7 @@ def _logs(msg: LogsData, label: str, cols: LogColumns) -> None:
                 cols.span_id.append(record.span_id.hex())
                 cols.flags.append(flags)
                 cols.severity_text.append(record.severity_text)
-                cols.severity_number.append(severity if 0 <= severity <= 255 else 0)
+                cols.severity_number.append(severity)
                 cols.body.append(body)
                 cols.attr_keys.extend(attrs)
                 cols.attr_vals.extend(attrs.values())

@@ -47,23 +47,6 @@ class Scopes:
         self.scope_model.append(resolve_model(self.res_found[resource]))
         return len(self.scope_res) - 1
 
-    def truncate(self, resources: int, scopes: int) -> None:
-        for name in ("res_keys", "res_vals", "res_found", "res_url"):
-            del getattr(self, name)[resources:]
-        for name in [
-            "scope_res",
-            "scope_name",
-            "scope_version",
-            "scope_keys",
-            "scope_vals",
-            "scope_url",
-            "scope_model",
-        ]:
-            del getattr(self, name)[scopes:]
-
-    def resource_column(self, attr: str) -> list[str]:
-        return [found.get(attr, "") for found in self.res_found]
-
     def per_scope(self, scope_idx: pa.Array) -> dict[str, pa.Array]:
         """Scope- and resource-level columns, as dictionary arrays indexed by scope."""
         res = self.scope_res

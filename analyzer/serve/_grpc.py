@@ -5,10 +5,13 @@ deserializer: decoding runs on a worker thread, as for HTTP) and answer only aft
 rows are committed. Status codes, as the OTLP specification maps them:
 
 - UNAUTHENTICATED without the bearer token (``authorization`` metadata) when one is set;
-- RESOURCE_EXHAUSTED for a message over the limit (gRPC checks it after decompression)
-  and when the write queue is full (the exporters retry it);
+- RESOURCE_EXHAUSTED for a message over the limit (gRPC checks it after decompression;
+  with no RetryInfo the specification makes it permanent: the same message fails again);
 - INVALID_ARGUMENT when the message does not decode;
-- UNAVAILABLE when the store write failed (retryable: nothing was acknowledged).
+- UNAVAILABLE with RetryInfo (1 s, as HTTP's Retry-After) when the write queue is full
+  (the specification's throttling signal) or the store write failed (retryable: nothing
+  was acknowledged). RetryInfo goes in the ``grpc-status-details-bin`` status (where Go
+  and Java exporters read it) and as ``google.rpc.retryinfo-bin`` (Python's).
 Invalid records beside good ones are counted in the response's ``partial_success``.
 """
 
@@ -17,6 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -28,6 +35,26 @@ _SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
     "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
 }
+
+
+RETRY_S = 1  # the delay a throttled exporter is asked to wait (HTTP: Retry-After: 1)
+
+
+def _retry_later(message: str) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
+    """UNAVAILABLE with RetryInfo: the arguments of ``context.abort``."""
+    retry = RetryInfo(retry_delay=Duration(seconds=RETRY_S))
+    detail = AnyMessage()
+    detail.Pack(retry)
+    code = grpc.StatusCode.UNAVAILABLE
+    status = Status(code=code.value[0], message=message, details=[detail])
+    return (
+        code,
+        message,
+        (
+            ("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", retry.SerializeToString()),
+        ),
+    )
 
 
 def _response(signal: str, rejected: int, message: str) -> Any:
@@ -68,9 +95,9 @@ def _handler(
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Busy:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "write queue full")
+            await context.abort(*_retry_later("write queue full, retry later"))
         except StoreFailed as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(*_retry_later(str(exc)))
         return _response(signal, rejected, message)
 
     return grpc.unary_unary_rpc_method_handler(

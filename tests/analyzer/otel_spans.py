@@ -170,7 +170,19 @@ def collect_process(db: Path, *flags: str) -> Iterator[tuple[str, subprocess.Pop
     port = free_port()
     exe = Path(sys.executable).with_name("faultlens")
     proc = subprocess.Popen(
-        [str(exe), "collect", "--db", str(db), "--port", str(port), *flags],
+        # No OTLP/gRPC unless asked for: its default port, 4317, is one for the whole
+        # machine, and two tests (or two mutants) at once would fight over it.
+        [
+            str(exe),
+            "collect",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--otlp-grpc-port",
+            "0",
+            *flags,
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.time() + 30

@@ -92,3 +92,58 @@ def test_a_model_name_holding_a_control_character_is_analysed(tmp_path: Path) ->
     (inc,) = fa.open(db).incidents()
     assert (inc.culprit.service, inc.culprit.model) == ("model-a", "a")
     assert inc.blast.requests == 60
+
+
+def test_excess_over_a_noisy_baseline_and_refused_requests_that_never_touched_the_culprit(
+    tmp_path: Path,
+) -> None:
+    """The incident runs to the end of the data (no traffic after it). /score (1/s, model
+    a) fails every other request at baseline and every request during the incident: its
+    excess is the incident's bad requests beyond the baseline's rate. /rank (4/s, model b,
+    another process) stops answering at the onset and leaves no span: its refused requests
+    never touched model a, so each is collateral."""
+    from faultlens.analyzer.analysis._impact import blast_radius
+    from faultlens.analyzer.facts._stored import open_stored_facts
+    from faultlens.analyzer.store._dialect import DUCKDB, BoundConnection
+
+    sysm = System()
+    onset, end = T0 + 20 * S, T0 + 60 * S
+    for k in range(60):
+        t = T0 + k * S
+        with (
+            sysm.span("gateway", "POST /score", start=t, dur_ms=30, kind=SpanKind.SERVER,
+                      attrs={"http.route": "/score"}, error=t >= onset or k % 2 == 0),
+            sysm.span("model-a", "predict a", start=t + MS, dur_ms=20, model="a"),
+        ):  # fmt: skip
+            pass
+    for k in range(80):  # /rank at 4/s, until the onset
+        t = T0 + k * S // 4 + S // 8
+        with (
+            sysm.span("ranker", "POST /rank", start=t, dur_ms=30, kind=SpanKind.SERVER,
+                      attrs={"http.route": "/rank"}),
+            sysm.span("ranker", "predict b", start=t + MS, dur_ms=20, model="b"),
+        ):  # fmt: skip
+            pass
+    db = tmp_path / "unit.duckdb"
+    sysm.ingest(tmp_path, db)
+    with duckdb.connect(str(db)) as con:
+        assert open_stored_facts(con, DUCKDB, run=None) is not None
+        (run,) = con.execute("SELECT DISTINCT run FROM fl_requests").fetchone()
+        blast = blast_radius(
+            BoundConnection(con, DUCKDB), DUCKDB, run=run, base_start=T0, onset=onset, end=end,
+            collateral_of=("model", "a"), slo_ms=10_000.0,
+        )  # fmt: skip
+    # /score: 40 bad beyond a 1-in-2 rate: 20. All traffic: 40 bad beyond its baseline
+    # rate (10 of 100): 36. /rank: 155 refused (4/s over the 39 s the data covers, less
+    # the shortfall's share of what /score kept), every one collateral.
+    assert (blast.requests, blast.total, blast.collateral) == (36 + 155, 40 + 155, 155)
+    rows = blast.breakdown[["dimension", "key", "requests", "collateral"]]
+    assert [tuple(r) for r in rows.itertuples(index=False)] == [
+        ("endpoint", "/rank", 155, 155),
+        ("endpoint", "/score", 20, 0),
+        ("model", "b", 155, 155),
+        ("model", "a", 20, 0),
+        ("service", "ranker", 155, 155),
+        ("service", "gateway", 20, 0),
+        ("service", "model-a", 20, 0),
+    ]

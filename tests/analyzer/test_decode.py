@@ -510,6 +510,56 @@ def test_each_bad_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:
     assert con.execute("SELECT SpanId FROM otel_traces").fetchall() == [("b7ad6b7169203331",)]
 
 
+def test_protobuf_files_an_unknown_kind_a_bad_span_no_span_and_no_message(
+    tmp_path: Path,
+) -> None:
+    """An unknown span kind is stored as '' (as the JSON path does); a bad span is named by
+    its file and record; a message with resources but no span is no error; bytes that
+    decode as no OTLP message are quarantined whole, with their first 4 KiB to read."""
+    tid = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    spans = [
+        Span(trace_id=tid, span_id=bytes.fromhex("b7ad6b7169203331"), name="kind 9", kind=9),
+        Span(trace_id=tid, span_id=bytes(8), name="zero span id"),
+    ]
+    files = {
+        "spans.pb": TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
+        ).SerializeToString(),
+        "no_span.pb": TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans()])]
+        ).SerializeToString(),
+        "garbage.pb": b"\x0a\xff" + b"x" * 5000,  # a field longer than the message
+    }
+    got = {}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        con = connect(":memory:")
+        report = ingest(tmp_path / name, db=con)
+        got[name] = (
+            (report.read, report.stored, report.quarantined, report.errors),
+            con.execute("SELECT SpanName, SpanKind FROM otel_traces").fetchall(),
+            con.execute("SELECT Position, Reason, Record FROM faultlens_quarantine").fetchall(),
+        )
+    bad = "spanId is not 16 hex digits (or is all zero)"
+    assert got["spans.pb"][:2] == (
+        (2, 1, 1, (f"{tmp_path / 'spans.pb'}@byte 0 record 2: {bad}",)),
+        [("kind 9", "")],
+    )
+    assert got["no_span.pb"] == ((0, 0, 0, ()), [], [])
+    garbage = f"{tmp_path / 'garbage.pb'}@byte 0"
+    assert got["garbage.pb"] == (
+        (1, 0, 1, (f"{garbage}: not an OTLP protobuf message",)),
+        [],
+        [
+            (
+                garbage,
+                "not an OTLP protobuf message",
+                files["garbage.pb"][:4096].decode("utf-8", "replace"),
+            )
+        ],
+    )
+
+
 def test_protobuf_logs_decode_as_json_logs_do(tmp_path: Path) -> None:
     """The protocol's log example and a model's record with an event name and flags, in both
     encodings: the same rows, and the same counts."""
@@ -556,6 +606,216 @@ def test_protobuf_logs_decode_as_json_logs_do(tmp_path: Path) -> None:
         (r["SeverityNumber"], r["TraceFlags"], r["EventName"], r["ModelName"], r["ModelVersion"])
         for r in rows
     ] == [(10, 0, "", None, None), (17, 1, "model.failed", "fraud", "1.4")]
+
+
+def test_severity_outside_the_otlp_enum_is_kept_as_unspecified_in_both_encodings(
+    tmp_path: Path,
+) -> None:
+    """A SeverityNumber past OTLP's 0..24 (300, 200, -1) keeps its record and its text in
+    JSON and in protobuf alike, stored as 0 (unspecified): a 200 stored as sent would count
+    as a fatal log. Both encodings of one record are the same record: stored once."""
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
+
+    numbers = [300, 200, -1, 24, 25]
+    records = [
+        {
+            "timeUnixNano": str(1544712660300000000 + i),
+            "severityNumber": n,
+            "severityText": f"LEVEL{n}",
+            "body": {"stringValue": f"line {i}"},
+        }
+        for i, n in enumerate(numbers)
+    ]
+    (tmp_path / "logs.json").write_bytes(
+        orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]})
+    )
+    message = LogsData(
+        resource_logs=[
+            ResourceLogs(
+                scope_logs=[
+                    ScopeLogs(
+                        log_records=[
+                            LogRecord(
+                                time_unix_nano=1544712660300000000 + i,
+                                severity_number=n,
+                                severity_text=f"LEVEL{n}",
+                                body=AnyValue(string_value=f"line {i}"),
+                            )
+                            for i, n in enumerate(numbers)
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    (tmp_path / "logs.pb").write_bytes(message.SerializeToString())
+    expected = [("line 0", 0, "LEVEL300"), ("line 1", 0, "LEVEL200"), ("line 2", 0, "LEVEL-1")]
+    expected += [("line 3", 24, "LEVEL24"), ("line 4", 0, "LEVEL25")]
+    sql = "SELECT Body, SeverityNumber, SeverityText FROM otel_logs ORDER BY Body"
+    con = connect(":memory:")
+    reports = [ingest(tmp_path / name, db=con) for name in ("logs.json", "logs.pb")]
+    assert [
+        (r.read, r.stored, r.duplicates, r.quarantined, r.errors, r.spans, r.log_records)
+        for r in reports
+    ] == [(5, 5, 0, 0, (), 0, 5), (5, 0, 5, 0, (), 0, 0)]
+    assert con.execute(sql).fetchall() == expected
+    con = connect(":memory:")
+    assert ingest(tmp_path / "logs.pb", db=con).stored == 5
+    assert con.execute(sql).fetchall() == expected
+
+
+def test_json_unknown_codes_enum_names_a_bad_resource_and_profiles(tmp_path: Path) -> None:
+    """An unknown status code is Unset; a severity given by its enum name is its number; a
+    resource whose schemaUrl is not a string is quarantined whole, named by where it sits;
+    profiles are counted as not stored."""
+    lines = [
+        {"resourceSpans": [{"schemaUrl": 5, "scopeSpans": [{"spans": [_span(name="lost")]}]}]},
+        _traces(_span(spanId="b7ad6b7169203332", name="status 7", status={"code": 7})),
+        {
+            "resourceLogs": [
+                {
+                    "scopeLogs": [
+                        {
+                            "logRecords": [
+                                {
+                                    "timeUnixNano": "1700000000000000000",
+                                    "severityNumber": "SEVERITY_NUMBER_WARN",
+                                    "body": {"stringValue": "warned"},
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        },
+        {"resourceProfiles": [{"scopeProfiles": []}]},
+    ]
+    src = tmp_path / "edge.jsonl"
+    con, report = _load(tmp_path, src.name, b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    assert (report.read, report.stored, report.quarantined, report.errors) == (
+        4,
+        2,
+        2,
+        (
+            f"{src}:1: resourceSpans[0]: schemaUrl is not a string",
+            f"{src}:4: resourceProfiles: profiles are not stored",
+        ),
+    )
+    assert con.execute("SELECT SpanName, StatusCode FROM otel_traces").fetchall() == [
+        ("status 7", "Unset")
+    ]
+    assert con.execute("SELECT Body, SeverityNumber FROM otel_logs").fetchall() == [("warned", 13)]
+    (record,) = con.execute(
+        "SELECT Record FROM faultlens_quarantine WHERE Position = ?", [f"{src}:1"]
+    ).fetchone()
+    assert "'schemaUrl': 5" in record and "'name': 'lost'" in record  # the whole resource
+
+
+def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json(
+    tmp_path: Path,
+) -> None:
+    """false, an empty AnyValue, the int64 limits and bytes inside an array are stored as
+    the Collector writes them, alike from JSON and protobuf; JSON values past the limits
+    or of the wrong type are quarantined, each with its reason."""
+    good = [
+        ("f", {"boolValue": False}, AnyValue(bool_value=False)),
+        ("e", {}, AnyValue()),
+        ("max", {"intValue": str((1 << 63) - 1)}, AnyValue(int_value=(1 << 63) - 1)),
+        ("min", {"intValue": str(-(1 << 63))}, AnyValue(int_value=-(1 << 63))),
+        (
+            "no key",
+            {"kvlistValue": {"values": [{"value": {"intValue": "1"}}]}},
+            AnyValue(kvlist_value=KeyValueList(values=[KeyValue(value=AnyValue(int_value=1))])),
+        ),
+        (
+            "arr",
+            {"arrayValue": {"values": [{"bytesValue": "AQI="}, {"boolValue": False}]}},
+            AnyValue(
+                array_value=ArrayValue(
+                    values=[AnyValue(bytes_value=b"\x01\x02"), AnyValue(bool_value=False)]
+                )
+            ),
+        ),
+    ]
+    bad = {
+        "an AnyValue is not an object": {"arrayValue": {"values": [5]}},
+        "intValue is out of range": {"intValue": str(1 << 63)},
+        "a key is not a string": {"kvlistValue": {"values": [{"key": 5, "value": {}}]}},
+        "doubleValue is not a number": {"doubleValue": True},
+    }
+    spans = [_span(name="good", attributes=[_kv(k, j) for k, j, _ in good])]
+    spans += [
+        _span(spanId=f"b7ad6b716920340{i}", name=why, attributes=[_kv("x", value)])
+        for i, (why, value) in enumerate(bad.items())
+    ]
+    spans.append(_span(spanId="b7ad6b7169203409", endTimeUnixNano=str(1 << 64)))
+    con, report = _load(tmp_path, "values.json", _traces(*spans))
+    src = tmp_path / "values.json"
+    assert report.errors == (
+        *(f"{src}:1 record {i}: {why}" for i, why in enumerate(bad, 2)),
+        f"{src}:1 record 6: '18446744073709551616' is out of range",
+    )
+    stored = {
+        "f": "false",
+        "e": "",
+        "max": "9223372036854775807",
+        "min": "-9223372036854775808",
+        "no key": '{"":1}',
+        "arr": '["AQI=",false]',
+    }
+    assert (report.spans, report.log_records) == (1, 0)
+    sql = "SELECT SpanName, ServiceName, SpanAttributes FROM otel_traces"
+    assert con.execute(sql).fetchall() == [("good", "", stored)]  # no service.name: ''
+
+    span = Span(
+        trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+        span_id=bytes.fromhex("b7ad6b7169203331"),
+        name="good",
+        attributes=[KeyValue(key=k, value=p) for k, _, p in good],
+    )
+    (tmp_path / "values.pb").write_bytes(
+        TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+        ).SerializeToString()
+    )
+    con = connect(":memory:")
+    assert ingest(tmp_path / "values.pb", db=con).errors == ()
+    assert con.execute(sql).fetchall() == [("good", "", stored)]
+
+
+def test_protobuf_non_finite_doubles_and_a_url_template_route(tmp_path: Path) -> None:
+    """NaN and the infinities, which JSON cannot hold, stored as the Collector's pcommon
+    AsString writes them (Go's names: NaN, +Inf, -Inf); a span with url.template and no
+    http.route has that template as its route."""
+    span = Span(
+        trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+        span_id=bytes.fromhex("b7ad6b7169203331"),
+        name="GET",
+        attributes=[
+            _pb_kv("nan", double_value=float("nan")),
+            _pb_kv("up", double_value=float("inf")),
+            _pb_kv("down", double_value=float("-inf")),
+            _pb_kv("url.template", string_value="/items/{id}"),
+        ],
+    )
+    (tmp_path / "d.pb").write_bytes(
+        TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+        ).SerializeToString()
+    )
+    con = connect(":memory:")
+    assert ingest(tmp_path / "d.pb", db=con).errors == ()
+    assert con.execute("SELECT SpanAttributes, HttpRoute FROM otel_traces").fetchall() == [
+        (
+            {
+                "nan": "json: unsupported value: NaN",
+                "up": "json: unsupported value: +Inf",
+                "down": "json: unsupported value: -Inf",
+                "url.template": "/items/{id}",
+            },
+            "/items/{id}",
+        )
+    ]
 
 
 def test_each_bad_log_value_is_quarantined_with_its_reason(tmp_path: Path) -> None:

@@ -70,3 +70,12 @@ def test_requests_a_dead_entry_process_refused_count_where_they_were_headed(
         if lo <= t < hi and not refused
     )
     assert inc.blast.total == present + 60
+    # The breakdown the report and the Analysis API show: one row per endpoint, model and
+    # service (never the whole, which is ``requests``), each a share of that traffic.
+    rows = inc.blast.breakdown[["dimension", "key", "requests", "collateral"]]
+    assert [tuple(r) for r in rows.itertuples(index=False)] == [
+        ("endpoint", "/score", 60, 0),
+        ("model", "a", 60, 0),
+        ("service", "svc-a", 60, 0),
+    ]
+    assert list(inc.blast.breakdown.share) == [60 / inc.blast.total] * 3
