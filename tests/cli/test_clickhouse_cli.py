@@ -19,17 +19,18 @@ def test_load_copies_every_span_and_log_and_the_analysis_reads_them(tmp_path: Pa
     with duckdb.connect(str(store), read_only=True) as con:
         spans = con.execute("SELECT count(*) FROM otel_traces").fetchone()[0]
         logs = con.execute("SELECT count(*) FROM otel_logs").fetchone()[0]
+        gauges = con.execute("SELECT count(*) FROM otel_metrics_gauge").fetchone()[0]
         sums = con.execute("SELECT count(*) FROM otel_metrics_sum").fetchone()[0]
         histograms = con.execute("SELECT count(*) FROM otel_metrics_histogram").fetchone()[0]
     target = f"chdb:{tmp_path / 'ch'}"
     result = CliRunner().invoke(app, ["clickhouse", "load", str(store), "--db", target])
     assert result.exit_code == 0, result.output
-    # The run's metrics too: the process and model-scope sums, the HTTP server histograms
-    # (the metrics tables without rows are not listed).
-    assert sums and histograms
+    # The run's metrics too: the models' load-time growth (gauges), the process and
+    # model-scope sums, the HTTP server histograms (tables without rows are not listed).
+    assert gauges and sums and histograms
     assert result.stdout.strip() == (
-        f"otel_traces: {spans} rows, otel_logs: {logs} rows, otel_metrics_sum: {sums} rows, "
-        f"otel_metrics_histogram: {histograms} rows"
+        f"otel_traces: {spans} rows, otel_logs: {logs} rows, otel_metrics_gauge: {gauges} rows, "
+        f"otel_metrics_sum: {sums} rows, otel_metrics_histogram: {histograms} rows"
     )
     assert fa.open(target).costs() == fa.open(store).costs()  # the cost side reads them
     got = fa.open(target).incidents(slo_ms=300)
