@@ -50,6 +50,17 @@ _state: _State | None = None
 _lock = threading.Lock()
 
 
+def export_metrics_now() -> None:
+    """Export the metrics `configure(metrics=True)` records now, off the caller's thread:
+    when a service is ready, its start-up (CPU, each model's load-time growth) is out
+    before a crash a moment later could lose it with the rest of the export interval."""
+    state = _state
+    if state is not None and state.meter_provider is not None:
+        flush = getattr(state.meter_provider, "force_flush", None)
+        if flush is not None:
+            threading.Thread(target=flush, name="faultlens-metrics-ready", daemon=True).start()
+
+
 def configured_default() -> ModelIdentity | None:
     """The `default_model` of the active configuration (read by `instrument_app`)."""
     return _state.default if _state is not None else None

@@ -9,7 +9,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ._configure import configured_default
+from ._configure import configured_default, export_metrics_now
 from ._identity import (
     IDENTITY_KEY,
     REQUEST_MODELS,
@@ -68,6 +68,9 @@ class _RequestModelsMiddleware:
         self.default = default
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope.get("type") == "lifespan":
+            await self.app(scope, receive, _exporting_metrics_when_ready(send))
+            return
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -95,6 +98,18 @@ class _RequestModelsMiddleware:
             otel_context.detach(token)
             if server_span.is_recording():  # no response sent (an error), or a websocket
                 server_span.set_attribute(REQUEST_MODELS, sorted(seen))
+
+
+def _exporting_metrics_when_ready(send: _Send) -> _Send:
+    """The lifespan's ``send``: once the app reports its start-up complete (models
+    loaded), export the metrics at once instead of at the end of the first interval."""
+
+    async def send_and_export(message: MutableMapping[str, Any]) -> None:
+        await send(message)
+        if message.get("type") == "lifespan.startup.complete":
+            export_metrics_now()
+
+    return send_and_export
 
 
 def _is_last(message: MutableMapping[str, Any]) -> bool:
