@@ -100,6 +100,18 @@ def serve_app(opts: ServeOptions) -> Any:
             f"Bearer {opts.token}"
         )
 
+    async def answer(call: dict[str, Any]) -> Response:
+        """One read on the pool (DuckDB off the event loop); a missing incident is 404,
+        a call the analysis refuses 400, its first line only."""
+        loop = asyncio.get_running_loop()
+        try:
+            kind, body = await loop.run_in_executor(pool, parts["reads"].call, call)
+        except KeyError as exc:
+            return _error(404, str(exc.args[0] if exc.args else exc))
+        except (TypeError, ValueError) as exc:
+            return _error(400, f"{call['method']}: {str(exc).splitlines()[0]}")
+        return Response(body, 200, media_type=kind)
+
     async def read(request: Request, call: dict[str, Any]) -> Response:
         q = request.query_params
         try:
@@ -110,14 +122,7 @@ def serve_app(opts: ServeOptions) -> Any:
         except ValueError as exc:
             return _error(400, str(exc))
         call.update(run=q.get("run"), since=window.since_ns, until=window.until_ns)
-        loop = asyncio.get_running_loop()
-        try:
-            kind, body = await loop.run_in_executor(pool, parts["reads"].call, call)
-        except KeyError as exc:
-            return _error(404, str(exc.args[0] if exc.args else exc))
-        except (TypeError, ValueError) as exc:
-            return _error(400, f"{call['method']}: {exc}")
-        return Response(body, 200, media_type=kind)
+        return await answer(call)
 
     def guarded(handler: Any) -> Any:
         async def wrapped(request: Request) -> Response:
@@ -181,14 +186,7 @@ def serve_app(opts: ServeOptions) -> Any:
             assert isinstance(call, dict) and isinstance(call.get("method"), str)
         except (orjson.JSONDecodeError, AssertionError):
             return _error(400, "expected a JSON object with a method")
-        loop = asyncio.get_running_loop()
-        try:
-            kind, body = await loop.run_in_executor(pool, parts["reads"].call, call)
-        except KeyError as exc:
-            return _error(404, str(exc.args[0] if exc.args else exc))
-        except (TypeError, ValueError) as exc:
-            return _error(400, f"{call['method']}: {str(exc).splitlines()[0]}")
-        return Response(body, 200, media_type=kind)
+        return await answer(call)
 
     routes = [
         Route("/api/health", guarded(health)),

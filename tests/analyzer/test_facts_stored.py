@@ -7,16 +7,15 @@ import gzip
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import httpx
 import pandas as pd
 import pytest
+from otel_spans import collect_process
 
 from faultlens.analyzer import ingest
 from faultlens.analyzer._settings import TUNING
@@ -241,25 +240,10 @@ def test_the_facts_step_leaves_the_connection_memory_limit_as_it_found_it(
 
 
 def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     db = tmp_path / "collected.duckdb"
-    exe = Path(sys.executable).with_name("faultlens")
-    proc = subprocess.Popen(
-        # No gRPC listener: the default port 4317 may be another server's.
-        [str(exe), "collect", "--db", str(db), "--port", str(port), "--otlp-grpc-port", "0"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+    with collect_process(db) as (url, proc):
         lines = gzip.decompress(CRASH.read_bytes()).splitlines()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30) as client:
             for line in lines:
                 answer = client.post(
                     "/v1/traces", content=line, headers={"content-type": "application/json"}
@@ -267,10 +251,6 @@ def test_collect_refreshes_the_facts_when_it_stops(tmp_path: Path) -> None:
                 assert answer.status_code == 200, answer.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     _assert_stored_equal_derived(db)
     con = duckdb.connect(str(db))
     try:
