@@ -15,6 +15,10 @@ PKG_DIRS := analyzer cli dashboards instrumentation sample_traces
 FILES_KEY := $(shell find $(PKG_DIRS) -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | sha256sum | cut -c1-16)
 LINK_STAMP := $(VENV)/.linked-$(KEY)-$(FILES_KEY)
 EDITABLE := --config-settings editable_mode=strict
+# Test files run on this many pytest-xdist workers, each file whole on one worker (its
+# module fixtures made once). More workers than the 2 cores: the slowest tests mostly wait
+# on real services streaming in real time.
+TEST_WORKERS ?= 3
 
 .PHONY: demo test lint format bench clean chromium
 
@@ -24,7 +28,7 @@ demo: $(ALL_STAMP) $(LINK_STAMP)
 test: $(DEV_STAMP) $(LINK_STAMP) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .

@@ -7,7 +7,9 @@ and what the dashboard costs ingest.
    read API (/api/live) is polled every 0.5 s and a local webhook sink records every
    page. Per scenario it prints the time from the fault's onset (truth.json) to the first
    incident overlapping the fault at the API, to that incident naming the right culprit
-   (the model, or the service for a fault in a service without one), and to the first
+   (the model, or the service for a fault in a service without one; for a shared process
+   that died leaving no model's evidence, the service with no model and the faulty one
+   among its suspect models, the offline analysis's answer too), and to the first
    webhook naming it; then medians and the worst against the targets (median
    onset-to-culprit <= 15 s, worst <= 30 s, the export delay included).
 2. A detection cycle's CPU time: a store of N generated spans (``--cycle-spans``, 10M by
@@ -107,6 +109,14 @@ def _overlaps(inc: dict[str, Any], fault: dict[str, Any]) -> bool:
 
 
 def _names(inc: dict[str, Any], culprit: dict[str, Any]) -> bool:
+    """The incident names the right culprit: its model; or, where the fault left no sign of
+    which model failed (a shared process that died: the offline analysis says the same),
+    the right service with no model and the faulty one among its suspect models."""
+    if culprit["model"] and inc["culprit"]["model"] is None:
+        return (
+            inc["culprit"]["service"] == culprit["service"]
+            and culprit["model"] in inc.get("suspect_models", ())
+        )
     if culprit["model"]:
         return inc["culprit"]["model"] == culprit["model"]
     return inc["culprit"]["service"] == culprit["service"]
@@ -154,7 +164,8 @@ def detect_one(name: str, layout: str, *, seconds: float, workdir: Path) -> dict
         return (times[0] - fault["onset_ns"]) / S if times else None
 
     named = [
-        i["culprit"]["model"] or f"{i['culprit']['service']} (no model)"
+        i["culprit"]["model"]
+        or f"{i['culprit']['service']} (no model; suspects {', '.join(i['suspect_models'])})"
         for _, incs in polls[-1:]
         for i in incs
         if _overlaps(i, fault)

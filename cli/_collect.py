@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from ._app import DEFAULT_DB, DbOption, app
-from ._serve import GrpcPortOption, HoldOption, HostOption, TokenOption, WebhookOption, run
+from ._serve import (
+    ConfirmOption,
+    GrpcPortOption,
+    HoldOption,
+    HostOption,
+    TokenOption,
+    WebhookOption,
+    run,
+)
 
 
 @app.command()
@@ -21,6 +29,7 @@ def collect(
     token: TokenOption = None,
     webhook: WebhookOption = None,
     hold_down: HoldOption = 30.0,
+    confirm: ConfirmOption = 5.0,
 ) -> None:
     """`faultlens serve` without the dashboard: OTLP/HTTP (POST /v1/traces, /v1/logs) and
     OTLP/gRPC into the store, live incidents, the read API and webhooks.
@@ -40,6 +49,7 @@ def collect(
         token=token,
         webhooks=tuple(webhook or ()),
         hold_down_s=hold_down,
+        confirm_s=confirm,
     )
     grpc = f", OTLP/gRPC {host}:{otlp_grpc_port}" if otlp_grpc_port else ""
     typer.echo(f"faultlens collect: OTLP/HTTP and API on {opts.url}{grpc} -> {db}")

@@ -38,6 +38,14 @@ WebhookOption = Annotated[
 HoldOption = Annotated[
     float, typer.Option("--hold-down", help="Seconds healthy before an incident resolves.")
 ]
+ConfirmOption = Annotated[
+    float,
+    typer.Option(
+        "--confirm",
+        min=0,
+        help="Seconds of data a detection must hold before it opens an incident and pages.",
+    ),
+]
 
 
 def run(opts: ServeOptions, *, name: str) -> None:
@@ -75,6 +83,7 @@ def serve(
         float, typer.Option("--refresh", min=1, help="Dashboard refresh, seconds.")
     ] = 5.0,
     hold_down: HoldOption = 30.0,
+    confirm: ConfirmOption = 5.0,
 ) -> None:
     """Receive OTLP (HTTP and gRPC) into the store, open incidents as they happen, serve
     the dashboard and the read API (/api/incidents, /api/health, ...), page webhooks.
@@ -96,6 +105,7 @@ def serve(
         webhooks=tuple(webhook or ()),
         refresh_s=refresh,
         hold_down_s=hold_down,
+        confirm_s=confirm,
     )
     grpc = f", OTLP/gRPC {host}:{otlp_grpc_port}" if otlp_grpc_port else ""
     typer.echo(

@@ -11,6 +11,11 @@ to a tracked one by the offline analysis's own merge rule (``analysis._detect.
 merge_windows`` with the same settings): what the offline analysis would merge into one
 incident is one live incident, so the two agree on what an incident is:
 
+- a detection opens an incident once it has held for ``confirm_s`` of data time (an
+  alert's "for" duration): each process's exporter sends on its own schedule (every 5 s
+  by default in the SDKs), so the newest buckets may hold one service's spans and not
+  yet another's, and what such partial data shows alone, later data can erase; a
+  detection no longer found before that is dropped without a page;
 - an incident keeps the id of its first opening (its run and the onset bucket then,
   the offline analysis's id for the same onset) for life;
 - its culprit, candidates, blast radius and isolation figures follow the evidence; a new
@@ -98,6 +103,7 @@ class LiveIncidents:
         interval_s: float = 2.0,
         window_s: float = 600.0,
         hold_down_s: float = 30.0,
+        confirm_s: float = 5.0,
         log: Callable[[str], None] = _stderr,
         settings: DetectionSettings | None = None,
     ) -> None:
@@ -108,9 +114,12 @@ class LiveIncidents:
         self.interval_s = interval_s
         self.window_ns = int(window_s * 1e9)
         self.hold_down_ns = int(hold_down_s * 1e9)
+        self.confirm_ns = int(confirm_s * 1e9)
         self.log = log
         self.lock = threading.Lock()
         self.tracked: dict[str, _Tracked] = {}
+        # Detections not yet confirmed: id -> (the tracking, the data time first seen).
+        self.pending: dict[str, tuple[_Tracked, int]] = {}
         self.as_of_ns: int | None = None  # the newest span the last cycle saw
         self.cycles = 0
         self.last_cycle_s = 0.0
@@ -192,7 +201,7 @@ class LiveIncidents:
         for event, t in events:
             self.notify({"event": event, "incident": {**t.doc, "id": t.id, "state": t.state}})
 
-    def _match(self, doc: dict[str, Any]) -> _Tracked | None:
+    def _match(self, doc: dict[str, Any], among: list[_Tracked]) -> _Tracked | None:
         """The tracked incident the offline merge rule would put this detection with: one
         that overlaps or nearly touches it, or one whose scope departed the same way (the
         same "scope (signal)") up to ``same_scope_gap_buckets`` before it (a low-rate
@@ -202,7 +211,7 @@ class LiveIncidents:
         same_gap_ns = st.same_scope_gap_buckets * st.bucket_ns
         seen = Window(doc["run"], "incident", doc["id"], doc["onset_ns"], doc["end_ns"], "")
         scopes = set(doc.get("scopes") or ())
-        for t in self.tracked.values():
+        for t in among:
             held = Window(t.run, "incident", t.id, t.onset_ns, t.end_ns, "")
             if len(merge_windows([held, seen], gap_ns=gap_ns)) == 1:
                 return t
@@ -222,12 +231,15 @@ class LiveIncidents:
             # with the widest blast radius: one fault seen as several stretches keeps one
             # culprit instead of flipping between them from cycle to cycle.
             best: dict[str, dict[str, Any]] = {}
+            pending, self.pending = self.pending, {}
             for doc in sorted(found, key=lambda d: d["onset_ns"]):
-                t = self._match(doc)
+                t = self._match(doc, list(self.tracked.values()))
                 if t is None:
                     if doc["end_ns"] < now - self.hold_down_ns:
                         continue  # over before we saw it (history the offline analysis shows)
-                    t = _Tracked(doc["id"], doc["run"], "open", doc["onset_ns"], doc["end_ns"], doc)
+                    t = self._confirmed(doc, now, pending)
+                    if t is None:
+                        continue
                     self.tracked[t.id] = t
                     events.append(("opened", t))
                 if t.state != "open":
@@ -256,6 +268,28 @@ class LiveIncidents:
                     t.state = "resolved"
                     events.append(("resolved", t))
         return events
+
+    def _confirmed(
+        self, doc: dict[str, Any], now: int, pending: dict[str, tuple[_Tracked, int]]
+    ) -> _Tracked | None:
+        """The incident this new detection opens, once it has held for ``confirm_ns`` of data
+        time; until then it waits in ``self.pending`` (what the last cycle had pending and
+        this one no longer finds is dropped: later data erased it)."""
+        held = {**pending, **self.pending}  # two detections of one cycle may match one
+        t = self._match(doc, [p for p, _ in held.values()])
+        seen = now
+        if t is not None:
+            seen = held[t.id][1]
+            pending.pop(t.id, None)
+            self.pending.pop(t.id, None)
+            t.onset_ns, t.end_ns = min(t.onset_ns, doc["onset_ns"]), max(t.end_ns, doc["end_ns"])
+            t.doc = doc
+        else:
+            t = _Tracked(doc["id"], doc["run"], "open", doc["onset_ns"], doc["end_ns"], doc)
+        if now - seen >= self.confirm_ns:
+            return t
+        self.pending[t.id] = (t, seen)
+        return None
 
     def _store(
         self, con: Any, events: list[tuple[str, _Tracked]], now: int, live: list[_Tracked]

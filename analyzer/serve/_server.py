@@ -55,6 +55,7 @@ class ServeOptions:
     interval_s: float = 2.0
     window_s: float = 600.0
     hold_down_s: float = 30.0
+    confirm_s: float = 5.0
     max_body: int = MAX_BODY
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -210,6 +211,7 @@ def serve_app(opts: ServeOptions) -> Any:
             interval_s=opts.interval_s,
             window_s=opts.window_s,
             hold_down_s=opts.hold_down_s,
+            confirm_s=opts.confirm_s,
         )
         grpc = None
         if opts.otlp_grpc_port is not None:

@@ -1,6 +1,8 @@
 """The live incident life cycle (serve/_live.py) on the detections of successive cycles:
 what the offline merge rule holds as one incident is one live incident, through the
-hold-down's resolve, with late data and with a low-rate fault's quiet gap."""
+hold-down's resolve, with late data and with a low-rate fault's quiet gap; a detection
+opens only once it has held for the confirmation time, and one that later data erases
+before then never pages."""
 
 from __future__ import annotations
 
@@ -27,10 +29,15 @@ def _doc(onset_s: int, end_s: int, scope: str = "model:fraud (errors)") -> dict:
     }
 
 
-def _live(tmp_path: Path, hold_down_s: float = 30.0) -> LiveIncidents:
+def _live(tmp_path: Path, hold_down_s: float = 30.0, confirm_s: float = 0) -> LiveIncidents:
     db = str(tmp_path / "live.duckdb")
     duckdb.connect(db).close()
-    return LiveIncidents(lambda: duckdb.connect(db), generation=lambda: 0, hold_down_s=hold_down_s)
+    return LiveIncidents(
+        lambda: duckdb.connect(db),
+        generation=lambda: 0,
+        hold_down_s=hold_down_s,
+        confirm_s=confirm_s,
+    )
 
 
 def _events(live: LiveIncidents, found: list[dict], now_s: int) -> list[tuple[str, str]]:
@@ -64,3 +71,30 @@ def test_late_data_after_the_resolve_is_taken_without_paging_again(tmp_path: Pat
     (t,) = live.tracked.values()
     assert (t.state, t.end_ns, t.doc["blast_radius"]["requests"]) == ("resolved", T0 + 25 * S, 25)
     assert "run-0" in live._grown  # stored with this cycle
+
+
+def test_a_detection_opens_once_it_has_held_and_one_later_data_erases_never_pages(
+    tmp_path: Path,
+) -> None:
+    live = _live(tmp_path, confirm_s=5)
+    # Partial data (one process's spans of the newest bucket, not yet another's) shows a
+    # departure; the next cycle, with the rest of the bucket, no longer does.
+    assert _events(live, [_doc(0, 5, scope="model:rank (errors)")], 5) == []
+    assert list(live.pending) == ["run-0"]
+    assert _events(live, [], 7) == []
+    assert live.pending == {} and live.tracked == {}
+    # A real fault: found at 20 s, still found (and wider) at 23 s and 25 s. It opens at the
+    # first cycle 5 s of data after it was first seen, with the id of its first sighting
+    # and the evidence of the newest one.
+    assert _events(live, [_doc(15, 20)], 20) == []
+    assert _events(live, [_doc(15, 23)], 23) == []
+    assert _events(live, [_doc(10, 25)], 25) == [("opened", "run-15")]
+    (t,) = live.tracked.values()
+    assert (t.onset_ns, t.end_ns, t.doc["id"]) == (T0 + 10 * S, T0 + 25 * S, "run-10")
+    assert live.pending == {}
+    # Two detections of one cycle that the merge rule holds as one wait as one.
+    lat = "model:rank (latency)"
+    found = [_doc(100, 105, scope=lat), _doc(106, 110, scope=lat)]
+    assert _events(live, found, 110) == [("resolved", "run-15")]
+    assert len(live.pending) == 1
+    assert _events(live, [_doc(100, 115, scope=lat)], 115) == [("opened", "run-100")]
