@@ -113,9 +113,8 @@ def _names(inc: dict[str, Any], culprit: dict[str, Any]) -> bool:
     which model failed (a shared process that died: the offline analysis says the same),
     the right service with no model and the faulty one among its suspect models."""
     if culprit["model"] and inc["culprit"]["model"] is None:
-        return (
-            inc["culprit"]["service"] == culprit["service"]
-            and culprit["model"] in inc.get("suspect_models", ())
+        return inc["culprit"]["service"] == culprit["service"] and culprit["model"] in inc.get(
+            "suspect_models", ()
         )
     if culprit["model"]:
         return inc["culprit"]["model"] == culprit["model"]
