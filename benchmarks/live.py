@@ -164,7 +164,8 @@ def detect_one(name: str, layout: str, *, seconds: float, workdir: Path) -> dict
 
     named = [
         i["culprit"]["model"]
-        or f"{i['culprit']['service']} (no model; suspects {', '.join(i['suspect_models'])})"
+        or f"{i['culprit']['service']} (no model"
+        + (f"; suspects {', '.join(i['suspect_models'])})" if i["suspect_models"] else ")")
         for _, incs in polls[-1:]
         for i in incs
         if _overlaps(i, fault)
