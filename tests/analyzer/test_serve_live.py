@@ -93,8 +93,10 @@ def test_scenario_streamed_live_opens_one_incident_that_resolves(tmp_path: Path)
     hold = HOLD_S * 10**9
     truth = json.loads((tmp_path / "run" / "truth.json").read_text())["fault"]
     states = {i["id"]: i["state"] for i in live["incidents"]}
-    # One of them is the fault, named by its model, holding the fault's onset.
-    (incident,) = [i for i in live["incidents"] if i["culprit"]["model"] == "fraud"]
+    # Exactly one incident: the fault, named by its model, holding the fault's onset (no
+    # other one opened on the partial data of a newest bucket, and the fault not split).
+    (incident,) = live["incidents"]
+    assert incident["culprit"]["model"] == "fraud"
     assert incident["culprit"]["service"] == "model-fraud"
     assert incident["onset_ns"] - hold <= truth["onset_ns"] <= incident["end_ns"]
     assert incident["state"] == "resolved", live
