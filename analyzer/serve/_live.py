@@ -15,7 +15,9 @@ incident is one live incident, so the two agree on what an incident is:
   alert's "for" duration): each process's exporter sends on its own schedule (every 5 s
   by default in the SDKs), so the newest buckets may hold one service's spans and not
   yet another's, and what such partial data shows alone, later data can erase; a
-  detection no longer found before that is dropped without a page;
+  detection no longer found before that is dropped without a page (with no new commit,
+  it stands once ``confirm_s`` of wall time has passed: each exporter has sent what it
+  held);
 - an incident keeps the id of its first opening (its run and the onset bucket then,
   the offline analysis's id for the same onset) for life;
 - its culprit, candidates, blast radius and isolation figures follow the evidence; a new
@@ -118,8 +120,9 @@ class LiveIncidents:
         self.log = log
         self.lock = threading.Lock()
         self.tracked: dict[str, _Tracked] = {}
-        # Detections not yet confirmed: id -> (the tracking, the data time first seen).
-        self.pending: dict[str, tuple[_Tracked, int]] = {}
+        # Detections not yet confirmed: id -> (the tracking, data and wall time first seen).
+        self.pending: dict[str, tuple[_Tracked, int, int]] = {}
+        self._last_found: list[dict[str, Any]] = []  # the last cycle's detections
         self.as_of_ns: int | None = None  # the newest span the last cycle saw
         self.cycles = 0
         self.last_cycle_s = 0.0
@@ -165,6 +168,13 @@ class LiveIncidents:
         """One detection pass over the window ending at the newest committed span."""
         generation = self.generation()
         if generation == self._seen_generation:
+            # Nothing new: every exporter has had confirm_s to send what it held, so what
+            # is pending stands as it was found (a paused system still pages its fault).
+            wall = time.monotonic_ns()
+            if self.as_of_ns is not None and any(
+                wall - w >= self.confirm_ns for _, _, w in self.pending.values()
+            ):
+                self._apply(self._last_found, self.as_of_ns)
             return
         started = time.process_time()
         if self._facts is None:
@@ -185,6 +195,16 @@ class LiveIncidents:
             window=window,
         )
         found = [i.to_dict() for i in IncidentPipeline(tables, self.settings).incidents(None)]
+        self._apply(found, now)
+        self._seen_generation = generation
+        self.as_of_ns = now
+        self._last_found = found
+        self.cycles += 1
+        self.last_update = update
+        self.last_cycle_s = time.process_time() - started
+
+    def _apply(self, found: list[dict[str, Any]], now: int) -> None:
+        """A cycle's detections into the tracked incidents: events stored, then paged."""
         con = self.cursor()
         try:
             events = self._update(found, now)
@@ -193,11 +213,6 @@ class LiveIncidents:
             self._store(con, events, now, touched)
         finally:
             con.close()
-        self._seen_generation = generation
-        self.as_of_ns = now
-        self.cycles += 1
-        self.last_update = update
-        self.last_cycle_s = time.process_time() - started
         for event, t in events:
             self.notify({"event": event, "incident": {**t.doc, "id": t.id, "state": t.state}})
 
@@ -224,7 +239,10 @@ class LiveIncidents:
                 return t
         return None
 
-    def _update(self, found: list[dict[str, Any]], now: int) -> list[tuple[str, _Tracked]]:
+    def _update(
+        self, found: list[dict[str, Any]], now: int, wall: int | None = None
+    ) -> list[tuple[str, _Tracked]]:
+        wall = time.monotonic_ns() if wall is None else wall
         events: list[tuple[str, _Tracked]] = []
         with self.lock:
             # Each tracked incident takes, of the detections it matches this cycle, the one
@@ -237,7 +255,7 @@ class LiveIncidents:
                 if t is None:
                     if doc["end_ns"] < now - self.hold_down_ns:
                         continue  # over before we saw it (history the offline analysis shows)
-                    t = self._confirmed(doc, now, pending)
+                    t = self._confirmed(doc, now, wall, pending)
                     if t is None:
                         continue
                     self.tracked[t.id] = t
@@ -270,25 +288,30 @@ class LiveIncidents:
         return events
 
     def _confirmed(
-        self, doc: dict[str, Any], now: int, pending: dict[str, tuple[_Tracked, int]]
+        self,
+        doc: dict[str, Any],
+        now: int,
+        wall: int,
+        pending: dict[str, tuple[_Tracked, int, int]],
     ) -> _Tracked | None:
         """The incident this new detection opens, once it has held for ``confirm_ns`` of data
-        time; until then it waits in ``self.pending`` (what the last cycle had pending and
-        this one no longer finds is dropped: later data erased it)."""
+        time, or of wall time with nothing new arriving to erase it (each exporter has sent
+        what it held by then); until then it waits in ``self.pending`` (what the last cycle
+        had pending and this one no longer finds is dropped: later data erased it)."""
         held = {**pending, **self.pending}  # two detections of one cycle may match one
-        t = self._match(doc, [p for p, _ in held.values()])
-        seen = now
+        t = self._match(doc, [p for p, _, _ in held.values()])
+        seen, seen_wall = now, wall
         if t is not None:
-            seen = held[t.id][1]
+            _, seen, seen_wall = held[t.id]
             pending.pop(t.id, None)
             self.pending.pop(t.id, None)
             t.onset_ns, t.end_ns = min(t.onset_ns, doc["onset_ns"]), max(t.end_ns, doc["end_ns"])
             t.doc = doc
         else:
             t = _Tracked(doc["id"], doc["run"], "open", doc["onset_ns"], doc["end_ns"], doc)
-        if now - seen >= self.confirm_ns:
+        if now - seen >= self.confirm_ns or wall - seen_wall >= self.confirm_ns:
             return t
-        self.pending[t.id] = (t, seen)
+        self.pending[t.id] = (t, seen, seen_wall)
         return None
 
     def _store(

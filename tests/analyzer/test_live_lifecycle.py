@@ -6,6 +6,7 @@ before then never pages."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
@@ -98,3 +99,36 @@ def test_a_detection_opens_once_it_has_held_and_one_later_data_erases_never_page
     assert _events(live, found, 110) == [("resolved", "run-15")]
     assert len(live.pending) == 1
     assert _events(live, [_doc(100, 115, scope=lat)], 115) == [("opened", "run-100")]
+
+
+def test_a_detection_with_nothing_new_after_it_opens_once_the_exporters_have_had_their_time(
+    tmp_path: Path,
+) -> None:
+    """A fault in the last data before traffic stops: no later data advances the data clock,
+    but once every exporter has had the confirmation time to send what it held and nothing
+    came to erase it, the detection stands."""
+    live = _live(tmp_path, confirm_s=5)
+    found = [_doc(0, 5)]
+    assert live._update(found, T0 + 5 * S, wall=0) == []
+    assert live._update(found, T0 + 5 * S, wall=4 * S) == []  # not yet: an exporter may lag
+    assert [(e, t.id) for e, t in live._update(found, T0 + 5 * S, wall=5 * S)] == [
+        ("opened", "run-0")
+    ]
+
+
+def test_the_loop_confirms_a_pending_detection_when_no_new_data_comes(tmp_path: Path) -> None:
+    db = str(tmp_path / "live.duckdb")
+    duckdb.connect(db).close()
+    pages: list[dict] = []
+    live = LiveIncidents(
+        lambda: duckdb.connect(db), generation=lambda: 7, notify=pages.append, confirm_s=5
+    )
+    found, now = [_doc(0, 5)], T0 + 5 * S
+    # The last cycle (generation 7) found it 6 s ago, wall time; no commit since.
+    assert live._update(found, now, wall=time.monotonic_ns() - 6 * S) == []
+    live._seen_generation, live.as_of_ns, live._last_found = 7, now, found
+    live.cycle()
+    assert [(p["event"], p["incident"]["id"]) for p in pages] == [("opened", "run-0")]
+    assert [h["event"] for h in live.history()] == ["opened"]
+    live.cycle()  # nothing pending now: nothing more
+    assert len(pages) == 1
