@@ -28,7 +28,7 @@ incident is one live incident, so the two agree on what an incident is:
   stretch ends within the hold-down.
 
 The clock is the data's (the newest committed span), so a replay or a paused exporter
-neither opens nor resolves anything by itself. Events (``opened``, ``culprit_changed``,
+resolves nothing by itself, and opens only what its data already showed. Events (``opened``, ``culprit_changed``,
 ``resolved``, ``reopened``) are stored in ``faultlens_incident_history`` and the latest
 state of each incident in ``faultlens_live_incidents``: both survive a restart, which
 reloads the open
