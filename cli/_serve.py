@@ -43,7 +43,8 @@ ConfirmOption = Annotated[
     typer.Option(
         "--confirm",
         min=0,
-        help="Seconds of data a detection must hold before it opens an incident and pages.",
+        help="Seconds a detection must hold (of data, or of wall time with nothing new) "
+        "before it opens an incident and pages.",
     ),
 ]
 
