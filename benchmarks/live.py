@@ -7,9 +7,10 @@ and what the dashboard costs ingest.
    read API (/api/live) is polled every 0.5 s and a local webhook sink records every
    page. Per scenario it prints the time from the fault's onset (truth.json) to the first
    incident overlapping the fault at the API, to that incident naming the right culprit
-   (the model, or the service for a fault in a service without one; for a shared process
-   that died leaving no model's evidence, the service with no model and the faulty one
-   among its suspect models, the offline analysis's answer too), and to the first
+   (the model, or the service for a fault in a service without one; where the offline
+   analysis of the same store names no model either, as for a shared process that died
+   leaving no model's evidence, the service with no model and the faulty one among its
+   suspect models), and to the first
    webhook naming it; then medians and the worst against the targets (median
    onset-to-culprit <= 15 s, worst <= 30 s, the export delay included).
 2. A detection cycle's CPU time: a store of N generated spans (``--cycle-spans``, 10M by
@@ -59,6 +60,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import _free_port, generate, receiver  # noqa: E402
 
+from faultlens.analyzer import open as open_store  # noqa: E402
 from faultlens.analyzer._settings import TimeWindow  # noqa: E402
 from faultlens.analyzer.decode._otlp_json import Decoded, decode_document  # noqa: E402
 from faultlens.analyzer.present._api import Analysis  # noqa: E402
@@ -108,11 +110,12 @@ def _overlaps(inc: dict[str, Any], fault: dict[str, Any]) -> bool:
     return inc["end_ns"] > fault["onset_ns"] and inc["onset_ns"] <= fault["end_ns"] + BUCKET_NS
 
 
-def _names(inc: dict[str, Any], culprit: dict[str, Any]) -> bool:
-    """The incident names the right culprit: its model; or, where the fault left no sign of
-    which model failed (a shared process that died: the offline analysis says the same),
-    the right service with no model and the faulty one among its suspect models."""
-    if culprit["model"] and inc["culprit"]["model"] is None:
+def _names(inc: dict[str, Any], culprit: dict[str, Any], *, undecidable: bool) -> bool:
+    """The incident names the right culprit: its model; or, where the stored data cannot
+    tell which model of a shared process failed (``undecidable``: the offline analysis of
+    the same store names no model either, e.g. a process that died), the right service with
+    no model and the faulty one among its suspect models."""
+    if undecidable and culprit["model"] and inc["culprit"]["model"] is None:
         return inc["culprit"]["service"] == culprit["service"] and culprit["model"] in inc.get(
             "suspect_models", ()
         )
@@ -157,6 +160,9 @@ def detect_one(name: str, layout: str, *, seconds: float, workdir: Path) -> dict
         _stop(proc)
         sink.shutdown()
     fault, culprit = truth["fault"], truth["culprit"]
+    offline = [i.to_dict() for i in open_store(str(db)).incidents()]
+    undecidable = any(_overlaps(i, fault) and i["culprit"]["model"] is None for i in offline)
+    names = functools.partial(_names, culprit=culprit, undecidable=undecidable)
 
     def first(seen: Any) -> float | None:
         times = [t for t, incs in seen if any(incs)]
@@ -171,16 +177,16 @@ def detect_one(name: str, layout: str, *, seconds: float, workdir: Path) -> dict
         if _overlaps(i, fault)
     ]
     return {
-        "named": ", ".join(named) or "nothing",
+        "named": (", ".join(named) or "nothing")
+        + (" (offline: no model either)" if undecidable else ""),
         "scenario": name,
         "layout": layout,
         "incident": first((t, [_overlaps(i, fault) for i in incs]) for t, incs in polls),
         "culprit": first(
-            (t, [_overlaps(i, fault) and _names(i, culprit) for i in incs]) for t, incs in polls
+            (t, [_overlaps(i, fault) and names(i) for i in incs]) for t, incs in polls
         ),
         "webhook": first(
-            (t, [_overlaps(p["incident"], fault) and _names(p["incident"], culprit)])
-            for t, p in _Sink.pages
+            (t, [_overlaps(p["incident"], fault) and names(p["incident"])]) for t, p in _Sink.pages
         ),
     }
 
