@@ -28,11 +28,11 @@ incident is one live incident, so the two agree on what an incident is:
   stretch ends within the hold-down.
 
 The clock is the data's (the newest committed span), so a replay or a paused exporter
-resolves nothing by itself, and opens only what its data already showed. Events (``opened``, ``culprit_changed``,
-``resolved``, ``reopened``) are stored in ``faultlens_incident_history`` and the latest
-state of each incident in ``faultlens_live_incidents``: both survive a restart, which
-reloads the open
-ones. Every event is also handed to ``notify`` (the webhooks).
+resolves nothing by itself, and opens only what its data already showed. Events
+(``opened``, ``culprit_changed``, ``resolved``, ``reopened``) are stored in
+``faultlens_incident_history`` and the latest state of each incident in
+``faultlens_live_incidents``: both survive a restart, which reloads the open ones.
+Every event is also handed to ``notify`` (the webhooks).
 """
 
 from __future__ import annotations
