@@ -168,8 +168,9 @@ class LiveIncidents:
         """One detection pass over the window ending at the newest committed span."""
         generation = self.generation()
         if generation == self._seen_generation:
-            # Nothing new: every exporter has had confirm_s to send what it held, so what
-            # is pending stands as it was found (a paused system still pages its fault).
+            # Nothing new since the last cycle: a detection pending for confirm_s of wall
+            # time stands as it was found (every exporter has sent what it held by then;
+            # a paused system still pages its fault).
             wall = time.monotonic_ns()
             if self.as_of_ns is not None and any(
                 wall - w >= self.confirm_ns for _, _, w in self.pending.values()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -224,6 +225,18 @@ def test_encoding_traps(tmp_path: Path) -> None:
         "Links.TraceId": ["0af7651916cd43dd8448eb211c80319d"],
         "Links.SpanId": ["00f067aa0ba902b7"],
     }
+
+
+def _ingested_span(path: Path, span: Span) -> duckdb.DuckDBPyConnection:
+    """A protobuf traces file of this one span, ingested without an error into a new store."""
+    path.write_bytes(
+        TracesData(
+            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+        ).SerializeToString()
+    )
+    con = connect(":memory:")
+    assert ingest(path, db=con).errors == ()
+    return con
 
 
 def _pb_kv(key: str, **value: object) -> KeyValue:
@@ -773,13 +786,7 @@ def test_attribute_values_at_their_limits_in_both_encodings_and_bad_ones_in_json
         name="good",
         attributes=[KeyValue(key=k, value=p) for k, _, p in good],
     )
-    (tmp_path / "values.pb").write_bytes(
-        TracesData(
-            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
-        ).SerializeToString()
-    )
-    con = connect(":memory:")
-    assert ingest(tmp_path / "values.pb", db=con).errors == ()
+    con = _ingested_span(tmp_path / "values.pb", span)
     assert con.execute(sql).fetchall() == [("good", "", stored)]
 
 
@@ -798,13 +805,7 @@ def test_protobuf_non_finite_doubles_and_a_url_template_route(tmp_path: Path) ->
             _pb_kv("url.template", string_value="/items/{id}"),
         ],
     )
-    (tmp_path / "d.pb").write_bytes(
-        TracesData(
-            resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
-        ).SerializeToString()
-    )
-    con = connect(":memory:")
-    assert ingest(tmp_path / "d.pb", db=con).errors == ()
+    con = _ingested_span(tmp_path / "d.pb", span)
     assert con.execute("SELECT SpanAttributes, HttpRoute FROM otel_traces").fetchall() == [
         (
             {
